@@ -1,0 +1,28 @@
+"""Daily dbt build (staging, marts, sync audiences, tests) as of the run's day, once its loads are in."""
+
+from datetime import timedelta
+
+from airflow.sdk import dag, task
+
+from ecrm.orchestration import DAILY, DEFAULT_ARGS, START_DATE, warehouse_url
+
+
+@dag(schedule=DAILY, start_date=START_DATE, catchup=False, default_args=DEFAULT_ARGS, max_active_runs=1,
+     tags=["ecrm", "dbt"], doc_md=__doc__)
+def build_marts():
+    @task.sensor(poke_interval=300, timeout=timedelta(hours=12), mode="reschedule")
+    def loads_done(data_interval_start=None) -> bool:
+        from ecrm.pipeline import SOURCES, stages_done
+
+        return stages_done([f"ingest_{s}" for s in SOURCES], data_interval_start.date(), warehouse_url())
+
+    @task
+    def dbt_build(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
+        from ecrm.pipeline import build_marts as build
+
+        return build(data_interval_start, data_interval_end, run_id, warehouse_url())
+
+    loads_done() >> dbt_build()
+
+
+build_marts()

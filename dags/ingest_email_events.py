@@ -1,0 +1,20 @@
+"""Daily load of the email service's events and campaigns for one UTC day into raw.* (quarantine and ledger in the warehouse)."""
+
+from airflow.sdk import dag, task
+
+from ecrm.orchestration import DAILY, DEFAULT_ARGS, START_DATE, warehouse_url
+
+
+@dag(schedule=DAILY, start_date=START_DATE, catchup=False, default_args=DEFAULT_ARGS, max_active_runs=1,
+     tags=["ecrm", "ingest"], doc_md=__doc__)
+def ingest_email_events():
+    @task
+    def load(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
+        from ecrm.pipeline import ingest_interval
+
+        return ingest_interval("email", data_interval_start, data_interval_end, run_id, warehouse_url())
+
+    load()
+
+
+ingest_email_events()

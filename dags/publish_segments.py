@@ -1,0 +1,29 @@
+"""Daily quality gate, then publish the audited audiences and push them to the mailer."""
+
+from datetime import timedelta
+
+from airflow.sdk import dag, task
+
+from ecrm.orchestration import DAILY, DEFAULT_ARGS, START_DATE, warehouse_url
+
+
+@dag(schedule=DAILY, start_date=START_DATE, catchup=False, default_args=DEFAULT_ARGS, max_active_runs=1,
+     tags=["ecrm", "publish"], doc_md=__doc__)
+def publish_segments():
+    @task.sensor(poke_interval=300, timeout=timedelta(hours=12), mode="reschedule")
+    def marts_built(data_interval_start=None) -> bool:
+        from ecrm.pipeline import stages_done
+
+        return stages_done(["build_marts"], data_interval_start.date(), warehouse_url())
+
+    # A failed gate must not be retried into success: the data, not the machine, is wrong.
+    @task(retries=0)
+    def gate_publish_push(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
+        from ecrm.pipeline import publish_segments as run
+
+        return run(data_interval_start, data_interval_end, run_id, warehouse_url())
+
+    marts_built() >> gate_publish_push()
+
+
+publish_segments()

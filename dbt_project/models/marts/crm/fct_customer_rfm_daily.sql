@@ -1,0 +1,135 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='snapshot_date',
+        on_schema_change='append_new_columns'
+    )
+}}
+-- One row per customer per snapshot_date (= run_date). Each run replaces exactly its own
+-- snapshot_date (delete+insert on snapshot_date), so reruns are idempotent and earlier days stay.
+{%- set f_thresholds = var('rfm_f_thresholds') %}
+
+with
+
+customers as (
+
+    select * from {{ ref('dim_customers') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('int_orders_as_of') }}
+
+),
+
+segment_map as (
+
+    select * from {{ ref('rfm_segment_map') }}
+
+),
+
+orders_in_window as (
+
+    select
+        customer_id,
+        count(*) as frequency,
+        sum(total_amount) as monetary
+
+    from orders
+    where
+        is_valid_order
+        and ordered_at >= {{ as_of_ts() }} - interval '{{ var("rfm_window_days") | int }} days'
+    group by customer_id
+
+),
+
+customer_activity as (
+
+    select
+        customers.customer_id,
+        customers.last_order_at,
+        customers.days_since_last_order as recency_days,
+        coalesce(orders_in_window.frequency, 0) as frequency,
+        coalesce(orders_in_window.monetary, 0)::numeric(14, 2) as monetary,
+        customers.is_holdout,
+        customers.is_contactable
+
+    from customers
+    left join orders_in_window
+        on customers.customer_id = orders_in_window.customer_id
+
+),
+
+scored as (
+
+    -- quintiles over the customers active in the window; ties broken by customer_id
+    select
+        customer_id,
+        ntile(5) over (order by recency_days desc, customer_id) as r_score,
+        case
+            when frequency >= {{ f_thresholds[4] }} then 5
+            when frequency >= {{ f_thresholds[3] }} then 4
+            when frequency >= {{ f_thresholds[2] }} then 3
+            when frequency >= {{ f_thresholds[1] }} then 2
+            else 1
+        end as f_score,
+        ntile(5) over (order by monetary asc, customer_id) as m_score
+
+    from customer_activity
+    where frequency > 0
+
+),
+
+segmented as (
+
+    select
+        customer_activity.customer_id,
+        customer_activity.recency_days,
+        customer_activity.frequency,
+        customer_activity.monetary,
+        scored.r_score,
+        scored.f_score,
+        scored.m_score,
+        customer_activity.is_holdout,
+        customer_activity.is_contactable,
+        scored.r_score::text || scored.f_score::text || scored.m_score::text as rfm_cell,
+        case
+            when customer_activity.last_order_at is null then 'Prospect'
+            -- ordered before, but not within the window: past every quintile
+            when customer_activity.frequency = 0 then 'Lost'
+            else segment_map.segment
+        end as segment
+
+    from customer_activity
+    left join scored
+        on customer_activity.customer_id = scored.customer_id
+    left join segment_map
+        on
+            scored.r_score = segment_map.r_score
+            and scored.f_score = segment_map.f_score
+
+),
+
+final as (
+
+    select
+        {{ run_date() }} as snapshot_date,
+        customer_id,
+        recency_days,
+        frequency,
+        monetary,
+        r_score,
+        f_score,
+        m_score,
+        rfm_cell,
+        segment,
+        is_holdout,
+        is_contactable
+
+    from segmented
+
+)
+
+select * from final

@@ -1,0 +1,1 @@
+"""ecrm: a daily CRM data warehouse for online shops."""

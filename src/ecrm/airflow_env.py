@@ -1,0 +1,56 @@
+"""A project-local Airflow for the demo and tests: SQLite metadata in .airflow/, DAGs from dags/.
+
+Airflow reads its configuration when first imported, so `configure()` must run before any
+`import airflow`. Running many dated DAG runs in one process (DagBag loaded once, then
+`dag.test()` per run) costs ~0.5 s a run instead of ~10 s for one `airflow dags test` process each.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+from .settings import get_settings
+
+DAG_ORDER = ("ingest_orders", "ingest_web_logs", "ingest_email_events", "build_marts", "publish_segments")
+
+
+def configure(warehouse_url: str, home: Path | None = None) -> Path:
+    root = get_settings().root
+    home = home or Path(os.environ.get("AIRFLOW_HOME", root / ".airflow"))
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+        "AIRFLOW_CONN_ECRM_WAREHOUSE": warehouse_url,
+        "ECRM_TASK_RETRIES": os.environ.get("ECRM_TASK_RETRIES", "0"),
+    })
+    if not (home / "airflow.db").exists():
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    return home
+
+
+def load_dags() -> dict:
+    from airflow import settings
+    from airflow.dag_processing.dagbag import DagBag
+
+    if settings.Session is None:
+        settings.configure_orm()
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if bag.import_errors:
+        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+    return bag.dags
+
+
+def run_day(dags: dict, dag_id: str, day: date):
+    """Run `dag_id` for the UTC day `day`; returns the DagRun (check .state)."""
+    # dag.test(logical_date=X) on a CronDataIntervalTimetable runs the interval that *ends* at X.
+    logical = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+    return dags[dag_id].test(logical_date=logical)

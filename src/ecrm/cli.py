@@ -1,0 +1,110 @@
+"""`ecrm`: the command line for engineers (warehouse, simulate, ingest, build, publish, demo)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date, timedelta
+
+from .intervals import day_interval, parse_day
+from .settings import get_settings
+
+
+def _warehouse(args) -> None:
+    from .warehouse.embedded import EmbeddedWarehouse
+
+    wh = EmbeddedWarehouse(get_settings().embedded_dir)
+    if args.action == "start":
+        print(wh.start())
+    elif args.action == "stop":
+        wh.stop()
+        print("stopped")
+    elif args.action == "status":
+        print(wh.status())
+        sys.exit(0 if wh.is_running() else 3)
+    elif args.action == "url":
+        settings = get_settings()
+        if settings.warehouse_url:
+            print(settings.warehouse_url)
+        elif wh.is_running():
+            print(wh.url())
+        else:
+            sys.exit("the embedded warehouse is not running: `ecrm warehouse start`")
+
+
+def _simulate(args) -> None:
+    from .simulate import ShopSimulator
+
+    settings = get_settings()
+    sim = ShopSimulator(landing=settings.data_dir / "landing", outbox=settings.outbox,
+                        truth=settings.data_dir / "truth", start=args.start, customers=args.customers,
+                        seed=args.seed)
+    sim.write_initial()
+    for offset in range(args.days):
+        print(json.dumps({"day": (args.start + timedelta(days=offset)).isoformat(),
+                          **sim.write_day(args.start + timedelta(days=offset))}, default=str))
+
+
+def _stage(args) -> None:
+    from . import pipeline
+
+    if args.command == "ingest" and args.initial:
+        result = pipeline.ingest_initial(args.day)
+    else:
+        start, end = day_interval(args.day)
+        if args.command == "ingest":
+            result = pipeline.ingest_interval(args.source, start, end, run_id="cli")
+        elif args.command == "build":
+            result = pipeline.build_marts(start, end, run_id="cli")
+        else:
+            result = pipeline.publish_segments(start, end, run_id="cli")
+    print(json.dumps(result, indent=2, default=str))
+
+
+def _demo(args) -> None:
+    from .demo import run_demo
+
+    run_demo(args.days, args.start, args.customers, args.seed)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="ecrm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    wh = sub.add_parser("warehouse", help="the embedded PostgreSQL warehouse")
+    wh.add_argument("action", choices=["start", "stop", "status", "url"])
+    wh.set_defaults(func=_warehouse)
+
+    default_start = date(2026, 10, 1)
+    sim = sub.add_parser("simulate", help="write a simulated shop's landing files")
+    sim.add_argument("--start", type=parse_day, default=default_start)
+    sim.add_argument("--days", type=int, default=14)
+    sim.add_argument("--customers", type=int, default=5000)
+    sim.add_argument("--seed", type=int, default=42)
+    sim.set_defaults(func=_simulate)
+
+    ing = sub.add_parser("ingest", help="load one source's files of one day (or the initial history export)")
+    ing.add_argument("source", choices=["shop", "weblogs", "email"])
+    ing.add_argument("day", type=parse_day, help="the UTC day (with --initial: the first daily day)")
+    ing.add_argument("--initial", action="store_true", help="load landing/shop/initial (history before DAY)")
+    ing.set_defaults(func=_stage)
+
+    for name, text in (("build", "dbt build as of DAY"), ("publish", "quality gate, publish and push for DAY")):
+        stage = sub.add_parser(name, help=text)
+        stage.add_argument("day", type=parse_day)
+        stage.set_defaults(func=_stage)
+
+    demo = sub.add_parser("demo", help="simulate DAYS days and run every DAG for each through Airflow")
+    demo.add_argument("--days", type=int, default=14)
+    demo.add_argument("--start", type=parse_day, default=default_start)
+    demo.add_argument("--customers", type=int, default=5000)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(func=_demo)
+
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

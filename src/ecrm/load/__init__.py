@@ -1,0 +1,1 @@
+"""Loading landing files into raw.* with a quarantine and a load ledger."""

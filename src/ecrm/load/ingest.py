@@ -1,0 +1,247 @@
+"""Load one source's files for one interval into raw.*, in one transaction.
+
+The shape of every load: checksum the files, skip what the ledger says is already loaded, stream
+each file through its parser into a temporary table with COPY (bad rows go to the quarantine with
+file, line and reason), merge into raw.* (upsert, latest version wins, or replace the interval),
+and record rows read / loaded / quarantined in ops.load_ledger. Either the whole interval lands or
+nothing does: a file-level problem (missing, empty, cut-off gzip, schema drift) rolls it all back
+and leaves a `failed` ledger row naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import partial
+
+import psycopg
+
+from ..sources import FileError, Reject, email, shop, weblogs
+from ..warehouse import apply_schema
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """One kind of landing file and how its rows reach raw.*."""
+
+    name: str                                  # ledger source, quarantine source
+    table: str                                 # raw table
+    columns: tuple[str, ...]                   # raw columns the parser fills, in order
+    parse: Callable                            # (path, interval) -> Iterator[(line, row | Reject)]
+    merge: str                                 # "upsert" | "replace_interval"
+    key: tuple[str, ...]
+    interval_column: str
+    required: bool = True
+
+
+WEB_COLUMNS = ("requested_at", "remote_addr", "remote_user", "method", "path", "query_string", "protocol",
+               "status", "bytes_sent", "referrer", "user_agent", "is_bot", "is_static", "utm_source",
+               "utm_medium", "utm_campaign", "customer_token", "order_id")
+EVENT_COLUMNS = ("event_id", "event", "email", "occurred_at", "campaign_id", "customer_id", "is_machine_open",
+                 "bounce_type", "reason", "url")
+
+
+def _csv_kind(name: str) -> FileKind:
+    spec = shop.SPECS[name]
+    return FileKind(name, name, spec.columns, partial(shop.parse_csv, spec), "upsert", spec.key,
+                    spec.timestamp_column)
+
+
+# Each source (one DAG) is a list of file kinds: (kind, file name patterns in the day's folder).
+SOURCES: dict[str, list[tuple[FileKind, tuple[str, ...]]]] = {
+    "shop": [
+        (_csv_kind("customers"), ("customers.csv", "customers.csv.gz")),
+        (_csv_kind("orders"), ("orders.csv", "orders.csv.gz")),
+        (_csv_kind("order_lines"), ("order_lines.csv", "order_lines.csv.gz")),
+    ],
+    "weblogs": [
+        (FileKind("web_logs", "web_requests", WEB_COLUMNS, weblogs.parse_access_log, "replace_interval",
+                  ("_file", "_line"), "requested_at"), ("access.log*", "*.log", "*.log.*")),
+    ],
+    "email": [
+        (FileKind("email_events", "email_events", EVENT_COLUMNS, email.parse_events, "replace_interval",
+                  ("event_id",), "occurred_at"), ("events.jsonl", "events.jsonl.gz")),
+        (FileKind("email_campaigns", "email_campaigns", ("campaign_id", "name", "sent_at", "audience", "variant"),
+                  email.parse_campaigns, "upsert", ("campaign_id",), "sent_at", required=False),
+         ("campaigns.jsonl", "campaigns.jsonl.gz")),
+    ],
+}
+
+
+@dataclass
+class FileResult:
+    source: str
+    file: str
+    status: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    extra_columns: list[str] = field(default_factory=list)
+
+
+def checksum(path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def find_files(folder, patterns: tuple[str, ...]) -> list:
+    """Files in `folder` matching any pattern, sorted by name; works for pathlib and fsspec paths."""
+    if not folder.exists():
+        return []
+    found = {p for pattern in patterns for p in folder.glob(pattern) if p.is_file()}
+    return sorted(found, key=lambda p: p.name)
+
+
+def day_folder(landing, source: str, day: date | str):
+    return landing / source / (day if isinstance(day, str) else day.isoformat())
+
+
+def ingest(conn: psycopg.Connection, source: str, folder, interval: tuple[datetime, datetime],
+           run_id: str | None = None) -> list[FileResult]:
+    """Load every file of `source` in `folder` for `interval`; returns one result per file."""
+    apply_schema(conn)
+    plan: list[tuple[FileKind, object, str, int]] = []
+    for kind, patterns in SOURCES[source]:
+        files = find_files(folder, patterns)
+        if not files and kind.required:
+            _record_failure(conn, kind.name, f"{folder}/{patterns[0]}", interval, run_id, "missing file")
+            raise FileError(f"{folder}/{patterns[0]}", "missing file: nothing was loaded for this interval")
+        for path in files:
+            digest, size = checksum(path)
+            plan.append((kind, path, digest, size))
+    results: list[FileResult] = []
+    try:
+        with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"ecrm-load-{source}",))
+            for kind in dict.fromkeys(k for k, *_ in plan):
+                files = [(p, d, s) for k, p, d, s in plan if k is kind]
+                results.extend(_load_kind(conn, kind, files, interval, run_id))
+    except FileError as exc:
+        _record_failure(conn, source, exc.file, interval, run_id, str(exc))
+        raise
+    return results
+
+
+def _load_kind(conn, kind: FileKind, files, interval, run_id) -> list[FileResult]:
+    results, todo = [], []
+    for path, digest, size in files:
+        earlier = conn.execute(
+            "select interval_start, file from ops.load_ledger where source = %s and checksum = %s "
+            "and status = 'succeeded' order by load_id desc limit 1", (kind.name, digest)).fetchone()
+        same_interval = earlier is not None and earlier[0] == interval[0]
+        todo.append((path, digest, size, earlier, same_interval))
+    changed = any(earlier is None for *_, earlier, _ in todo)
+    if kind.merge == "replace_interval" and changed:
+        # The earlier loads of this interval are superseded: their quarantine rows go with them.
+        conn.execute("delete from quarantine.rejected_rows where _load_id in (select load_id from ops.load_ledger "
+                     "where source = %s and interval_start = %s and status = 'succeeded')", (kind.name, interval[0]))
+        conn.execute("update ops.load_ledger set status = 'replaced' where source = %s and interval_start = %s "
+                     "and status = 'succeeded'", (kind.name, interval[0]))
+        conn.execute(f"delete from raw.{kind.table} where {kind.interval_column} >= %s and "
+                     f"{kind.interval_column} < %s", interval)
+    for path, digest, size, earlier, same_interval in todo:
+        # replace_interval deletes the interval's rows first, so files already loaded for this very
+        # interval are loaded again with the new ones; content seen in another interval is a duplicate.
+        if earlier is None or (kind.merge == "replace_interval" and changed and same_interval):
+            results.append(_load_file(conn, kind, path, digest, size, interval, run_id))
+        else:
+            why = f"same content as {earlier[1]}, already loaded"
+            conn.execute(
+                "insert into ops.load_ledger (source, file, file_size, checksum, interval_start, interval_end, "
+                "run_id, rows_read, rows_loaded, rows_quarantined, status, error, finished_at) "
+                "values (%s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 'skipped_duplicate', %s, now())",
+                (kind.name, str(path), size, digest, *interval, run_id, why))
+            results.append(FileResult(kind.name, str(path), "skipped_duplicate"))
+    return results
+
+
+def _load_file(conn, kind: FileKind, path, digest: str, size: int, interval, run_id) -> FileResult:
+    display = str(path)
+    load_id = conn.execute(
+        "insert into ops.load_ledger (source, file, file_size, checksum, interval_start, interval_end, run_id, "
+        "status) values (%s, %s, %s, %s, %s, %s, %s, 'running') returning load_id",
+        (kind.name, display, size, digest, *interval, run_id)).fetchone()[0]
+    staging = f"incoming_{kind.table}"
+    conn.execute(f"create temp table if not exists {staging} (like raw.{kind.table}) on commit drop")
+    conn.execute(f"truncate {staging}")
+    columns = (*kind.columns, "_file", "_line", "_load_id")
+    rejects: list[tuple[int, Reject]] = []
+    read = 0
+    extra: list[str] = []
+    parse = kind.parse(path, interval, extra_columns=extra)
+    with conn.cursor().copy(f"copy {staging} ({', '.join(columns)}) from stdin") as copy:
+        for line_no, row in _with_file_errors(parse, display):
+            read += 1
+            if isinstance(row, Reject):
+                rejects.append((line_no, row))
+            else:
+                copy.write_row((*row, display, line_no, load_id))
+    if rejects:
+        with conn.cursor().copy("copy quarantine.rejected_rows (source, _file, _line, reason, raw_text, _load_id) "
+                                "from stdin") as copy:
+            for line_no, reject in rejects:
+                copy.write_row((kind.name, display, line_no, reject.reason, reject.raw_text, load_id))
+    late_rejects = _merge(conn, kind, staging, load_id, display)
+    quarantined = len(rejects) + late_rejects
+    loaded = read - quarantined
+    conn.execute("update ops.load_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s, "
+                 "status = 'succeeded', error = %s, finished_at = now() where load_id = %s",
+                 (read, loaded, quarantined, f"extra columns ignored: {', '.join(extra)}" if extra else None,
+                  load_id))
+    log.info("%s: read %d, loaded %d, quarantined %d", display, read, loaded, quarantined)
+    return FileResult(kind.name, display, "succeeded", read, loaded, quarantined, extra)
+
+
+def _with_file_errors(rows: Iterator, display: str) -> Iterator:
+    try:
+        yield from rows
+    except FileError as exc:
+        raise FileError(display, exc.reason, exc.line) from None
+
+
+def _merge(conn, kind: FileKind, staging: str, load_id: int, display: str) -> int:
+    """Move staged rows into raw.*; returns how many were rejected at this stage (already loaded ids)."""
+    all_columns = (*kind.columns, "_file", "_line", "_load_id")
+    cols = ", ".join(all_columns)
+    if kind.table == "orders":
+        conn.execute("insert into raw.order_status_history (order_id, status, updated_at, _load_id) "
+                     f"select order_id, status, updated_at, _load_id from {staging} on conflict do nothing")
+    if kind.merge == "upsert":
+        keys = ", ".join(kind.key)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in all_columns if c not in kind.key)
+        newer = f"excluded.{kind.interval_column} >= raw.{kind.table}.{kind.interval_column}"
+        if kind.table == "email_campaigns":
+            newer = "true"
+        conn.execute(f"insert into raw.{kind.table} ({cols}) select {cols} from {staging} "
+                     f"on conflict ({keys}) do update set {updates} where {newer}")
+        return 0
+    # replace_interval: the interval's rows were deleted; ids seen in other intervals are duplicates.
+    duplicates = 0
+    if kind.key != ("_file", "_line"):
+        keys = ", ".join(kind.key)
+        duplicates = conn.execute(
+            "insert into quarantine.rejected_rows (source, _file, _line, reason, raw_text, _load_id) "
+            f"select %s, s._file, s._line, 'duplicate of an event already loaded from ' || r._file, "
+            f"s.{kind.key[0]}, %s from {staging} s join raw.{kind.table} r using ({keys})",
+            (kind.name, load_id)).rowcount
+        conn.execute(f"delete from {staging} s using raw.{kind.table} r where "
+                     + " and ".join(f"s.{k} = r.{k}" for k in kind.key))
+    conn.execute(f"insert into raw.{kind.table} ({cols}) select {cols} from {staging}")
+    return duplicates
+
+
+def _record_failure(conn, source: str, file: str, interval, run_id, error: str) -> None:
+    with conn.transaction():
+        conn.execute(
+            "insert into ops.load_ledger (source, file, file_size, checksum, interval_start, interval_end, "
+            "run_id, status, error, finished_at) values (%s, %s, 0, '', %s, %s, %s, 'failed', %s, now())",
+            (source, file, *interval, run_id, error))

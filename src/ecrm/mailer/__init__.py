@@ -1,0 +1,1 @@
+"""Publishing audited segments and pushing audiences to the mailer (ESP)."""

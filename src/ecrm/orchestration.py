@@ -1,0 +1,51 @@
+"""Airflow glue shared by the DAG files: schedule, default args, alerts, the warehouse connection.
+
+This is the only module of the package that knows Airflow; the stages themselves (ecrm.pipeline)
+do not, so they run the same from the CLI and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime, timedelta
+
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+log = logging.getLogger("ecrm.alerts")
+
+# A bare cron string would make a *trigger* timetable whose data interval is empty (Airflow 3):
+# the interval timetable gives each run the UTC day it is about.
+DAILY = CronDataIntervalTimetable("0 0 * * *", timezone="UTC")
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+WAREHOUSE_CONN_ID = "ecrm_warehouse"
+
+
+def alert_on_failure(context) -> None:
+    """Failure callback: one clear, greppable line naming the DAG, task, interval and error."""
+    ti = context.get("task_instance")
+    log.error("ECRM ALERT dag=%s task=%s interval=[%s, %s) try=%s error=%s",
+              getattr(ti, "dag_id", "?"), getattr(ti, "task_id", "?"), context.get("data_interval_start"),
+              context.get("data_interval_end"), getattr(ti, "try_number", "?"), context.get("exception"))
+
+
+DEFAULT_ARGS = {
+    "owner": "data-engineering",
+    "retries": int(os.environ.get("ECRM_TASK_RETRIES", "2")),
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=30),
+    "execution_timeout": timedelta(hours=2),
+    "on_failure_callback": alert_on_failure,
+}
+
+
+def warehouse_url() -> str | None:
+    """The `ecrm_warehouse` Airflow connection when defined, else None (settings decide)."""
+    from airflow.sdk import BaseHook
+
+    try:
+        conn = BaseHook.get_connection(WAREHOUSE_CONN_ID)
+    except Exception:  # noqa: BLE001 - Airflow raises different types for "not defined" across versions
+        return None
+    return conn.get_uri().replace("postgres://", "postgresql://", 1)

@@ -1,0 +1,106 @@
+"""The daily pipeline's stages as plain functions: DAG tasks, the CLI and tests all call these.
+
+Every function takes the run's explicit interval; none reads the clock to decide what to process.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from datetime import date, datetime
+
+from upath import UPath
+
+from . import transform
+from .intervals import day_interval, interval_day
+from .load.ingest import day_folder, ingest
+from .mailer.outbox import push_outbox
+from .mailer.publish import publish
+from .quality import gate
+from .settings import get_settings
+from .warehouse import apply_schema, connect, resolve_url
+
+log = logging.getLogger(__name__)
+SOURCES = ("shop", "weblogs", "email")
+STAGES_DDL = """
+create table if not exists ops.stage_runs (
+    stage        text not null,
+    run_date     date not null,
+    run_id       text,
+    detail       jsonb,
+    finished_at  timestamptz not null default now(),
+    primary key (stage, run_date)
+);
+"""
+
+
+def landing_root() -> UPath:
+    """The landing zone: a local folder or any fsspec URL (s3://...), from ECRM_LANDING."""
+    return UPath(get_settings().landing)
+
+
+def _mark_stage(conn, stage: str, day: date, run_id: str | None, detail: dict) -> None:
+    from psycopg.types.json import Jsonb
+
+    conn.execute(STAGES_DDL)
+    conn.execute("insert into ops.stage_runs (stage, run_date, run_id, detail) values (%s, %s, %s, %s) "
+                 "on conflict (stage, run_date) do update set run_id = excluded.run_id, detail = excluded.detail, "
+                 "finished_at = now()", (stage, day, run_id, Jsonb(detail)))
+
+
+def ingest_interval(source: str, start: datetime, end: datetime, run_id: str | None = None,
+                    url: str | None = None) -> dict:
+    """Load `source`'s files of the day [start, end) from the landing zone."""
+    day = interval_day(start, end)
+    url = url or resolve_url()
+    with connect(url) as conn:
+        results = ingest(conn, source, day_folder(landing_root(), source, day), (start, end), run_id)
+        summary = {"source": source, "day": day.isoformat(), "files": [asdict(r) for r in results]}
+        _mark_stage(conn, f"ingest_{source}", day, run_id, summary)
+    return summary
+
+
+def ingest_initial(start: date, history_days: int = 400, url: str | None = None) -> dict:
+    """One-off load of the shop's history export (landing/shop/initial) for [start - history_days, start)."""
+    from datetime import timedelta
+
+    url = url or resolve_url()
+    interval = (day_interval(start - timedelta(days=history_days))[0], day_interval(start)[0])
+    with connect(url) as conn:
+        results = ingest(conn, "shop", day_folder(landing_root(), "shop", "initial"), interval, "initial")
+    return {"source": "shop", "files": [asdict(r) for r in results]}
+
+
+def stages_done(stages: list[str], day: date, url: str | None = None) -> bool:
+    """Have all `stages` finished for `day`? (Sensors poke this instead of Airflow cross-DAG state.)"""
+    with connect(url or resolve_url()) as conn:
+        apply_schema(conn)
+        conn.execute(STAGES_DDL)
+        done = conn.execute("select count(*) from ops.stage_runs where run_date = %s and stage = any(%s)",
+                            (day, stages)).fetchone()[0]
+    return done == len(stages)
+
+
+def build_marts(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
+    day = interval_day(start, end)
+    url = url or resolve_url()
+    counts = transform.build(day, url, {"holdout_pct": get_settings().holdout_pct})
+    with connect(url) as conn:
+        _mark_stage(conn, "build_marts", day, run_id, counts)
+    return {"day": day.isoformat(), "dbt": counts}
+
+
+def publish_segments(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
+    """Quality gate, then publish and push; a failed gate raises and leaves yesterday's audiences as they are."""
+    day = interval_day(start, end)
+    url = url or resolve_url()
+    settings = get_settings()
+    with connect(url) as conn:
+        checks = gate.enforce(conn, url, day)
+        counts = publish(conn, day)
+        manifest = push_outbox(conn, day, settings.outbox)
+        detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks), "checks": len(checks),
+                  "audiences": counts, "outbox": str(settings.outbox / day.isoformat()),
+                  "manifest": manifest}
+        _mark_stage(conn, "publish_segments", day, run_id, detail)
+    return detail

@@ -1,0 +1,71 @@
+"""One settings object, read from the environment (ECRM_*), so DAGs, the CLI and tests agree.
+
+Nothing here holds a secret: credentials live in ECRM_WAREHOUSE_URL (or an Airflow connection)
+and never in the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+
+def project_root() -> Path:
+    """The repository root: ECRM_HOME, else the folder holding dbt_project/ above this file or the cwd."""
+    if os.environ.get("ECRM_HOME"):
+        return Path(os.environ["ECRM_HOME"]).resolve()
+    for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (candidate / "dbt_project").is_dir():
+            return candidate
+    return Path.cwd()
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    warehouse_url: str | None  # None: use the embedded warehouse
+    landing: str                # local folder or any fsspec URL (s3://bucket/prefix)
+    outbox: Path
+    data_dir: Path
+    mailer: str
+    holdout_pct: int
+
+    @property
+    def dbt_project_dir(self) -> Path:
+        return self.root / "dbt_project"
+
+    @property
+    def expectations_dir(self) -> Path:
+        return self.root / "expectations"
+
+    @property
+    def embedded_dir(self) -> Path:
+        return self.root / ".ecrm" / "warehouse"
+
+
+def get_settings() -> Settings:
+    root = project_root()
+    data_dir = Path(os.environ.get("ECRM_DATA_DIR", root / "data"))
+    return Settings(
+        root=root,
+        warehouse_url=os.environ.get("ECRM_WAREHOUSE_URL") or None,
+        landing=os.environ.get("ECRM_LANDING", str(data_dir / "landing")),
+        outbox=Path(os.environ.get("ECRM_OUTBOX", data_dir / "outbox")),
+        data_dir=data_dir,
+        mailer=os.environ.get("ECRM_MAILER", "outbox"),
+        holdout_pct=int(os.environ.get("ECRM_HOLDOUT_PCT", "10")),
+    )
+
+
+def dbt_env(url: str) -> dict[str, str]:
+    """Split a postgresql:// URL into the ECRM_PG_* variables that dbt_project/profiles.yml reads."""
+    parts = urlsplit(url)
+    return {
+        "ECRM_PG_HOST": parts.hostname or "127.0.0.1",
+        "ECRM_PG_PORT": str(parts.port or 5432),
+        "ECRM_PG_USER": unquote(parts.username or "postgres"),
+        "ECRM_PG_PASSWORD": unquote(parts.password or ""),
+        "ECRM_PG_DATABASE": parts.path.lstrip("/") or "postgres",
+    }

@@ -1,0 +1,24 @@
+"""Parsers for the three sources: each turns one landing file into typed rows or rejects.
+
+A parser yields `(line_number, row)` where row is a tuple in the raw table's column order, or
+`(line_number, Reject(reason, raw_text))`. Parsers never drop a line silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    reason: str
+    raw_text: str
+
+
+class FileError(Exception):
+    """The file as a whole is unusable (missing, empty, cut-off gzip, schema drift): load nothing."""
+
+    def __init__(self, file: str, reason: str, line: int | None = None) -> None:
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {reason}")
+        self.file, self.reason, self.line = file, reason, line

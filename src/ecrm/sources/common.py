@@ -1,0 +1,64 @@
+"""Shared parsing helpers: timestamps, emails, amounts, line reading with gzip and bad bytes."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+from . import FileError
+
+# Deliberately simple: one @, no spaces, a dot in the domain. RFC 5322 allows more, ESPs don't.
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+CURRENCIES = frozenset({"EUR", "USD", "GBP", "CHF", "SEK", "DKK", "NOK", "PLN", "CZK"})
+
+
+def parse_ts(text: str) -> datetime:
+    """ISO 8601 with an offset; naive timestamps are rejected rather than guessed."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp without a UTC offset: {text!r}")
+    return value.astimezone(UTC)
+
+
+def parse_amount(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"not a number: {text!r}") from None
+    if not value.is_finite():
+        raise ValueError(f"not a finite number: {text!r}")
+    if value < 0:
+        raise ValueError(f"negative amount: {text}")
+    return value
+
+
+def check_email(text: str) -> str:
+    email = text.strip()
+    if not EMAIL_RE.match(email):
+        raise ValueError(f"invalid email: {text!r}")
+    return email
+
+
+def read_lines(path, display: str) -> Iterator[tuple[int, str | None, bytes]]:
+    """Yield (line_number, text or None when not UTF-8, raw bytes) streaming, gzip by extension.
+
+    A truncated gzip raises FileError naming the file, so the caller loads nothing from it.
+    """
+    with path.open("rb") as raw:
+        stream = gzip.GzipFile(fileobj=raw) if str(path).endswith(".gz") else raw
+        buffered = io.BufferedReader(stream, buffer_size=1 << 20) if stream is not raw else raw
+        number = 0
+        try:
+            for number, line in enumerate(buffered, start=1):
+                data = line.rstrip(b"\r\n")
+                try:
+                    yield number, data.decode("utf-8"), data
+                except UnicodeDecodeError:
+                    yield number, None, data
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise FileError(display, f"corrupt or truncated gzip ({exc})", number + 1) from None

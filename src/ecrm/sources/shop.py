@@ -1,0 +1,153 @@
+"""Shop export files (CSV, optionally gzip): customers, orders and order lines.
+
+Each row is validated and typed here; the loader COPYs the good rows and quarantines the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from . import FileError, Reject
+from .common import CURRENCIES, check_email, parse_amount, parse_ts
+
+ORDER_STATUSES = frozenset({"placed", "paid", "shipped", "cancelled", "refunded"})
+
+
+@dataclass(frozen=True)
+class CsvSpec:
+    name: str                      # raw table and file stem
+    columns: tuple[str, ...]       # required header, in the raw table's column order
+    convert: Callable[[dict[str, str]], tuple]
+    timestamp_column: str          # must fall inside the load interval
+    key: tuple[str, ...]           # natural key, unique within a file
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "t", "1", "yes"):
+        return True
+    if lowered in ("false", "f", "0", "no"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _required(text: str, column: str) -> str:
+    if not text.strip():
+        raise ValueError(f"empty {column}")
+    return text.strip()
+
+
+def _customer(r: dict[str, str]) -> tuple:
+    return (_required(r["customer_id"], "customer_id"), check_email(r["email"]), r["first_name"] or None,
+            r["country"] or None, parse_ts(r["signed_up_at"]), parse_ts(r["updated_at"]),
+            _bool(r["accepts_marketing"]))
+
+
+def _order(r: dict[str, str]) -> tuple:
+    status = r["status"].strip().lower()
+    if status not in ORDER_STATUSES:
+        raise ValueError(f"unknown status: {r['status']!r}")
+    currency = r["currency"].strip().upper()
+    if currency not in CURRENCIES:
+        raise ValueError(f"unknown currency: {r['currency']!r}")
+    return (_required(r["order_id"], "order_id"), _required(r["customer_id"], "customer_id"),
+            check_email(r["email"]), parse_ts(r["created_at"]), parse_ts(r["updated_at"]), status,
+            currency, parse_amount(r["total_amount"]), parse_amount(r["discount_amount"]),
+            r["coupon_code"].strip() or None)
+
+
+def _order_line(r: dict[str, str]) -> tuple:
+    quantity = int(r["quantity"])
+    if quantity <= 0:
+        raise ValueError(f"quantity must be positive: {quantity}")
+    return (_required(r["order_id"], "order_id"), int(r["line_number"]), _required(r["product_id"], "product_id"),
+            r["product_name"], _required(r["category"], "category"), quantity,
+            parse_amount(r["unit_price"]), parse_amount(r["discount_amount"]), parse_ts(r["updated_at"]))
+
+
+SPECS = {
+    "customers": CsvSpec("customers", ("customer_id", "email", "first_name", "country", "signed_up_at",
+                                       "updated_at", "accepts_marketing"), _customer, "updated_at",
+                         ("customer_id",)),
+    "orders": CsvSpec("orders", ("order_id", "customer_id", "email", "created_at", "updated_at", "status",
+                                 "currency", "total_amount", "discount_amount", "coupon_code"), _order,
+                      "updated_at", ("order_id",)),
+    "order_lines": CsvSpec("order_lines", ("order_id", "line_number", "product_id", "product_name", "category",
+                                           "quantity", "unit_price", "discount_amount", "updated_at"),
+                           _order_line, "updated_at", ("order_id", "line_number")),
+}
+
+
+def _decoded_lines(path) -> Iterator[str]:
+    """Lines decoded with surrogateescape, so non-UTF-8 bytes survive to be detected per row."""
+    with path.open("rb") as raw:
+        stream = gzip.GzipFile(fileobj=raw) if str(path).endswith(".gz") else raw
+        try:
+            for line in stream:
+                yield line.decode("utf-8", errors="surrogateescape")
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise FileError(str(path), f"corrupt or truncated gzip ({exc})") from None
+
+
+def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
+              extra_columns: list[str] | None = None) -> Iterator[tuple[int, tuple | Reject]]:
+    """Yield (line, typed row | Reject). Header problems raise FileError (schema drift)."""
+    reader = csv.reader(_decoded_lines(path), strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise FileError(str(path), "empty file: no header row") from None
+    except csv.Error as exc:
+        raise FileError(str(path), f"unreadable header: {exc}", 1) from None
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    missing = [c for c in spec.columns if c not in header]
+    if missing:
+        raise FileError(str(path), f"schema drift: missing column(s) {', '.join(missing)}", 1)
+    if extra_columns is not None:
+        extra_columns.extend(c for c in header if c not in spec.columns)
+    positions = [header.index(c) for c in spec.columns]
+    width = len(header)
+    start, end = interval
+    ts_index = spec.columns.index(spec.timestamp_column)
+    seen: set[tuple] = set()
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield reader.line_num, Reject(f"malformed CSV: {exc}", "")
+            continue
+        line_no = reader.line_num
+        raw_text = ",".join(fields)
+        if not fields:
+            yield line_no, Reject("empty line", "")
+            continue
+        if any("\udc80" <= ch <= "\udcff" for field in fields for ch in field):
+            yield line_no, Reject("non-UTF-8 bytes", raw_text.encode("utf-8", "replace").decode())
+            continue
+        if len(fields) != width:
+            yield line_no, Reject(f"expected {width} fields, got {len(fields)} (truncated line?)", raw_text)
+            continue
+        try:
+            row = spec.convert({c: fields[p] for c, p in zip(spec.columns, positions, strict=True)})
+        except (ValueError, KeyError) as exc:
+            yield line_no, Reject(str(exc), raw_text)
+            continue
+        stamp = row[ts_index]
+        if not (start <= stamp < end):
+            yield line_no, Reject(f"{spec.timestamp_column} {stamp.isoformat()} outside the load interval "
+                                  f"[{start.isoformat()}, {end.isoformat()})", raw_text)
+            continue
+        key = tuple(row[spec.columns.index(k)] for k in spec.key)
+        if key in seen:
+            yield line_no, Reject(f"duplicate {'/'.join(spec.key)} {key} within the file", raw_text)
+            continue
+        seen.add(key)
+        yield line_no, row
+

@@ -1,0 +1,108 @@
+"""nginx/Apache combined-format access logs: parse, flag bots and static assets, pull utm and tokens.
+
+Bots are flagged with the maintained `crawlerdetect` library (its patterns track new crawlers);
+results are cached per user agent because a day's log repeats a few thousand agents.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
+from urllib.parse import parse_qs
+
+from crawlerdetect import CrawlerDetect
+
+from . import Reject
+from .common import read_lines
+
+COMBINED = re.compile(
+    r'^(?P<addr>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] '
+    r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) (?P<bytes>\d+|-)'
+    r'(?: "(?P<referrer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?'
+)
+MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
+STATIC_SUFFIXES = (".css", ".js", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".woff", ".woff2",
+                   ".webp", ".map", ".ttf")
+_detector = CrawlerDetect()
+
+
+@lru_cache(maxsize=65536)
+def is_bot(user_agent: str | None) -> bool:
+    if not user_agent:
+        return True  # real browsers always send one
+    return bool(_detector.isCrawler(user_agent))
+
+
+@lru_cache(maxsize=4096)
+def _offset(text: str) -> timezone:
+    sign = -1 if text[0] == "-" else 1
+    return timezone(sign * timedelta(hours=int(text[1:3]), minutes=int(text[3:5])))
+
+
+def parse_log_time(text: str) -> datetime:
+    """`01/Oct/2026:13:05:22 +0000`, about 4x faster than strptime."""
+    day, month, rest = text.split("/", 2)
+    year, hh, mm, ss_zone = rest.split(":", 3)
+    ss, zone = ss_zone.split(" ")
+    local = datetime(int(year), MONTHS[month], int(day), int(hh), int(mm), int(ss), tzinfo=_offset(zone))
+    return local.astimezone(UTC)
+
+
+def _unescape(text: str | None) -> str | None:
+    if text is None or text == "-":
+        return None
+    return text.replace('\\"', '"').replace("\\\\", "\\") if "\\" in text else text
+
+
+def parse_line(text: str, interval: tuple[datetime, datetime]) -> tuple | str:
+    """A typed row (without the file columns) or the reason the line is rejected."""
+    match = COMBINED.match(text)
+    if not match:
+        return "not a combined-format log line"
+    try:
+        requested_at = parse_log_time(match["time"])
+    except (ValueError, KeyError):
+        return f"bad timestamp {match['time']!r}"
+    if not (interval[0] <= requested_at < interval[1]):
+        return f"timestamp {requested_at.isoformat()} outside the load interval"
+    request = _unescape(match["request"]) or ""
+    parts = request.split(" ")
+    if len(parts) == 3:
+        method, target, protocol = parts
+    elif len(parts) == 1 and parts[0]:
+        method, target, protocol = None, parts[0], None  # HTTP/0.9 or a garbage probe
+    else:
+        method, target, protocol = (parts[0] if parts else None), (parts[1] if len(parts) > 1 else "-"), None
+    path, _, query = target.partition("?")
+    params = parse_qs(query, keep_blank_values=False) if query else {}
+    lowered = path.lower()
+    agent = _unescape(match["agent"])
+    user = match["user"]
+    return (
+        requested_at, match["addr"], None if user == "-" else user, method, path, query or None, protocol,
+        int(match["status"]), None if match["bytes"] == "-" else int(match["bytes"]),
+        _unescape(match["referrer"]), agent, is_bot(agent),
+        lowered.startswith("/static/") or lowered.endswith(STATIC_SUFFIXES),
+        _first(params, "utm_source"), _first(params, "utm_medium"), _first(params, "utm_campaign"),
+        _first(params, "ct"), _first(params, "order") if path == "/checkout/complete" else None,
+    )
+
+
+def _first(params: dict[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    return values[0] if values else None
+
+
+def parse_access_log(path, interval: tuple[datetime, datetime], extra_columns=None) -> Iterator[tuple[int, tuple | Reject]]:
+    for line_no, text, raw in read_lines(path, str(path)):
+        if text is None:
+            yield line_no, Reject("non-UTF-8 bytes", raw.decode("utf-8", "replace"))
+            continue
+        if not text.strip():
+            yield line_no, Reject("empty line", "")
+            continue
+        parsed = parse_line(text, interval)
+        yield line_no, Reject(parsed, text) if isinstance(parsed, str) else parsed

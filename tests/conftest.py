@@ -1,0 +1,49 @@
+"""Shared fixtures: one embedded PostgreSQL per test session (never a server started by hand),
+a fresh database per test that needs isolation, and a project-local Airflow in a temp folder."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+# Airflow reads its configuration at first import: point it at a throwaway home before any test
+# imports it, so tests never touch ~/airflow or the developer's .airflow/.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ecrm-test-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ.pop("ECRM_WAREHOUSE_URL", None)  # tests use their own server, never a configured one
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def warehouse(tmp_path_factory):
+    from ecrm.warehouse.embedded import EmbeddedWarehouse
+
+    wh = EmbeddedWarehouse(tmp_path_factory.mktemp("warehouse"))
+    wh.start()
+    yield wh
+    wh.stop()
+
+
+@pytest.fixture
+def db_url(warehouse) -> str:
+    """A new, empty database on the session's server."""
+    return warehouse.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def conn(db_url):
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture(scope="session")
+def airflow_home() -> Path:
+    return _AIRFLOW_HOME

@@ -1,0 +1,141 @@
+"""Loading landing files: typed rows in raw.*, bad rows quarantined with file, line and reason,
+the ledger reconciles, reruns and duplicate deliveries change nothing, file errors load nothing."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import date
+
+import pytest
+
+from ecrm.intervals import day_interval
+from ecrm.load.ingest import ingest
+from ecrm.sources import FileError
+
+DAY = date(2026, 10, 1)
+INTERVAL = day_interval(DAY)
+CUSTOMERS_HEADER = "customer_id,email,first_name,country,signed_up_at,updated_at,accepts_marketing\n"
+ORDERS_HEADER = ("order_id,customer_id,email,created_at,updated_at,status,currency,total_amount,"
+                 "discount_amount,coupon_code\n")
+LINES_HEADER = "order_id,line_number,product_id,product_name,category,quantity,unit_price,discount_amount,updated_at\n"
+TS = "2026-10-01T10:00:00+00:00"
+
+
+def write_shop(folder, orders: str, customers: str = "", lines: str = ""):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "customers.csv").write_text(CUSTOMERS_HEADER + customers)
+    (folder / "orders.csv").write_text(ORDERS_HEADER + orders)
+    (folder / "order_lines.csv").write_text(LINES_HEADER + lines)
+    return folder
+
+
+def ledger(conn):
+    return conn.execute("select source, status, rows_read, rows_loaded, rows_quarantined from ops.load_ledger "
+                        "order by load_id").fetchall()
+
+
+def quarantine(conn):
+    return conn.execute("select source, _file, _line, reason from quarantine.rejected_rows order by _line").fetchall()
+
+
+def test_bad_orders_are_quarantined_with_file_line_and_reason(conn, tmp_path):
+    folder = write_shop(tmp_path / "shop", orders=(
+        f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,10.00,0.00,\n"                        # line 2: good
+        f"o-2,c-1,a@example.com,{TS},2026-10-02T10:00:00+00:00,paid,EUR,1.00,0.00,\n"    # 3: outside interval
+        f"o-3,c-1,a@example.com,{TS},{TS},paid,EUR,-10.00,0.00,\n"                       # 4: negative
+        f"o-4,c-1,a@example.com,{TS},{TS},paid,XYZ,10.00,0.00,\n"                        # 5: currency
+        f"o-5,c-1,not-an-email,{TS},{TS},paid,EUR,10.00,0.00,\n"                         # 6: email
+        f"o-6,c-1,a@example.com,yesterday,{TS},paid,EUR,10.00,0.00,\n"                   # 7: timestamp
+        f"o-7,c-1,a@example.com,{TS},{TS},paid,EUR,abc,0.00,\n"                          # 8: not numeric
+        f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,10.00,0.00,\n"                        # 9: duplicate key
+        "o-8,c-1,a@example.com,2026-10-01T10:00\n"))                                     # 10: truncated
+    results = ingest(conn, "shop", folder, INTERVAL, "test")
+    orders = next(r for r in results if r.source == "orders")
+    assert (orders.rows_read, orders.rows_loaded, orders.rows_quarantined) == (9, 1, 8)
+    reasons = {line: reason for _, _, line, reason in quarantine(conn)}
+    assert "outside the load interval" in reasons[3]
+    assert "negative amount" in reasons[4]
+    assert "unknown currency" in reasons[5]
+    assert "invalid email" in reasons[6]
+    assert "Invalid isoformat" in reasons[7] or "isoformat" in reasons[7].lower()
+    assert "not a number" in reasons[8]
+    assert "duplicate" in reasons[9]
+    assert "truncated" in reasons[10]
+    assert all(file.endswith("orders.csv") for _, file, _, _ in quarantine(conn))
+    assert conn.execute("select order_id, total_amount from raw.orders").fetchall() == [("o-1", 10)]
+
+
+def test_rows_read_equals_loaded_plus_quarantined(conn, tmp_path):
+    folder = write_shop(tmp_path / "shop", orders=f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,10.00,0.00,\nbroken\n",
+                        customers=f"c-1,a@example.com,Ann,DE,{TS},{TS},true\n")
+    ingest(conn, "shop", folder, INTERVAL)
+    for source, _status, read, loaded, quarantined in ledger(conn):
+        assert read == loaded + quarantined, source
+    assert conn.execute("select count(*) from quarantine.rejected_rows").fetchone()[0] == 1
+
+
+def test_rerun_and_duplicate_delivery_load_once(conn, tmp_path):
+    orders = f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,10.00,0.00,\n"
+    folder = write_shop(tmp_path / "a", orders=orders)
+    ingest(conn, "shop", folder, INTERVAL)
+    before = conn.execute("select * from raw.orders").fetchall()
+    ingest(conn, "shop", folder, INTERVAL)                              # rerun of the interval
+    ingest(conn, "shop", write_shop(tmp_path / "b", orders=orders), INTERVAL)  # same file delivered twice
+    assert conn.execute("select * from raw.orders").fetchall() == before
+    statuses = [status for source, status, *_ in ledger(conn) if source == "orders"]
+    assert statuses == ["succeeded", "skipped_duplicate", "skipped_duplicate"]
+
+
+def test_latest_order_version_wins_and_history_is_kept(conn, tmp_path):
+    ingest(conn, "shop", write_shop(tmp_path / "d1", orders=f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,10.00,0.00,\n"),
+           INTERVAL)
+    refund = "2026-10-02T09:00:00+00:00"
+    ingest(conn, "shop", write_shop(tmp_path / "d2", orders=f"o-1,c-1,a@example.com,{TS},{refund},refunded,EUR,10.00,0.00,\n"),
+           day_interval(date(2026, 10, 2)))
+    assert conn.execute("select status from raw.orders").fetchall() == [("refunded",)]
+    history = conn.execute("select status from raw.order_status_history order by updated_at").fetchall()
+    assert history == [("paid",), ("refunded",)]
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "drift", "cut_gzip"])
+def test_file_level_errors_load_nothing_and_name_the_file(conn, tmp_path, case):
+    folder = write_shop(tmp_path / "shop", orders=f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,10.00,0.00,\n",
+                        customers=f"c-1,a@example.com,Ann,DE,{TS},{TS},true\n")
+    bad = folder / "order_lines.csv"
+    if case == "missing":
+        bad.unlink()
+    elif case == "empty":
+        bad.write_text("")
+    elif case == "drift":
+        bad.write_text(LINES_HEADER.replace(",category", "") + f"o-1,1,p-1,Mug,1,10.00,0.00,{TS}\n")
+    elif case == "cut_gzip":
+        bad.unlink()
+        data = gzip.compress((LINES_HEADER + f"o-1,1,p-1,Mug,Kitchen,1,10.00,0.00,{TS}\n" * 2000).encode())
+        (folder / "order_lines.csv.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(FileError) as error:
+        ingest(conn, "shop", folder, INTERVAL)
+    assert "order_lines.csv" in str(error.value)
+    # Nothing from the interval landed, not even the good files: no partial load.
+    assert conn.execute("select count(*) from raw.orders").fetchone()[0] == 0
+    assert conn.execute("select count(*) from raw.customers").fetchone()[0] == 0
+    failed = conn.execute("select file, error from ops.load_ledger where status = 'failed'").fetchall()
+    assert len(failed) == 1 and "order_lines.csv" in failed[0][0]
+
+
+def test_non_utf8_line_is_quarantined(conn, tmp_path):
+    folder = write_shop(tmp_path / "shop", orders="")
+    (folder / "orders.csv").write_bytes(ORDERS_HEADER.encode() +
+                                        f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,10.00,0.00,caf\xe9\n".encode("latin-1"))
+    ingest(conn, "shop", folder, INTERVAL)
+    assert quarantine(conn)[0][3] == "non-UTF-8 bytes"
+
+
+def test_web_log_interval_is_replaced_on_changed_file(conn, tmp_path):
+    folder = tmp_path / "weblogs"
+    folder.mkdir()
+    line = '203.0.113.7 - - [01/Oct/2026:13:05:22 +0000] "GET /p/{n} HTTP/1.1" 200 512 "-" "Mozilla/5.0 (X11)"\n'
+    (folder / "access.log").write_text(line.format(n=1) + line.format(n=2))
+    ingest(conn, "weblogs", folder, INTERVAL)
+    (folder / "access.log").write_text(line.format(n=3))   # a corrected redelivery
+    ingest(conn, "weblogs", folder, INTERVAL)
+    assert conn.execute("select path from raw.web_requests").fetchall() == [("/p/3",)]
