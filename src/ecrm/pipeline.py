@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from upath import UPath
 
@@ -22,6 +22,7 @@ from .warehouse import apply_schema, connect, resolve_url
 
 log = logging.getLogger(__name__)
 SOURCES = ("shop", "weblogs", "email")
+HISTORY_BEGINS = datetime(1970, 1, 1, tzinfo=UTC)
 STAGES_DDL = """
 create table if not exists ops.stage_runs (
     stage        text not null,
@@ -60,12 +61,10 @@ def ingest_interval(source: str, start: datetime, end: datetime, run_id: str | N
     return summary
 
 
-def ingest_initial(start: date, history_days: int = 400, url: str | None = None) -> dict:
-    """One-off load of the shop's history export (landing/shop/initial) for [start - history_days, start)."""
-    from datetime import timedelta
-
+def ingest_initial(start: date, url: str | None = None) -> dict:
+    """One-off load of the shop's history export (landing/shop/initial): everything before `start`."""
     url = url or resolve_url()
-    interval = (day_interval(start - timedelta(days=history_days))[0], day_interval(start)[0])
+    interval = (HISTORY_BEGINS, day_interval(start)[0])
     with connect(url) as conn:
         results = ingest(conn, "shop", day_folder(landing_root(), "shop", "initial"), interval, "initial")
     return {"source": "shop", "files": [asdict(r) for r in results]}

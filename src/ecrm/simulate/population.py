@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import unicodedata
 from bisect import bisect
-from itertools import accumulate
 from dataclasses import dataclass
 from datetime import date
+from itertools import accumulate
 
 import numpy as np
 

@@ -68,9 +68,9 @@ member_conversions as (
         on
             holdout_members.customer_id = orders.customer_id
             and orders.is_valid_order
-            and orders.ordered_at >= holdout_members.sent_at
-            and orders.ordered_at
-            < holdout_members.sent_at + interval '{{ var("attribution_window_days") | int }} days'
+            and holdout_members.sent_at <= orders.ordered_at
+            and holdout_members.sent_at + interval '{{ var("attribution_window_days") | int }} days'
+            > orders.ordered_at
     group by holdout_members.campaign_id, holdout_members.customer_id
 
 ),

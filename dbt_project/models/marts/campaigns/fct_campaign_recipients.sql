@@ -120,9 +120,9 @@ attributed_orders as (
         on
             recipients.customer_id = orders.customer_id
             and orders.is_valid_order
-            and orders.ordered_at >= recipients.sent_at
-            and orders.ordered_at
-            < recipients.sent_at + interval '{{ var("attribution_window_days") | int }} days'
+            and recipients.sent_at <= orders.ordered_at
+            and recipients.sent_at + interval '{{ var("attribution_window_days") | int }} days'
+            > orders.ordered_at
     group by recipients.campaign_recipient_id
 
 ),

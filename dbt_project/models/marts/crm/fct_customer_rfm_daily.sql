@@ -9,6 +9,9 @@
 -- One row per customer per snapshot_date (= run_date). Each run replaces exactly its own
 -- snapshot_date (delete+insert on snapshot_date), so reruns are idempotent and earlier days stay.
 {%- set f_thresholds = var('rfm_f_thresholds') %}
+{%- if execute and (f_thresholds | length) != 5 %}
+    {{ exceptions.raise_compiler_error("var 'rfm_f_thresholds' needs 5 ascending order counts, e.g. [1, 2, 3, 5, 8]") }}
+{%- endif %}
 
 with
 
@@ -67,15 +70,15 @@ scored as (
     -- quintiles over the customers active in the window; ties broken by customer_id
     select
         customer_id,
-        ntile(5) over (order by recency_days desc, customer_id) as r_score,
+        ntile(5) over (order by recency_days desc, customer_id asc) as r_score,
         case
-            when frequency >= {{ f_thresholds[4] }} then 5
-            when frequency >= {{ f_thresholds[3] }} then 4
-            when frequency >= {{ f_thresholds[2] }} then 3
-            when frequency >= {{ f_thresholds[1] }} then 2
+            when frequency >= {{ f_thresholds[4] | int }} then 5
+            when frequency >= {{ f_thresholds[3] | int }} then 4
+            when frequency >= {{ f_thresholds[2] | int }} then 3
+            when frequency >= {{ f_thresholds[1] | int }} then 2
             else 1
         end as f_score,
-        ntile(5) over (order by monetary asc, customer_id) as m_score
+        ntile(5) over (order by monetary asc, customer_id asc) as m_score
 
     from customer_activity
     where frequency > 0

@@ -1,0 +1,232 @@
+"""ShopSimulator: writes the landing zone of a small online shop, one day at a time.
+
+Nothing is carried from one call to the next except pure caches: every file is a function of
+(seed, customers, start, day) and of the outbox folders the warehouse wrote for earlier days, so
+rerunning a day, or running it in a fresh process, gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import date
+from pathlib import Path
+
+from . import campaigns as cmp
+from .catalog import Catalog
+from .common import SECONDS_PER_DAY, Stream, add_days, day_start, n_malformed, py_rng, write_atomic
+from .population import Population, customer_number, identity
+from .shop import (
+    CUSTOMER_COLUMNS,
+    LINE_COLUMNS,
+    ORDER_COLUMNS,
+    Order,
+    Treatment,
+    customer_row,
+    day_order_rows,
+    follow_up_days,
+    history_order_rows,
+    insert_lines,
+    malformed_order_lines,
+    orders_for_day,
+    render_csv,
+)
+from .truth import EFFECT_DAYS, campaign_truth, update_truth
+from .weblogs import ANONYMOUS_SESSIONS, SHOP_URL, Click, access_log
+
+HISTORY_DAYS = 365
+DEFAULT_DAILY_UPLIFT = 0.006  # ~4 percentage points more 7-day conversion for delivered recipients
+CACHE_DAYS = 32
+FILES = ("customers", "orders", "order_lines", "access_log", "events", "campaigns")
+
+
+class ShopSimulator:
+    """Deterministic shop + web + ESP simulator writing the files described in docs/formats.md."""
+
+    def __init__(self, landing: Path, outbox: Path, truth: Path, start: date, customers: int = 5000,
+                 seed: int = 42, *, daily_uplift: float = DEFAULT_DAILY_UPLIFT,
+                 signups_per_day: float | None = None, orders_per_day: float | None = None) -> None:
+        """Sign-ups, orders and anonymous traffic default to 10, 30 and 1,400 a day per 5,000
+        customers, so a smaller shop keeps realistic per-customer rates."""
+        self.landing, self.outbox, self.truth = Path(landing), Path(outbox), Path(truth)
+        self.start, self.seed, self.daily_uplift = start, seed, daily_uplift
+        self.epoch = add_days(start, -HISTORY_DAYS)
+        size = customers / 5000
+        self.anonymous_sessions = ANONYMOUS_SESSIONS * size
+        self.population = Population(seed, start, customers, signups_per_day or 10.0 * size,
+                                     orders_per_day or 30.0 * size)
+        self.catalog = Catalog(seed)
+        self._product_ids = [p.product_id for p in self.catalog.products]
+        self._orders: OrderedDict[tuple, list[Order]] = OrderedDict()
+        self._runs: OrderedDict[tuple, cmp.CampaignRun | None] = OrderedDict()
+
+    # -- campaigns ---------------------------------------------------------------------------------
+    def _outbox_fingerprint(self, send_day: date) -> tuple:
+        """Identifies the outbox a campaign is built from, so caches notice a rewritten outbox."""
+        if send_day <= self.start or not cmp.is_send_day(self.start, send_day):
+            return ()
+        folder = self.outbox / add_days(send_day, -1).isoformat()
+        if not (folder / "manifest.json").is_file():
+            return ()
+        return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir()))
+
+    def campaign(self, send_day: date) -> cmp.CampaignRun | None:
+        """The campaign sent on `send_day` with all its events, or None (no send / no outbox)."""
+        fingerprint = self._outbox_fingerprint(send_day)
+        if not fingerprint:
+            return None
+        key = (send_day, fingerprint)
+        if key not in self._runs:
+            plan = cmp.plan_campaign(self.seed, self.start, self.outbox, send_day, self._product_ids)
+            self._runs[key] = cmp.run_campaign(self.seed, plan) if plan else None
+            _trim(self._runs)
+        return self._runs[key]
+
+    def _treatment(self, day: date) -> Treatment:
+        """Delivered recipients of campaigns sent in the last 7 days (including today)."""
+        earliest: dict[int, int] = {}
+        for k in range(EFFECT_DAYS):
+            run = self.campaign(add_days(day, -k))
+            for cid, delivered_ts in (run.delivered.items() if run else ()):
+                number = customer_number(cid)
+                if number:  # today, the email has to arrive before the order it causes
+                    earliest[number] = delivered_ts + 300 if k == 0 else day_start(day)
+        return Treatment(self.daily_uplift, earliest)
+
+    # -- orders --------------------------------------------------------------------------------------
+    def orders(self, day: date) -> list[Order]:
+        """Orders created on `day` (history days included), regenerated on demand."""
+        if day < self.epoch:
+            return []
+        key = (day, tuple(self._outbox_fingerprint(add_days(day, -k)) for k in range(EFFECT_DAYS)))
+        if key not in self._orders:
+            treatment = self._treatment(day) if day >= self.start else Treatment()
+            self._orders[key] = orders_for_day(self.seed, day, self.epoch, self.population, self.catalog,
+                                               treatment)
+            _trim(self._orders)
+        return self._orders[key]
+
+    # -- initial export ------------------------------------------------------------------------------
+    def write_initial(self) -> dict:
+        """landing/shop/initial/: customers, and 365 days of orders with their status at start."""
+        cutoff = day_start(self.start)
+        history: list[Order] = []
+        for k in range(HISTORY_DAYS):
+            history.extend(self.orders(add_days(self.epoch, k)))
+        order_rows = history_order_rows(history, cutoff)
+        line_rows = [row for order in history for row in order.line_rows()]
+        rng = py_rng(self.seed, self.start, Stream.MALFORMED, "initial-orders")
+        bad = malformed_order_lines(rng, history, n_malformed(len(order_rows)), 0)
+        orders_text = _with_bad_lines(rng, ORDER_COLUMNS, order_rows, bad)
+        customers_text = render_csv(self._initial_customer_rows(cutoff), CUSTOMER_COLUMNS)
+        folder = self.landing / "shop" / "initial"
+        write_atomic(folder / "customers.csv", customers_text.encode())
+        write_atomic(folder / "orders.csv", orders_text.encode())
+        write_atomic(folder / "order_lines.csv", render_csv(line_rows, LINE_COLUMNS).encode())
+        return {"customers": len(self.population.initial_batch), "orders": len(order_rows) + len(bad),
+                "order_lines": len(line_rows),
+                "malformed": {"customers": 0, "orders": len(bad), "order_lines": 0}}
+
+    def _initial_customer_rows(self, cutoff: int) -> list[list[str]]:
+        """Every customer at start; some profiles were edited after sign-up."""
+        rng = py_rng(self.seed, self.start, Stream.CUSTOMER_UPDATES, "initial")
+        batch = self.population.initial_batch
+        rows = []
+        for row in range(len(batch)):
+            c = identity(batch, row)
+            updated = c.signup_ts + rng.randint(0, cutoff - 1 - c.signup_ts) if rng.random() < 0.3 else c.signup_ts
+            rows.append(customer_row(c, updated, c.accepts_marketing))
+        return rows
+
+    # -- one day -------------------------------------------------------------------------------------
+    def write_day(self, day: date) -> dict:
+        """Write every landing file of `day` and return counts per file (malformed included)."""
+        if day < self.start:
+            raise ValueError(f"{day} is before the simulation start {self.start}; see write_initial()")
+        today = self.orders(day)
+        earlier = [o for d in follow_up_days(day) for o in self.orders(d)]
+        events = self._events_of(day)
+        run = self.campaign(day)
+        counts: dict[str, int] = {}
+        bad: dict[str, int] = dict.fromkeys(FILES, 0)
+        texts: dict[str, str] = {}
+
+        rows = day_order_rows(day, today, earlier)
+        rng = py_rng(self.seed, day, Stream.MALFORMED, "orders")
+        bad_rows = malformed_order_lines(rng, today or earlier, n_malformed(len(rows)), day.toordinal())
+        texts["orders"] = _with_bad_lines(rng, ORDER_COLUMNS, rows, bad_rows)
+        counts["orders"], bad["orders"] = len(rows) + len(bad_rows), len(bad_rows)
+        line_rows = [row for order in today for row in order.line_rows()]
+        texts["order_lines"], counts["order_lines"] = render_csv(line_rows, LINE_COLUMNS), len(line_rows)
+        customer_rows = self._customer_rows(day, events)
+        texts["customers"], counts["customers"] = render_csv(customer_rows, CUSTOMER_COLUMNS), len(customer_rows)
+
+        rng = py_rng(self.seed, day, Stream.MALFORMED, "events")
+        bad_events = cmp.malformed_event_lines(rng, self.seed, day, events, n_malformed(len(events)))
+        event_lines = insert_lines(rng, [cmp.event_json(e) for e in events], bad_events)
+        texts["events"] = "".join(f"{line}\n" for line in event_lines)
+        counts["events"], bad["events"] = len(event_lines), len(bad_events)
+
+        signups = self.population.signups(day)
+        log_lines, bad["access_log"], sessions = access_log(
+            self.seed, day, self.population, self.catalog, today, _clicks(events),
+            [identity(signups, row) for row in range(len(signups))], self.anonymous_sessions)
+        texts["access_log"] = "".join(f"{line}\n" for line in log_lines)
+        counts["access_log"] = len(log_lines)
+        counts["campaigns"] = 1 if run else 0
+
+        self._write_day_files(day, texts, run)
+        record, recipients_csv = campaign_truth(run, self.population, self.daily_uplift) if run else (None, None)
+        update_truth(self.truth, day, record, recipients_csv)
+        return {"day": day.isoformat(), **counts, "malformed": bad, "new_orders": len(today),
+                "sessions": sessions, "campaign_id": run.campaign.campaign_id if run else None}
+
+    def _events_of(self, day: date) -> list[dict]:
+        """ESP events occurring on `day`: campaigns sent on this day and the 3 before it."""
+        start_ts = day_start(day)
+        events = [e for k in range(cmp.EVENT_DAYS + 1) if (run := self.campaign(add_days(day, -k)))
+                  for e in run.events if start_ts <= e["timestamp"] < start_ts + SECONDS_PER_DAY]
+        return sorted(events, key=lambda e: (e["timestamp"], e["sg_event_id"]))
+
+    def _customer_rows(self, day: date, events: list[dict]) -> list[list[str]]:
+        """Customers updated on `day`: today's sign-ups and today's unsubscribes (opt-out)."""
+        signups = self.population.signups(day)
+        people = [identity(signups, r) for r in range(len(signups))]
+        rows = [(c.signup_ts, customer_row(c, c.signup_ts, c.accepts_marketing)) for c in people]
+        opted_out: dict[int, int] = {}
+        for e in events:
+            number = customer_number(e["customer_id"])
+            if e["event"] == "unsubscribe" and number:
+                opted_out[number] = e["timestamp"]
+        for number, ts in sorted(opted_out.items()):
+            try:
+                rows.append((ts, customer_row(self.population.lookup(number), ts, False)))
+            except KeyError:
+                continue  # an id the shop never issued (hand-made outbox): nothing to update
+        return [row for _, row in sorted(rows, key=lambda r: (r[0], r[1][0]))]
+
+    def _write_day_files(self, day: date, texts: dict[str, str], run: cmp.CampaignRun | None) -> None:
+        shop = self.landing / "shop" / day.isoformat()
+        email = self.landing / "email" / day.isoformat()
+        for name in ("customers", "orders", "order_lines"):
+            write_atomic(shop / f"{name}.csv", texts[name].encode())
+        write_atomic(self.landing / "weblogs" / day.isoformat() / "access.log", texts["access_log"].encode())
+        write_atomic(email / "events.jsonl", texts["events"].encode())
+        if run:
+            write_atomic(email / "campaigns.jsonl", (cmp.event_json(run.campaign.row()) + "\n").encode())
+        else:  # a rerun after the outbox disappeared must not leave yesterday's decision behind
+            (email / "campaigns.jsonl").unlink(missing_ok=True)
+
+
+def _clicks(events: list[dict]) -> list[Click]:
+    return [Click(e["timestamp"], e["customer_id"], e["url"].removeprefix(SHOP_URL))
+            for e in events if e["event"] == "click"]
+
+
+def _with_bad_lines(rng, header: tuple[str, ...], rows: list[list[str]], bad: list[str]) -> str:
+    body = render_csv(rows).splitlines()
+    return render_csv([], header) + "".join(f"{line}\n" for line in insert_lines(rng, body, bad))
+
+
+def _trim(cache: OrderedDict) -> None:
+    while len(cache) > CACHE_DAYS:
+        cache.popitem(last=False)

@@ -1,0 +1,92 @@
+"""The ground truth the warehouse is graded against: the exact expected campaign effect.
+
+The shop model gives every customer a known daily order probability p_d. A delivered recipient
+gets p_d + uplift on each of the 7 days from the send day, so the true uplift in the probability
+of ordering at least once in those 7 days is, per recipient,
+    (1 - prod(1 - p_d - uplift)) - (1 - prod(1 - p_d)),
+and 0 for recipients whose email bounced. Averaged over all recipients this is what comparing
+recipients with a (randomised) holdout estimates.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from . import campaigns as cmp
+from .common import add_days, iso, write_atomic
+from .population import Population, customer_number
+from .shop import render_csv
+
+EFFECT_DAYS = 7
+TRUTH_COLUMNS = ("customer_id", "delivered", "p_order_7d_baseline", "p_order_7d_treated")
+
+
+def effect_days(send_day: date) -> list[date]:
+    return [add_days(send_day, k) for k in range(EFFECT_DAYS)]
+
+
+def campaign_truth(run: cmp.CampaignRun, population: Population, uplift: float) -> tuple[dict, str]:
+    """The truth record of a campaign and a per-recipient CSV (expected values, not draws)."""
+    c = run.campaign
+    probs = [population.daily_prob(d) for d in effect_days(c.send_day)]
+    rows, base_all, treated_all = [], [], []
+    for r in c.recipients:
+        number = customer_number(r.customer_id)
+        p = np.array([float(pd[number - 1]) if number and number <= len(pd) else 0.0 for pd in probs])
+        eligible = np.array([bool(number) and number <= len(pd) for pd in probs])
+        delivered = r.customer_id in run.delivered
+        base = 1 - float(np.prod(1 - p))
+        treated = 1 - float(np.prod(1 - np.minimum(1.0, p + uplift * eligible))) if delivered else base
+        base_all.append(base)
+        treated_all.append(treated)
+        rows.append([r.customer_id, "true" if delivered else "false", f"{base:.6f}", f"{treated:.6f}"])
+    n = len(c.recipients)
+    delivered_n = sum(1 for r in c.recipients if r.customer_id in run.delivered)
+    effects = np.array(treated_all) - np.array(base_all)
+    delivered_mask = np.array([r.customer_id in run.delivered for r in c.recipients])
+    record = {
+        "campaign_id": c.campaign_id,
+        "audience": c.audience,
+        "send_day": c.send_day.isoformat(),
+        "sent_at": iso(c.sent_ts),
+        "recipients": n,
+        "delivered": delivered_n,
+        "unknown_customers": sum(1 for r in c.recipients if customer_number(r.customer_id) is None),
+        "effect_window": {"first_day": c.send_day.isoformat(),
+                          "last_day": effect_days(c.send_day)[-1].isoformat()},
+        "true_uplift_7d": round(float(effects.mean()) if n else 0.0, 6),
+        "true_uplift_7d_delivered": round(float(effects[delivered_mask].mean()) if delivered_n else 0.0, 6),
+        "expected_conversion_7d_baseline": round(float(np.mean(base_all)) if n else 0.0, 6),
+        "expected_conversion_7d_treated": round(float(np.mean(treated_all)) if n else 0.0, 6),
+        "parameters": {
+            "daily_uplift": uplift, "effect_days": EFFECT_DAYS, "applies_to": "delivered recipients",
+            "hard_bounce": cmp.HARD_BOUNCE, "soft_bounce": cmp.SOFT_BOUNCE, "human_open": cmp.HUMAN_OPEN,
+            "machine_open_clients": cmp.MACHINE_OPEN_CLIENTS,
+            "click_of_delivered": cmp.HUMAN_OPEN * cmp.CLICK_GIVEN_OPEN,
+            "unsubscribe": cmp.UNSUBSCRIBE, "spamreport": cmp.SPAMREPORT,
+        },
+    }
+    return record, render_csv(rows, TRUTH_COLUMNS)
+
+
+def update_truth(truth: Path, send_day: date, record: dict | None, recipients_csv: str | None) -> None:
+    """Upsert the campaign of `send_day` into truth/campaigns.json (sorted, so the file depends
+    only on which days were written, not on their order); a rerun without a campaign removes it."""
+    path = truth / "campaigns.json"
+    campaigns = json.loads(path.read_text()).get("campaigns", []) if path.exists() else []
+    stale = [c for c in campaigns if c.get("send_day") == send_day.isoformat()]
+    campaigns = [c for c in campaigns if c.get("send_day") != send_day.isoformat()]
+    for old in stale:
+        if record is None or old["campaign_id"] != record["campaign_id"]:
+            (truth / "campaigns" / f"{old['campaign_id']}.csv").unlink(missing_ok=True)
+    if record is not None and recipients_csv is not None:
+        campaigns.append(record)
+        write_atomic(truth / "campaigns" / f"{record['campaign_id']}.csv", recipients_csv.encode())
+    if record is None and not stale:
+        return
+    campaigns.sort(key=lambda c: (c["send_day"], c["campaign_id"]))
+    write_atomic(path, (json.dumps({"campaigns": campaigns}, indent=2) + "\n").encode())
