@@ -23,7 +23,7 @@ def table_digest(url: str, table: str, order_by: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def pipeline(warehouse, tmp_path_factory):
+def pipeline(warehouse, tmp_path_factory, airflow_home):
     """Run DAYS simulated days through all DAGs; yields (url, data_dir, dags, runs)."""
     import os
 
@@ -34,7 +34,7 @@ def pipeline(warehouse, tmp_path_factory):
     url = warehouse.create_database("e2e")
     os.environ.update({"ECRM_DATA_DIR": str(data), "ECRM_LANDING": str(data / "landing"),
                        "ECRM_OUTBOX": str(data / "outbox")})
-    airflow_env.configure(url, home=tmp_path_factory.mktemp("airflow"))
+    airflow_env.configure(url, home=airflow_home)  # the home Airflow was first imported with
     sim = ShopSimulator(landing=data / "landing", outbox=data / "outbox", truth=data / "truth", start=START,
                         customers=800, seed=7)
     sim.write_initial()
