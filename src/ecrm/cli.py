@@ -65,7 +65,7 @@ def _stage(args) -> None:
 def _demo(args) -> None:
     from .demo import run_demo
 
-    run_demo(args.days, args.start, args.customers, args.seed)
+    run_demo(args.days, args.start, args.customers, args.seed, force=args.force)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--start", type=parse_day, default=default_start)
     demo.add_argument("--customers", type=int, default=5000)
     demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--force", action="store_true", help="rerun days that are already processed")
     demo.set_defaults(func=_demo)
 
     args = parser.parse_args(argv)

@@ -19,9 +19,9 @@ from .settings import get_settings
 console = Console()
 
 
-def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42) -> None:
+def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, force: bool = False) -> None:
     from . import airflow_env
-    from .pipeline import ingest_initial
+    from .pipeline import day_is_current, ingest_initial
     from .simulate import ShopSimulator
     from .warehouse import resolve_url
 
@@ -38,18 +38,25 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42) -> N
     with console.status("loading Airflow DAGs"):
         dags = airflow_env.load_dags()
     failures: list[str] = []
+    skipped = 0
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
                   TimeElapsedColumn(), console=console) as progress:
         bar = progress.add_task("daily pipeline", total=days * len(airflow_env.DAG_ORDER))
         for offset in range(days):
             day = start + timedelta(days=offset)
             sim.write_day(day)
+            if not force and day_is_current(day, url):
+                skipped += 1
+                progress.advance(bar, len(airflow_env.DAG_ORDER))
+                continue
             for dag_id in airflow_env.DAG_ORDER:
                 progress.update(bar, description=f"{day} {dag_id:<20}")
                 run = airflow_env.run_day(dags, dag_id, day)
                 if str(run.state) != "success":
                     failures.append(f"{day} {dag_id}: {run.state}")
                 progress.advance(bar)
+    if skipped:
+        console.print(f"{skipped} day(s) skipped: already processed and their files unchanged (--force reruns them)")
     summarize(url, start + timedelta(days=days - 1), time.monotonic() - t0, failures)
     if failures:
         raise SystemExit(f"{len(failures)} DAG run(s) failed: " + "; ".join(failures))

@@ -80,6 +80,33 @@ def stages_done(stages: list[str], day: date, url: str | None = None) -> bool:
     return done == len(stages)
 
 
+def day_is_current(day: date, url: str | None = None) -> bool:
+    """Was `day` fully processed after its current landing files were loaded?
+
+    True when every landing file of the day is in the ledger (same checksum, loaded) and the day
+    was published after its last load. Lets `make demo` skip days when nothing changed.
+    """
+    from .load.ingest import SOURCES as FILE_KINDS
+    from .load.ingest import checksum, find_files
+
+    checksums = [checksum(path)[0]
+                 for source in SOURCES for _kind, patterns in FILE_KINDS[source]
+                 for path in find_files(day_folder(landing_root(), source, day), patterns)]
+    if not checksums:
+        return False
+    with connect(url or resolve_url()) as conn:
+        apply_schema(conn)
+        conn.execute(STAGES_DDL)
+        known = conn.execute("select count(distinct checksum) from ops.load_ledger where checksum = any(%s) "
+                             "and status in ('succeeded', 'skipped_duplicate')", (checksums,)).fetchone()[0]
+        published_after_loads = conn.execute(
+            "select exists (select 1 from ops.stage_runs p where p.stage = 'publish_segments' and p.run_date = %s "
+            "and p.finished_at >= all (select l.finished_at from ops.load_ledger l "
+            "where l.interval_start = %s and l.finished_at is not null))",
+            (day, day_interval(day)[0])).fetchone()[0]
+    return known == len(set(checksums)) and published_after_loads
+
+
 def build_marts(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
     day = interval_day(start, end)
     url = url or resolve_url()
