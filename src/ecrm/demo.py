@@ -20,11 +20,16 @@ console = Console()
 
 
 def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, force: bool = False) -> None:
+    import warnings
+
     from . import airflow_env
     from .pipeline import day_is_current, ingest_initial
     from .simulate import ShopSimulator
     from .warehouse import resolve_url
 
+    # Airflow and its providers warn about their own deprecated internals: noise for a demo user.
+    warnings.filterwarnings("ignore", message=".*deprecated.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     settings = get_settings()
     t0 = time.monotonic()
     url = resolve_url(settings)
@@ -60,6 +65,22 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, forc
     summarize(url, start + timedelta(days=days - 1), time.monotonic() - t0, failures)
     if failures:
         raise SystemExit(f"{len(failures)} DAG run(s) failed: " + "; ".join(failures))
+
+
+SUMMARY_KPIS = [
+    ("sent", "sent_at"), ("recipients", "recipients"), ("delivery rate", "delivery_rate"),
+    ("human open rate", "open_rate"), ("click rate", "click_rate"), ("unsubscribe rate", "unsubscribe_rate"),
+    ("converters", "converters"), ("attributed revenue", "attributed_revenue"),
+    ("treated conversion", "treated_conversion_rate"), ("holdout conversion", "holdout_conversion_rate"),
+    ("absolute lift", "absolute_lift"), ("lift 95% CI low", "absolute_lift_ci_lower"),
+    ("lift 95% CI high", "absolute_lift_ci_upper"), ("attribution window complete", "is_attribution_window_complete"),
+]
+
+
+def _fmt(value, key: str) -> str:
+    if key.endswith(("_rate", "_lift", "_lower", "_upper")) or key == "absolute_lift":
+        return f"{float(value):.2%}"
+    return str(value)
 
 
 def _redact(url: str) -> str:
@@ -98,12 +119,13 @@ def summarize(url: str, last_day: date, seconds: float, failures: list[str]) -> 
     console.print(seg)
     if campaign:
         kpis = dict(zip(campaign_cols, campaign, strict=True))
-        shown = Table(title=f"Last campaign: {kpis.get('campaign_id')}")
+        shown = Table(title=f"Last campaign: {kpis.get('campaign_id')} (audience {kpis.get('audience')})")
         shown.add_column("kpi")
         shown.add_column("value", justify="right")
-        for key, value in kpis.items():
-            if value is not None and key != "campaign_id":
-                shown.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        for label, key in SUMMARY_KPIS:
+            value = kpis.get(key)
+            if value is not None:
+                shown.add_row(label, _fmt(value, key))
         console.print(shown)
     else:
         console.print("no campaign yet: run more days (a campaign is sent on the 2nd day, results follow)")

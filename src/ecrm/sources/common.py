@@ -25,6 +25,27 @@ def parse_ts(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+AMOUNT_RE = re.compile(r"^\d{1,10}(?:\.\d{1,2})?$")
+
+
+def check_ts(text: str) -> datetime:
+    """Validate an ISO 8601 timestamp with offset; returns it parsed (for interval checks)."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp without a UTC offset: {text!r}")
+    return value
+
+
+def check_amount(text: str) -> str:
+    """A non-negative amount with at most two decimals, returned as text for COPY."""
+    if AMOUNT_RE.match(text):
+        return text
+    value = parse_amount(text)  # raises with the precise reason (not a number, negative)
+    if value != value.quantize(Decimal("0.01")):
+        raise ValueError(f"more than two decimals: {text}")
+    return str(value)
+
+
 def parse_amount(text: str) -> Decimal:
     try:
         value = Decimal(text)

@@ -17,10 +17,12 @@ from crawlerdetect import CrawlerDetect
 from . import Reject
 from .common import read_lines
 
+# Quoted fields use the "unrolled loop" form [^"\\]*(?:\\.[^"\\]*)*: same language as
+# (?:[^"\\]|\\.)* but ~5x faster in Python's backtracking engine.
+_QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'
 COMBINED = re.compile(
-    r'^(?P<addr>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] '
-    r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) (?P<bytes>\d+|-)'
-    r'(?: "(?P<referrer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?'
+    r'(\S+) \S+ (\S+) \[([^\]]+)\] "(' + _QUOTED + r')" (\d{3}) (\d+|-)'
+    r'(?: "(' + _QUOTED + r')" "(' + _QUOTED + r')")?'
 )
 MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
@@ -42,6 +44,7 @@ def _offset(text: str) -> timezone:
     return timezone(sign * timedelta(hours=int(text[1:3]), minutes=int(text[3:5])))
 
 
+@lru_cache(maxsize=8192)  # a busy day has ~12 requests per second sharing one timestamp
 def parse_log_time(text: str) -> datetime:
     """`01/Oct/2026:13:05:22 +0000`, about 4x faster than strptime."""
     day, month, rest = text.split("/", 2)
@@ -62,13 +65,15 @@ def parse_line(text: str, interval: tuple[datetime, datetime]) -> tuple | str:
     match = COMBINED.match(text)
     if not match:
         return "not a combined-format log line"
+    addr, user, stamp, request, status, size, referrer, agent = match.groups()
     try:
-        requested_at = parse_log_time(match["time"])
+        requested_at = parse_log_time(stamp)
     except (ValueError, KeyError):
-        return f"bad timestamp {match['time']!r}"
+        return f"bad timestamp {stamp!r}"
     if not (interval[0] <= requested_at < interval[1]):
         return f"timestamp {requested_at.isoformat()} outside the load interval"
-    request = _unescape(match["request"]) or ""
+    if "\\" in request:
+        request = _unescape(request) or ""
     parts = request.split(" ")
     if len(parts) == 3:
         method, target, protocol = parts
@@ -77,17 +82,20 @@ def parse_line(text: str, interval: tuple[datetime, datetime]) -> tuple | str:
     else:
         method, target, protocol = (parts[0] if parts else None), (parts[1] if len(parts) > 1 else "-"), None
     path, _, query = target.partition("?")
-    params = parse_qs(query, keep_blank_values=False) if query else {}
+    utm_source = utm_medium = utm_campaign = token = order_id = None
+    if query and ("utm_" in query or "ct=" in query or "order=" in query):
+        params = parse_qs(query)
+        utm_source, utm_medium, utm_campaign = (_first(params, "utm_source"), _first(params, "utm_medium"),
+                                                _first(params, "utm_campaign"))
+        token = _first(params, "ct")
+        order_id = _first(params, "order") if path == "/checkout/complete" else None
     lowered = path.lower()
-    agent = _unescape(match["agent"])
-    user = match["user"]
+    agent = _unescape(agent)
     return (
-        requested_at, match["addr"], None if user == "-" else user, method, path, query or None, protocol,
-        int(match["status"]), None if match["bytes"] == "-" else int(match["bytes"]),
-        _unescape(match["referrer"]), agent, is_bot(agent),
+        requested_at, addr, None if user == "-" else user, method, path, query or None, protocol,
+        int(status), None if size == "-" else int(size), _unescape(referrer), agent, is_bot(agent),
         lowered.startswith("/static/") or lowered.endswith(STATIC_SUFFIXES),
-        _first(params, "utm_source"), _first(params, "utm_medium"), _first(params, "utm_campaign"),
-        _first(params, "ct"), _first(params, "order") if path == "/checkout/complete" else None,
+        utm_source, utm_medium, utm_campaign, token, order_id,
     )
 
 
