@@ -100,7 +100,8 @@ def run_variant(variant: str, kind: str, folder: Path, url: str) -> dict:
 
                 engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
                 rows = 0
-                for frame in pd.read_csv(prepared, chunksize=200_000):
+                stamp = "updated_at" if kind == "order_lines" else "requested_at"
+                for frame in pd.read_csv(prepared, chunksize=200_000, parse_dates=[stamp]):
                     frame.to_sql(table.split(".")[1], engine, schema="raw", if_exists="append", index=False)
                     rows += len(frame)
             seconds = time.perf_counter() - t0

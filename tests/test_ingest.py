@@ -40,14 +40,14 @@ def quarantine(conn):
 
 def test_bad_orders_are_quarantined_with_file_line_and_reason(conn, tmp_path):
     folder = write_shop(tmp_path / "shop", orders=(
-        f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,10.00,0.00,\n"                        # line 2: good
+        f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,10.00,0.00,\n"                        # line 2: superseded
         f"o-2,c-1,a@example.com,{TS},2026-10-02T10:00:00+00:00,paid,EUR,1.00,0.00,\n"    # 3: outside interval
         f"o-3,c-1,a@example.com,{TS},{TS},paid,EUR,-10.00,0.00,\n"                       # 4: negative
         f"o-4,c-1,a@example.com,{TS},{TS},paid,XYZ,10.00,0.00,\n"                        # 5: currency
         f"o-5,c-1,not-an-email,{TS},{TS},paid,EUR,10.00,0.00,\n"                         # 6: email
         f"o-6,c-1,a@example.com,yesterday,{TS},paid,EUR,10.00,0.00,\n"                   # 7: timestamp
         f"o-7,c-1,a@example.com,{TS},{TS},paid,EUR,abc,0.00,\n"                          # 8: not numeric
-        f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,10.00,0.00,\n"                        # 9: duplicate key
+        f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,10.00,0.00,\n"                        # 9: duplicate: wins
         "o-8,c-1,a@example.com,2026-10-01T10:00\n"))                                     # 10: truncated
     results = ingest(conn, "shop", folder, INTERVAL, "test")
     orders = next(r for r in results if r.source == "orders")
@@ -59,10 +59,10 @@ def test_bad_orders_are_quarantined_with_file_line_and_reason(conn, tmp_path):
     assert "invalid email" in reasons[6]
     assert "Invalid isoformat" in reasons[7] or "isoformat" in reasons[7].lower()
     assert "not a number" in reasons[8]
-    assert "duplicate" in reasons[9]
+    assert "duplicate" in reasons[2] and "later line wins" in reasons[2]
     assert "truncated" in reasons[10]
     assert all(file.endswith("orders.csv") for _, file, _, _ in quarantine(conn))
-    assert conn.execute("select order_id, total_amount from raw.orders").fetchall() == [("o-1", 10)]
+    assert conn.execute("select order_id, total_amount, _line from raw.orders").fetchall() == [("o-1", 10, 9)]
 
 
 def test_rows_read_equals_loaded_plus_quarantined(conn, tmp_path):
@@ -139,3 +139,65 @@ def test_web_log_interval_is_replaced_on_changed_file(conn, tmp_path):
     (folder / "access.log").write_text(line.format(n=3))   # a corrected redelivery
     ingest(conn, "weblogs", folder, INTERVAL)
     assert conn.execute("select path from raw.web_requests").fetchall() == [("/p/3",)]
+
+
+def test_shop_json_lines_gzip_export_loads_like_csv(conn, tmp_path):
+    import json
+
+    folder = write_shop(tmp_path / "shop", orders="")
+    (folder / "orders.csv").unlink()
+    records = [{"order_id": "o-1", "customer_id": "c-1", "email": "a@example.com", "created_at": TS, "updated_at": TS,
+                "status": "paid", "currency": "EUR", "total_amount": 12.5, "discount_amount": 0, "coupon_code": None,
+                "channel": "web"}]
+    payload = "\n".join(json.dumps(r) for r in records) + "\n" + '{"order_id": "o-2", "customer_id"\n'
+    (folder / "orders.jsonl.gz").write_bytes(gzip.compress(payload.encode()))
+    results = ingest(conn, "shop", folder, INTERVAL)
+    orders = next(r for r in results if r.source == "orders")
+    assert (orders.rows_read, orders.rows_loaded, orders.rows_quarantined) == (2, 1, 1)
+    assert orders.extra_columns == ["channel"], "an added column is reported, not silently dropped"
+    assert conn.execute("select total_amount from raw.orders").fetchone()[0] == 12.5
+    assert "invalid JSON" in quarantine(conn)[0][3]
+    assert "channel" in conn.execute("select error from ops.load_ledger where source = 'orders'").fetchone()[0]
+
+
+def test_email_events_jsonl_and_csv_report_dedupe_and_machine_opens(conn, tmp_path):
+    import json
+
+    folder = tmp_path / "email"
+    folder.mkdir()
+    stamp = int(INTERVAL[0].timestamp()) + 3600
+    events = [
+        {"sg_event_id": "e1", "event": "open", "email": "a@example.com", "timestamp": stamp, "sg_machine_open": True},
+        {"sg_event_id": "e2", "event": "open", "email": "a@example.com", "timestamp": stamp,
+         "useragent": "Mozilla/5.0 (via ggpht.com GoogleImageProxy)"},
+        {"sg_event_id": "e3", "event": "open", "email": "b@example.com", "timestamp": stamp, "useragent": "Mozilla/5.0"},
+        {"sg_event_id": "e3", "event": "open", "email": "b@example.com", "timestamp": stamp},
+        {"sg_event_id": "e4", "event": "bounce", "email": "not-an-email", "timestamp": stamp},
+    ]
+    (folder / "events.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    results = ingest(conn, "email", folder, INTERVAL)
+    assert (results[0].rows_read, results[0].rows_loaded, results[0].rows_quarantined) == (5, 3, 2)
+    flags = dict(conn.execute("select event_id, is_machine_open from raw.email_events").fetchall())
+    assert flags == {"e1": True, "e2": True, "e3": False}
+    # The next day's CSV report repeats e1 (ESPs resend): it is a duplicate, not a second open.
+    next_day = tmp_path / "email2"
+    next_day.mkdir()
+    later = stamp + 86400
+    (next_day / "events.csv").write_text("sg_event_id,event,email,timestamp,sg_machine_open\n"
+                                         f"e1,open,a@example.com,{later},false\ne5,click,a@example.com,{later},\n")
+    results = ingest(conn, "email", next_day, day_interval(date(2026, 10, 2)))
+    assert (results[0].rows_read, results[0].rows_loaded, results[0].rows_quarantined) == (2, 1, 1)
+    assert conn.execute("select count(*) from raw.email_events").fetchone()[0] == 4
+
+
+def test_landing_zone_on_another_fsspec_backend(conn):
+    """The loader reads through fsspec paths (UPath / Airflow's ObjectStoragePath), not just local files."""
+    from upath import UPath
+
+    folder = UPath("memory://landing/shop/2026-10-01")
+    (folder / "customers.csv").write_text(CUSTOMERS_HEADER + f"c-1,a@example.com,Ann,DE,{TS},{TS},true\n")
+    (folder / "orders.csv").write_text(ORDERS_HEADER + f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,10.00,0.00,\n")
+    (folder / "order_lines.csv").write_text(LINES_HEADER + f"o-1,1,p-1,Mug,Kitchen,1,10.00,0.00,{TS}\n")
+    results = ingest(conn, "shop", folder, INTERVAL)
+    assert [r.status for r in results] == ["succeeded"] * 3
+    assert conn.execute("select file from ops.load_ledger where source = 'orders'").fetchone()[0].startswith("memory://")

@@ -41,3 +41,16 @@ def test_garbage_and_out_of_interval_lines_are_rejected_with_reasons():
     assert parse_line("this is not a log line", INTERVAL) == "not a combined-format log line"
     late = parse_line('10.0.0.1 - - [02/Oct/2026:08:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"', INTERVAL)
     assert "outside the load interval" in late
+
+
+def test_nginx_json_log_format_gives_the_same_row_as_combined():
+    from ecrm.sources.weblogs import parse_json_line
+
+    combined = parse_line('2001:db8::2 - - [01/Oct/2026:09:15:00 +0000] "GET /c?utm_source=email&ct=ab HTTP/2.0" '
+                          '200 42 "https://example.com/" "Mozilla/5.0 \\"x\\" (X11)"', INTERVAL)
+    json_row = parse_json_line('{"time":"2026-10-01T11:15:00+02:00","remote_addr":"2001:db8::2","remote_user":"",'
+                               '"request":"GET /c?utm_source=email&ct=ab HTTP/2.0","status":200,"body_bytes_sent":42,'
+                               '"http_referer":"https://example.com/","http_user_agent":"Mozilla/5.0 \\"x\\" (X11)"}',
+                               INTERVAL)
+    assert json_row == combined
+    assert "invalid JSON" in parse_json_line('{"time": "2026-10-01T', INTERVAL)

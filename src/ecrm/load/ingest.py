@@ -48,16 +48,16 @@ EVENT_COLUMNS = ("event_id", "event", "email", "occurred_at", "campaign_id", "cu
 
 def _csv_kind(name: str) -> FileKind:
     spec = shop.SPECS[name]
-    return FileKind(name, name, spec.columns, partial(shop.parse_csv, spec), "upsert", spec.key,
+    return FileKind(name, name, spec.columns, partial(shop.parse_shop_file, spec), "upsert", spec.key,
                     spec.timestamp_column)
 
 
 # Each source (one DAG) is a list of file kinds: (kind, file name patterns in the day's folder).
 SOURCES: dict[str, list[tuple[FileKind, tuple[str, ...]]]] = {
     "shop": [
-        (_csv_kind("customers"), ("customers.csv", "customers.csv.gz")),
-        (_csv_kind("orders"), ("orders.csv", "orders.csv.gz")),
-        (_csv_kind("order_lines"), ("order_lines.csv", "order_lines.csv.gz")),
+        (_csv_kind("customers"), ("customers.csv", "customers.csv.gz", "customers.jsonl", "customers.jsonl.gz")),
+        (_csv_kind("orders"), ("orders.csv", "orders.csv.gz", "orders.jsonl", "orders.jsonl.gz")),
+        (_csv_kind("order_lines"), ("order_lines.csv", "order_lines.csv.gz", "order_lines.jsonl", "order_lines.jsonl.gz")),
     ],
     "weblogs": [
         (FileKind("web_logs", "web_requests", WEB_COLUMNS, weblogs.parse_access_log, "replace_interval",
@@ -65,7 +65,7 @@ SOURCES: dict[str, list[tuple[FileKind, tuple[str, ...]]]] = {
     ],
     "email": [
         (FileKind("email_events", "email_events", EVENT_COLUMNS, email.parse_events, "replace_interval",
-                  ("event_id",), "occurred_at"), ("events.jsonl", "events.jsonl.gz")),
+                  ("event_id",), "occurred_at"), ("events.jsonl", "events.jsonl.gz", "events.csv", "events.csv.gz")),
         (FileKind("email_campaigns", "email_campaigns", ("campaign_id", "name", "sent_at", "audience", "variant"),
                   email.parse_campaigns, "upsert", ("campaign_id",), "sent_at", required=False),
          ("campaigns.jsonl", "campaigns.jsonl.gz")),
@@ -190,7 +190,7 @@ def _load_file(conn, kind: FileKind, path, digest: str, size: int, interval, run
                                 "from stdin") as copy:
             for line_no, reject in rejects:
                 copy.write_row((kind.name, display, line_no, reject.reason, reject.raw_text, load_id))
-    late_rejects = _merge(conn, kind, staging, load_id, display)
+    late_rejects = _reject_duplicates(conn, kind, staging, load_id) + _merge(conn, kind, staging, load_id, display)
     quarantined = len(rejects) + late_rejects
     loaded = read - quarantined
     conn.execute("update ops.load_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s, "
@@ -206,6 +206,28 @@ def _with_file_errors(rows: Iterator, display: str) -> Iterator:
         yield from rows
     except FileError as exc:
         raise FileError(display, exc.reason, exc.line) from None
+
+
+def _reject_duplicates(conn, kind: FileKind, staging: str, load_id: int) -> int:
+    """Quarantine all but the last occurrence of a key repeated within one file.
+
+    A cheap hash aggregate finds repeated keys; the window query only runs when there are some.
+    """
+    if kind.key == ("_file", "_line"):
+        return 0
+    keys = ", ".join(kind.key)
+    repeated = conn.execute(f"select 1 from {staging} group by {keys} having count(*) > 1 limit 1").fetchone()
+    if not repeated:
+        return 0
+    ranked = (f"select ctid as row_ctid, _file, _line, row_number() over (partition by {keys} order by _line desc) "
+              f"as occurrence, concat_ws('/', {keys}) as key_text from {staging}")
+    rows = conn.execute(
+        "insert into quarantine.rejected_rows (source, _file, _line, reason, raw_text, _load_id) "
+        f"select %s, _file, _line, 'duplicate {'/'.join(kind.key)} ' || key_text || ' within the file "
+        f"(a later line wins)', key_text, %s from ({ranked}) r where occurrence > 1 returning _line",
+        (kind.name, load_id)).fetchall()
+    conn.execute(f"delete from {staging} s using ({ranked}) r where s.ctid = r.row_ctid and r.occurrence > 1")
+    return len(rows)
 
 
 def _merge(conn, kind: FileKind, staging: str, load_id: int, display: str) -> int:

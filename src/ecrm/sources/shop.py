@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from . import FileError, Reject
-from .common import CURRENCIES, check_amount, check_email, check_ts
+from .common import CURRENCIES, check_amount, check_email, check_ts, read_lines
 
 ORDER_STATUSES = frozenset({"placed", "paid", "shipped", "cancelled", "refunded"})
 
@@ -90,6 +91,15 @@ SPECS = {
 }
 
 
+def _has_undecodable(text: str) -> bool:
+    """surrogateescape turns bytes that are not UTF-8 into lone surrogates, which cannot be encoded."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _decoded_lines(path) -> Iterator[str]:
     """Lines decoded with surrogateescape, so non-UTF-8 bytes survive to be detected per row."""
     with path.open("rb") as raw:
@@ -99,6 +109,62 @@ def _decoded_lines(path) -> Iterator[str]:
                 yield line.decode("utf-8", errors="surrogateescape")
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise FileError(str(path), f"corrupt or truncated gzip ({exc})") from None
+
+
+def _json_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_shop_file(spec: CsvSpec, path, interval: tuple[datetime, datetime],
+                    extra_columns: list[str] | None = None) -> Iterator[tuple[int, tuple | Reject]]:
+    """CSV or JSON lines (by extension, optionally .gz): the same columns, checks and rejects."""
+    if ".jsonl" in path.name or ".ndjson" in path.name:
+        return parse_jsonl(spec, path, interval, extra_columns)
+    return parse_csv(spec, path, interval, extra_columns)
+
+
+def parse_jsonl(spec: CsvSpec, path, interval, extra_columns=None) -> Iterator[tuple[int, tuple | Reject]]:
+    start, end = interval
+    ts_index = spec.columns.index(spec.timestamp_column)
+    drift_checked = False
+    for line_no, text, raw in read_lines(path, str(path)):
+        if text is None:
+            yield line_no, Reject("non-UTF-8 bytes", raw.decode("utf-8", "replace"))
+            continue
+        if not text.strip():
+            yield line_no, Reject("empty line", "")
+            continue
+        try:
+            obj = json.loads(text)
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            yield line_no, Reject(f"invalid JSON (truncated line?): {exc}", text)
+            continue
+        missing = [c for c in spec.columns if c not in obj]
+        if missing:
+            if not drift_checked:  # the first record decides: a whole-file schema change is an error
+                raise FileError(str(path), f"schema drift: missing key(s) {', '.join(missing)}", line_no)
+            yield line_no, Reject(f"missing key(s) {', '.join(missing)}", text)
+            continue
+        if not drift_checked and extra_columns is not None:
+            extra_columns.extend(k for k in obj if k not in spec.columns)
+        drift_checked = True
+        try:
+            ordered = [_json_text(obj[c]) for c in spec.columns]
+            row = spec.convert(ordered)
+            stamp = check_ts(ordered[ts_index])
+        except ValueError as exc:
+            yield line_no, Reject(str(exc), text)
+            continue
+        if not (start <= stamp < end):
+            yield line_no, Reject(f"{spec.timestamp_column} {stamp.isoformat()} outside the load interval", text)
+            continue
+        yield line_no, row
 
 
 def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
@@ -121,8 +187,6 @@ def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
     width = len(header)
     start, end = interval
     ts_index = spec.columns.index(spec.timestamp_column)
-    key_indexes = [spec.columns.index(k) for k in spec.key]
-    seen: set[tuple] = set()
     while True:
         try:
             fields = next(reader)
@@ -136,7 +200,7 @@ def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
         if not fields:
             yield line_no, Reject("empty line", "")
             continue
-        if any("\udc80" <= ch <= "\udcff" for field in fields for ch in field):
+        if not raw_text.isascii() and _has_undecodable(raw_text):
             yield line_no, Reject("non-UTF-8 bytes", raw_text.encode("utf-8", "replace").decode())
             continue
         if len(fields) != width:
@@ -153,10 +217,5 @@ def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
             yield line_no, Reject(f"{spec.timestamp_column} {stamp.isoformat()} outside the load interval "
                                   f"[{start.isoformat()}, {end.isoformat()})", raw_text)
             continue
-        key = tuple(row[i] for i in key_indexes)
-        if key in seen:
-            yield line_no, Reject(f"duplicate {'/'.join(spec.key)} {key} within the file", raw_text)
-            continue
-        seen.add(key)
         yield line_no, row
 

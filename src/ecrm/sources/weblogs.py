@@ -6,6 +6,7 @@ results are cached per user agent because a day's log repeats a few thousand age
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -104,6 +105,35 @@ def _first(params: dict[str, list[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
+JSON_FIELDS = ("time", "remote_addr", "remote_user", "request", "status", "body_bytes_sent", "http_referer",
+               "http_user_agent")
+
+
+def parse_json_line(text: str, interval: tuple[datetime, datetime]) -> tuple | str:
+    """nginx `log_format ... escape=json` lines (see docs/formats.md): same row as parse_line."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"invalid JSON log line: {exc.msg} at column {exc.colno}"
+    if not isinstance(obj, dict) or "request" not in obj or "time" not in obj:
+        return "JSON log line without request/time"
+    try:
+        requested_at = datetime.fromisoformat(str(obj["time"])).astimezone(UTC)
+    except ValueError:
+        return f"bad timestamp {obj['time']!r}"
+    status = str(obj.get("status", ""))
+    size = str(obj.get("body_bytes_sent", "-")) or "-"
+    if not status.isdigit() or not (size.isdigit() or size == "-"):
+        return f"bad status or size: {status!r} {size!r}"
+    # Re-use the combined-format path for everything after the fields are split.
+    quoted = {k: str(obj.get(k) or "-").replace("\\", "\\\\").replace('"', '\\"') for k in
+              ("request", "http_referer", "http_user_agent")}
+    line = (f'{obj.get("remote_addr") or "-"} - {obj.get("remote_user") or "-"} '
+            f'[{requested_at.strftime("%d/%b/%Y:%H:%M:%S +0000")}] "{quoted["request"]}" {status} {size} '
+            f'"{quoted["http_referer"]}" "{quoted["http_user_agent"]}"')
+    return parse_line(line, interval)
+
+
 def parse_access_log(path, interval: tuple[datetime, datetime], extra_columns=None) -> Iterator[tuple[int, tuple | Reject]]:
     for line_no, text, raw in read_lines(path, str(path)):
         if text is None:
@@ -112,5 +142,5 @@ def parse_access_log(path, interval: tuple[datetime, datetime], extra_columns=No
         if not text.strip():
             yield line_no, Reject("empty line", "")
             continue
-        parsed = parse_line(text, interval)
+        parsed = parse_json_line(text, interval) if text.startswith("{") else parse_line(text, interval)
         yield line_no, Reject(parsed, text) if isinstance(parsed, str) else parsed
