@@ -7,8 +7,10 @@ publish_segments run for that day with `dag.test()` in this one process.
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -25,7 +27,9 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, forc
     from . import airflow_env
     from .pipeline import day_is_current, ingest_initial
     from .simulate import ShopSimulator
+    from .simulate.shop_db import apply_changes
     from .warehouse import resolve_url
+    from .warehouse.embedded import EmbeddedWarehouse
 
     # Airflow and its providers warn about their own deprecated internals: noise for a demo user.
     warnings.filterwarnings("ignore", message=".*deprecated.*")
@@ -35,11 +39,18 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, forc
     url = resolve_url(settings)
     console.print(f"[bold]warehouse[/] {_redact(url)}")
     airflow_env.configure(url)
-    sim = ShopSimulator(landing=settings.data_dir / "landing", outbox=settings.outbox,
+    sim = ShopSimulator(landing=Path(settings.landing), outbox=settings.outbox,
                         truth=settings.data_dir / "truth", start=start, customers=customers, seed=seed)
+    # With the embedded warehouse, a second database on it plays the shop's own database, and orders
+    # are pulled from it by watermark (the first pull takes the history); otherwise export files.
+    shop_url = None if settings.warehouse_url else EmbeddedWarehouse(settings.embedded_dir).create_database("shop")
     with console.status("simulating the shop's history and loading it (initial export)"):
         sim.write_initial()
-        ingest_initial(start, url=url)
+        if shop_url:
+            os.environ["AIRFLOW_CONN_ECRM_SHOP_DB"] = shop_url
+            apply_changes(shop_url, Path(settings.landing) / "shop" / "initial")
+        else:
+            ingest_initial(start, url=url)
     with console.status("loading Airflow DAGs"):
         dags = airflow_env.load_dags()
     failures: list[str] = []
@@ -50,7 +61,9 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, forc
         for offset in range(days):
             day = start + timedelta(days=offset)
             sim.write_day(day)
-            if not force and day_is_current(day, url):
+            if shop_url:
+                apply_changes(shop_url, Path(settings.landing) / "shop" / day.isoformat())
+            if not force and day_is_current(day, url, orders_folder="shop_db" if shop_url else "shop"):
                 skipped += 1
                 progress.advance(bar, len(airflow_env.DAG_ORDER))
                 continue

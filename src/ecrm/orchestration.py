@@ -19,6 +19,7 @@ log = logging.getLogger("ecrm.alerts")
 DAILY = CronDataIntervalTimetable("0 0 * * *", timezone="UTC")
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 WAREHOUSE_CONN_ID = "ecrm_warehouse"
+SHOP_DB_CONN_ID = "ecrm_shop_db"
 
 
 def alert_on_failure(context) -> None:
@@ -40,12 +41,24 @@ DEFAULT_ARGS = {
 }
 
 
-def warehouse_url() -> str | None:
-    """The `ecrm_warehouse` Airflow connection when defined, else None (settings decide)."""
+def connection_url(conn_id: str) -> str | None:
+    """The URL of Airflow connection `conn_id`, or None when it is not defined."""
     from airflow.sdk import BaseHook
 
     try:
-        conn = BaseHook.get_connection(WAREHOUSE_CONN_ID)
+        conn = BaseHook.get_connection(conn_id)
     except Exception:  # noqa: BLE001 - Airflow raises different types for "not defined" across versions
         return None
     return conn.get_uri().replace("postgres://", "postgresql://", 1)
+
+
+def warehouse_url() -> str | None:
+    """The `ecrm_warehouse` connection when defined, else None (settings decide)."""
+    return connection_url(WAREHOUSE_CONN_ID)
+
+
+def shop_db_url() -> str | None:
+    """The shop's own database (`ecrm_shop_db` connection, else ECRM_SHOP_DB_URL); None: file exports."""
+    from ecrm.settings import get_settings
+
+    return connection_url(SHOP_DB_CONN_ID) or get_settings().shop_db_url

@@ -61,6 +61,29 @@ def ingest_interval(source: str, start: datetime, end: datetime, run_id: str | N
     return summary
 
 
+def ingest_shop_db(start: datetime, end: datetime, shop_url: str, run_id: str | None = None,
+                   url: str | None = None, lookback_days: int | None = None) -> dict:
+    """Pull the day's changes (plus a lookback) from the shop's database and load them."""
+    from datetime import timedelta
+
+    from .sources import shop_db
+
+    day = interval_day(start, end)
+    url = url or resolve_url()
+    lookback = timedelta(days=lookback_days if lookback_days is not None else get_settings().orders_lookback_days)
+    folder = day_folder(landing_root(), "shop_db", day)
+    with connect(url) as conn:
+        apply_schema(conn)
+        window = shop_db.pull_window(conn, "shop_db", (start, end), lookback, HISTORY_BEGINS)
+        shop_db.extract(shop_url, folder, window)
+        results = ingest(conn, "shop", folder, window, run_id)
+        shop_db.advance_watermark(conn, "shop_db", end)
+        summary = {"source": "shop", "mode": "database", "day": day.isoformat(),
+                   "window": [window[0].isoformat(), window[1].isoformat()], "files": [asdict(r) for r in results]}
+        _mark_stage(conn, "ingest_shop", day, run_id, summary)
+    return summary
+
+
 def ingest_initial(start: date, url: str | None = None) -> dict:
     """One-off load of the shop's history export (landing/shop/initial): everything before `start`."""
     url = url or resolve_url()
@@ -80,7 +103,7 @@ def stages_done(stages: list[str], day: date, url: str | None = None) -> bool:
     return done == len(stages)
 
 
-def day_is_current(day: date, url: str | None = None) -> bool:
+def day_is_current(day: date, url: str | None = None, orders_folder: str = "shop") -> bool:
     """Was `day` fully processed after its current landing files were loaded?
 
     True when every landing file of the day is in the ledger (same checksum, loaded) and the day
@@ -89,9 +112,10 @@ def day_is_current(day: date, url: str | None = None) -> bool:
     from .load.ingest import SOURCES as FILE_KINDS
     from .load.ingest import checksum, find_files
 
+    folders = {"shop": orders_folder, "weblogs": "weblogs", "email": "email"}
     checksums = [checksum(path)[0]
                  for source in SOURCES for _kind, patterns in FILE_KINDS[source]
-                 for path in find_files(day_folder(landing_root(), source, day), patterns)]
+                 for path in find_files(day_folder(landing_root(), folders[source], day), patterns)]
     if not checksums:
         return False
     with connect(url or resolve_url()) as conn:

@@ -31,6 +31,8 @@ class Settings:
     data_dir: Path
     mailer: str
     holdout_pct: int
+    orders_lookback_days: int   # shop DB pull: re-read this many days for late refunds and edits
+    shop_db_url: str | None     # the shop's own database (Airflow: connection `ecrm_shop_db`)
 
     @property
     def dbt_project_dir(self) -> Path:
@@ -56,6 +58,8 @@ def get_settings() -> Settings:
         data_dir=data_dir,
         mailer=os.environ.get("ECRM_MAILER", "outbox"),
         holdout_pct=int(os.environ.get("ECRM_HOLDOUT_PCT", "10")),
+        orders_lookback_days=int(os.environ.get("ECRM_ORDERS_LOOKBACK_DAYS", "3")),
+        shop_db_url=os.environ.get("ECRM_SHOP_DB_URL") or None,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -166,6 +167,7 @@ def _load_kind(conn, kind: FileKind, files, interval, run_id) -> list[FileResult
 
 def _load_file(conn, kind: FileKind, path, digest: str, size: int, interval, run_id) -> FileResult:
     display = str(path)
+    began = time.perf_counter()
     load_id = conn.execute(
         "insert into ops.load_ledger (source, file, file_size, checksum, interval_start, interval_end, run_id, "
         "status) values (%s, %s, %s, %s, %s, %s, %s, 'running') returning load_id",
@@ -178,27 +180,57 @@ def _load_file(conn, kind: FileKind, path, digest: str, size: int, interval, run
     read = 0
     extra: list[str] = []
     parse = kind.parse(path, interval, extra_columns=extra)
+    file_field, load_field = f"\t{_copy_text(display)}\t", f"\t{load_id}\n"
+    buffer: list[str] = []
     with conn.cursor().copy(f"copy {staging} ({', '.join(columns)}) from stdin") as copy:
         for line_no, row in _with_file_errors(parse, display):
             read += 1
             if isinstance(row, Reject):
                 rejects.append((line_no, row))
-            else:
-                copy.write_row((*row, display, line_no, load_id))
+                continue
+            # COPY text lines built here and sent in ~1 MB chunks: ~5x cheaper than write_row per row.
+            buffer.append("\t".join(map(_copy_text, row)) + file_field + str(line_no) + load_field)
+            if len(buffer) >= 5000:
+                copy.write("".join(buffer))
+                buffer.clear()
+        if buffer:
+            copy.write("".join(buffer))
     if rejects:
         with conn.cursor().copy("copy quarantine.rejected_rows (source, _file, _line, reason, raw_text, _load_id) "
                                 "from stdin") as copy:
             for line_no, reject in rejects:
                 copy.write_row((kind.name, display, line_no, reject.reason, reject.raw_text, load_id))
-    late_rejects = _reject_duplicates(conn, kind, staging, load_id) + _merge(conn, kind, staging, load_id, display)
+    copied = time.perf_counter()
+    late_rejects = _reject_duplicates(conn, kind, staging, load_id)
+    deduped = time.perf_counter()
+    late_rejects += _merge(conn, kind, staging, load_id, display)
+    merged = time.perf_counter()
     quarantined = len(rejects) + late_rejects
     loaded = read - quarantined
     conn.execute("update ops.load_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s, "
                  "status = 'succeeded', error = %s, finished_at = now() where load_id = %s",
                  (read, loaded, quarantined, f"extra columns ignored: {', '.join(extra)}" if extra else None,
                   load_id))
-    log.info("%s: read %d, loaded %d, quarantined %d", display, read, loaded, quarantined)
+    log.info("%s: read %d, loaded %d, quarantined %d (parse+copy %.2fs, dedupe %.2fs, merge %.2fs)", display, read,
+             loaded, quarantined, copied - began, deduped - copied, merged - deduped)
     return FileResult(kind.name, display, "succeeded", read, loaded, quarantined, extra)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value) -> str:
+    """One value in PostgreSQL's COPY text format (NULL is \\N; backslash, tab, newlines escaped)."""
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    text = value if isinstance(value, str) else str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_ESCAPES)
+    return text
 
 
 def _with_file_errors(rows: Iterator, display: str) -> Iterator:
