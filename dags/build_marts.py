@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from airflow.sdk import dag, task
 
-from ecrm.orchestration import DAILY, DEFAULT_ARGS, START_DATE, warehouse_url
+from ecrm.orchestration import ASSETS, DAILY, DEFAULT_ARGS, START_DATE, record_interval, warehouse_url
 
 
 @dag(schedule=DAILY, start_date=START_DATE, catchup=False, default_args=DEFAULT_ARGS, max_active_runs=1,
@@ -16,11 +16,12 @@ def build_marts():
 
         return stages_done([f"ingest_{s}" for s in SOURCES], data_interval_start.date(), warehouse_url())
 
-    @task
-    def dbt_build(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
+    @task(outlets=[ASSETS["marts"]])
+    def dbt_build(data_interval_start=None, data_interval_end=None, run_id=None, outlet_events=None) -> dict:
         from ecrm.pipeline import build_marts as build
 
-        return build(data_interval_start, data_interval_end, run_id, warehouse_url())
+        summary = build(data_interval_start, data_interval_end, run_id, warehouse_url())
+        return record_interval(outlet_events, ASSETS["marts"], data_interval_start, data_interval_end, summary)
 
     loads_done() >> dbt_build()
 

@@ -2,17 +2,18 @@
 
 from airflow.sdk import dag, task
 
-from ecrm.orchestration import DAILY, DEFAULT_ARGS, START_DATE, warehouse_url
+from ecrm.orchestration import ASSETS, DAILY, DEFAULT_ARGS, START_DATE, record_interval, warehouse_url
 
 
 @dag(schedule=DAILY, start_date=START_DATE, catchup=False, default_args=DEFAULT_ARGS, max_active_runs=1,
      tags=["ecrm", "ingest"], doc_md=__doc__)
 def ingest_email_events():
-    @task
-    def load(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
+    @task(outlets=[ASSETS["email"]])
+    def load(data_interval_start=None, data_interval_end=None, run_id=None, outlet_events=None) -> dict:
         from ecrm.pipeline import ingest_interval
 
-        return ingest_interval("email", data_interval_start, data_interval_end, run_id, warehouse_url())
+        summary = ingest_interval("email", data_interval_start, data_interval_end, run_id, warehouse_url())
+        return record_interval(outlet_events, ASSETS["email"], data_interval_start, data_interval_end, summary)
 
     load()
 

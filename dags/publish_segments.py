@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from airflow.sdk import dag, task
 
-from ecrm.orchestration import DAILY, DEFAULT_ARGS, START_DATE, warehouse_url
+from ecrm.orchestration import ASSETS, DAILY, DEFAULT_ARGS, START_DATE, record_interval, warehouse_url
 
 
 @dag(schedule=DAILY, start_date=START_DATE, catchup=False, default_args=DEFAULT_ARGS, max_active_runs=1,
@@ -17,11 +17,12 @@ def publish_segments():
         return stages_done(["build_marts"], data_interval_start.date(), warehouse_url())
 
     # A failed gate must not be retried into success: the data, not the machine, is wrong.
-    @task(retries=0)
-    def gate_publish_push(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
+    @task(retries=0, outlets=[ASSETS["published"]])
+    def gate_publish_push(data_interval_start=None, data_interval_end=None, run_id=None, outlet_events=None) -> dict:
         from ecrm.pipeline import publish_segments as run
 
-        return run(data_interval_start, data_interval_end, run_id, warehouse_url())
+        summary = run(data_interval_start, data_interval_end, run_id, warehouse_url())
+        return record_interval(outlet_events, ASSETS["published"], data_interval_start, data_interval_end, summary)
 
     marts_built() >> gate_publish_push()
 

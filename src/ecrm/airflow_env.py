@@ -34,7 +34,16 @@ def configure(warehouse_url: str, home: Path | None = None) -> Path:
     })
     if not (home / "airflow.db").exists():
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+        setup_pools()
     return home
+
+
+def setup_pools() -> None:
+    """Create the warehouse pool the DAGs' tasks run in (idempotent)."""
+    from .orchestration import WAREHOUSE_POOL, WAREHOUSE_POOL_SLOTS
+
+    subprocess.run([sys.executable, "-m", "airflow", "pools", "set", WAREHOUSE_POOL, str(WAREHOUSE_POOL_SLOTS),
+                    "tasks that use the ecrm warehouse"], check=True, capture_output=True)
 
 
 def load_dags() -> dict:

@@ -10,6 +10,7 @@ import logging
 import os
 from datetime import UTC, datetime, timedelta
 
+from airflow.sdk import Asset
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 log = logging.getLogger("ecrm.alerts")
@@ -30,6 +31,29 @@ def alert_on_failure(context) -> None:
               context.get("data_interval_end"), getattr(ti, "try_number", "?"), context.get("exception"))
 
 
+# One pool bounds how many tasks hit the warehouse at once (created by `ecrm airflow-setup`, the
+# demo and docker-compose's init; `airflow pools set ecrm_warehouse 4 "..."` on your own Airflow).
+WAREHOUSE_POOL = "ecrm_warehouse"
+WAREHOUSE_POOL_SLOTS = 4
+
+# What each DAG produces; every asset event carries the interval it covers in `extra`, so a
+# consumer triggered by the asset (which has no logical date of its own) knows which day changed.
+ASSETS = {
+    "shop": Asset(name="ecrm.raw.orders", uri="ecrm://warehouse/raw/orders"),
+    "weblogs": Asset(name="ecrm.raw.web_requests", uri="ecrm://warehouse/raw/web_requests"),
+    "email": Asset(name="ecrm.raw.email_events", uri="ecrm://warehouse/raw/email_events"),
+    "marts": Asset(name="ecrm.marts", uri="ecrm://warehouse/marts"),
+    "published": Asset(name="ecrm.published.audiences", uri="ecrm://warehouse/published/audience_members"),
+}
+
+
+def record_interval(outlet_events, asset: Asset, start: datetime, end: datetime, summary: dict) -> dict:
+    """Attach the interval (and a small summary) to the asset event this task emits."""
+    outlet_events[asset].extra = {"interval_start": start.isoformat(), "interval_end": end.isoformat(),
+                                  **{k: v for k, v in summary.items() if isinstance(v, str | int | float)}}
+    return summary
+
+
 DEFAULT_ARGS = {
     "owner": "data-engineering",
     "retries": int(os.environ.get("ECRM_TASK_RETRIES", "2")),
@@ -38,6 +62,7 @@ DEFAULT_ARGS = {
     "max_retry_delay": timedelta(minutes=30),
     "execution_timeout": timedelta(hours=2),
     "on_failure_callback": alert_on_failure,
+    "pool": WAREHOUSE_POOL,
 }
 
 
