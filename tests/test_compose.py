@@ -42,3 +42,27 @@ def test_no_secrets_in_compose_file():
     example = (ROOT / ".env.example").read_text()
     for var in set(re.findall(r"(?<!\$)\$\{([A-Z_]+)\}", text)):
         assert var in example, f"{var} is used by docker-compose.yml but not documented in .env.example"
+
+
+def test_listmonk_profile_is_wired_to_the_mailer():
+    compose = _compose()
+    services = compose["services"]
+    listmonk, db = services["listmonk"], services["listmonk-db"]
+    assert listmonk["profiles"] == ["listmonk"] and db["profiles"] == ["listmonk"]
+    assert ":latest" not in listmonk["image"] and ":" in listmonk["image"], "pin the listmonk image"
+    assert listmonk["environment"]["LISTMONK_db__host"] == "listmonk-db"
+    assert listmonk["depends_on"]["listmonk-db"]["condition"] == "service_healthy"
+    assert "healthcheck" in listmonk and "healthcheck" in db
+    assert "listmonk-db-data" in compose["volumes"]
+    for name in ("warehouse", "airflow-db", "airflow-api-server", "airflow-scheduler"):
+        assert "profiles" not in services[name], f"{name} must start without a profile"
+        assert "listmonk" not in (services[name].get("depends_on") or {}), "default services must not need listmonk"
+    for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
+        env = services[name]["environment"]
+        for var in ("ECRM_MAILER", "ECRM_LISTMONK_URL", "ECRM_LISTMONK_USER", "ECRM_LISTMONK_TOKEN"):
+            assert var in env, f"{name} lacks {var}"
+        assert "listmonk:9000" in env["ECRM_LISTMONK_URL"]
+        assert env["ECRM_LISTMONK_TOKEN"].startswith("${"), "the token comes from .env"
+    example = (ROOT / ".env.example").read_text()
+    for var in ("ECRM_MAILER", "ECRM_LISTMONK_TOKEN", "ECRM_MAILCHIMP_API_KEY", "ECRM_MAILER_MAX_REMOVE_SHARE"):
+        assert var in example

@@ -14,8 +14,8 @@ from upath import UPath
 from . import transform
 from .intervals import day_interval, interval_day
 from .load.ingest import day_folder, ingest
-from .mailer.outbox import push_outbox
 from .mailer.publish import publish
+from .mailer.sync import sync_audiences
 from .quality import gate
 from .settings import get_settings
 from .warehouse import apply_schema, connect, resolve_url
@@ -148,9 +148,10 @@ def publish_segments(start: datetime, end: datetime, run_id: str | None = None, 
     with connect(url) as conn:
         checks = gate.enforce(conn, url, day)
         counts = publish(conn, day)
-        manifest = push_outbox(conn, day, settings.outbox)
+        mailer = sync_audiences(conn, day)  # ECRM_MAILER: outbox (default), listmonk or mailchimp
         detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks), "checks": len(checks),
                   "audiences": counts, "outbox": str(settings.outbox / day.isoformat()),
-                  "manifest": manifest}
+                  "manifest": mailer.get("manifest"),
+                  "mailer": {k: v for k, v in mailer.items() if k != "manifest"}}
         _mark_stage(conn, "publish_segments", day, run_id, detail)
     return detail

@@ -28,20 +28,16 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def push_outbox(conn: psycopg.Connection, day: date, outbox: Path) -> dict:
-    """Write the published audiences of `day` to outbox/<day>/; returns the manifest."""
+def write_outbox(outbox: Path, day: date, audiences: dict[str, list[tuple]], extra: dict | None = None) -> dict:
+    """Write outbox/<day>/<audience>.csv (rows of COLUMNS, sorted) and manifest.json; returns the manifest."""
     folder = outbox / day.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
-    audiences = [r[0] for r in conn.execute(
-        "select distinct audience from published.audience_members where as_of_date = %s order by 1", (day,))]
-    manifest: dict = {"as_of_date": day.isoformat(), "audiences": {}}
-    for audience in audiences:
+    manifest: dict = {"as_of_date": day.isoformat(), "audiences": {}, **(extra or {})}
+    for audience in sorted(audiences):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(COLUMNS)
-        rows = conn.execute(
-            f"select {', '.join(COLUMNS)} from published.audience_members where as_of_date = %s and audience = %s "
-            "order by customer_id", (day, audience)).fetchall()
+        rows = sorted(audiences[audience], key=lambda r: (r[0], r[1]))
         writer.writerows(rows)
         data = buffer.getvalue().encode()
         _write_atomic(folder / f"{audience}.csv", data)
@@ -49,3 +45,14 @@ def push_outbox(conn: psycopg.Connection, day: date, outbox: Path) -> dict:
                                            "sha256": hashlib.sha256(data).hexdigest()}
     _write_atomic(folder / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return manifest
+
+
+def push_outbox(conn: psycopg.Connection, day: date, outbox: Path) -> dict:
+    """Write the published audiences of `day` as they are (no diff, no re-check); returns the manifest.
+    The mailer sync (ecrm.mailer.sync with the outbox adapter) supersedes this."""
+    audiences: dict[str, list[tuple]] = {}
+    for row in conn.execute(
+            f"select audience, {', '.join(COLUMNS)} from published.audience_members where as_of_date = %s "
+            "order by audience, customer_id", (day,)):
+        audiences.setdefault(row[0], []).append(tuple(row[1:]))
+    return write_outbox(outbox, day, audiences)

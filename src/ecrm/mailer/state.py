@@ -1,0 +1,199 @@
+"""What the ESP has (mailer.audience_state), the audit (mailer.sync_runs, mailer.sync_changes), and
+the diff between the published audiences and that state, computed in SQL.
+
+State is keyed by (target, audience, email_hash): ``target`` names the ESP account/list the rows
+describe (``outbox``, ``listmonk:<host>``, ``mailchimp:<list id>``), so switching adapters starts a
+fresh state instead of trusting another ESP's. Removed members are kept with ``is_member = false``
+and ``removed_day`` so "when did this person leave the list, and why" stays answerable.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from .audit import HISTORY_VIEW
+from .http import MailerError
+
+# Same shape as dim_customers.is_valid_email checks, and nothing a listmonk query string would need to escape.
+EMAIL_RE = r"^[a-z0-9][a-z0-9._%+-]*@[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,}$"
+
+DDL = """
+create schema if not exists mailer;
+create sequence if not exists mailer.sync_run_seq;
+create table if not exists mailer.audience_state (
+    target           text not null,
+    audience         text not null,
+    email_hash       text not null,
+    customer_id      text not null,
+    email            text not null,
+    first_name       text,
+    segment          text not null,
+    attrs_hash       text not null,
+    is_member        boolean not null,
+    esp_id           text,
+    first_added_day  date not null,
+    last_pushed_day  date not null,
+    removed_day      date,
+    last_run_id      bigint not null,
+    updated_at       timestamptz not null default now(),
+    primary key (target, audience, email_hash)
+);
+create table if not exists mailer.sync_runs (
+    run_id          bigint not null,
+    audience        text not null,
+    day             date not null,
+    adapter         text not null,
+    target          text not null,
+    dry_run         boolean not null,
+    status          text not null check (status in ('running', 'succeeded', 'failed', 'refused', 'dry_run')),
+    members_before  integer not null,
+    members_after   integer not null,
+    adds            integer not null,
+    updates         integer not null,
+    removes         integer not null,
+    excluded        integer not null,
+    sent            integer not null default 0,
+    rejected        integer not null default 0,
+    error           text,
+    started_at      timestamptz not null default now(),
+    finished_at     timestamptz,
+    duration_s      numeric(10, 3),
+    primary key (run_id, audience)
+);
+create index if not exists sync_runs_day on mailer.sync_runs (day, target);
+create table if not exists mailer.sync_changes (
+    run_id       bigint not null,
+    audience     text not null,
+    action       text not null check (action in ('add', 'update', 'remove', 'blocked')),
+    email_hash   text not null,
+    customer_id  text not null,
+    segment      text,
+    reason       text,
+    result       text not null check (result in ('pending', 'sent', 'skipped', 'rejected', 'esp_suppressed',
+                                                 'not_sent', 'excluded')),
+    error        text,
+    batch_key    text,
+    sent_at      timestamptz,
+    primary key (run_id, audience, action, email_hash, customer_id)
+);
+create index if not exists sync_changes_email_hash on mailer.sync_changes (email_hash);
+create index if not exists sync_changes_customer on mailer.sync_changes (customer_id);
+create table if not exists mailer.esp_suppressions (
+    target       text not null,
+    email_hash   text not null,
+    reason       text not null,
+    run_id       bigint,
+    created_at   timestamptz not null default now(),
+    primary key (target, email_hash)
+);
+"""
+
+
+def apply_ddl(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-mailer-ddl'))")
+        conn.execute(DDL)
+        conn.execute(HISTORY_VIEW)
+
+
+def _relation_exists(conn: psycopg.Connection, name: str) -> bool:
+    return conn.execute("select to_regclass(%s) is not null", (name,)).fetchone()[0]
+
+
+def plan_sql(conn: psycopg.Connection) -> str:
+    """The diff as one query (parameters: day, target, email_re). Every published member is checked
+    again here, at push time, against suppression, consent, address validity and the holdout, even
+    though dbt already excluded them: the mailer is the last line before an address leaves the house."""
+    if not _relation_exists(conn, "marts.dim_customers"):
+        raise MailerError("marts.dim_customers is missing: cannot check suppression, refusing to push anything")
+    holdout = ("select distinct audience, customer_id from sync.sync_holdout_members"
+               if _relation_exists(conn, "sync.sync_holdout_members")
+               else "select null::text as audience, null::text as customer_id where false")
+    return f"""
+with published_members as (
+    select audience, customer_id, lower(btrim(email)) as email, nullif(btrim(first_name), '') as first_name, segment
+    from published.audience_members
+    where as_of_date = %(day)s
+),
+suppressed_emails as (
+    select distinct lower(btrim(email)) as email from marts.dim_customers where is_suppressed
+),
+holdout as ({holdout}),
+hashed as (
+    select
+        p.*,
+        encode(sha256(convert_to(p.email, 'UTF8')), 'hex') as email_hash,
+        md5(concat_ws(chr(31), p.customer_id, coalesce(p.first_name, ''), p.segment)) as attrs_hash
+    from published_members as p
+),
+checked as (
+    select
+        h.*,
+        case
+            when d.customer_id is null then 'unknown_customer'
+            when d.is_suppressed or se.email is not null then 'suppressed'
+            when not d.accepts_marketing then 'no_consent'
+            when not d.is_valid_email or h.email !~ %(email_re)s then 'invalid_email'
+            when d.is_holdout or ho.customer_id is not null then 'holdout'
+            when x.email_hash is not null then 'esp_suppressed'
+            when row_number() over (partition by h.audience, h.email_hash order by h.customer_id) > 1
+                then 'duplicate_email'
+        end as blocked_reason
+    from hashed as h
+    left join marts.dim_customers as d on d.customer_id = h.customer_id
+    left join suppressed_emails as se on se.email = h.email
+    left join holdout as ho on ho.audience = h.audience and ho.customer_id = h.customer_id
+    left join mailer.esp_suppressions as x on x.target = %(target)s and x.email_hash = h.email_hash
+),
+desired as (
+    select * from checked where blocked_reason is null
+),
+state as (
+    select * from mailer.audience_state where target = %(target)s and is_member
+),
+plan as (
+    select 'add' as action, d.audience, d.customer_id, d.email, d.first_name, d.segment, d.email_hash,
+           d.attrs_hash, null::text as reason, null::text as esp_id
+    from desired as d
+    left join state as s on s.audience = d.audience and s.email_hash = d.email_hash
+    where s.email_hash is null
+
+    union all
+
+    select 'update', d.audience, d.customer_id, d.email, d.first_name, d.segment, d.email_hash,
+           d.attrs_hash, 'attributes_changed', s.esp_id
+    from desired as d
+    inner join state as s on s.audience = d.audience and s.email_hash = d.email_hash
+    where s.attrs_hash <> d.attrs_hash
+
+    union all
+
+    select 'remove', s.audience, s.customer_id, s.email, s.first_name, s.segment, s.email_hash, s.attrs_hash,
+        coalesce(
+            (select c.blocked_reason from checked as c
+             where c.audience = s.audience and c.email_hash = s.email_hash and c.blocked_reason is not null
+             order by c.customer_id limit 1),
+            case
+                when dc.customer_id is null then 'unknown_customer'
+                when dc.is_suppressed then 'suppressed'
+                when not dc.accepts_marketing then 'no_consent'
+                when lower(btrim(dc.email)) <> s.email then 'email_changed'
+                when not dc.is_valid_email then 'invalid_email'
+                when exists (select 1 from desired as o where o.email_hash = s.email_hash) then 'moved_audience'
+                when dc.is_holdout then 'holdout'
+                else 'left_segment'
+            end), s.esp_id
+    from state as s
+    left join desired as d on d.audience = s.audience and d.email_hash = s.email_hash
+    left join marts.dim_customers as dc on dc.customer_id = s.customer_id
+    where d.email_hash is null
+
+    union all
+
+    select 'blocked', c.audience, c.customer_id, c.email, c.first_name, c.segment, c.email_hash, c.attrs_hash,
+           c.blocked_reason, null
+    from checked as c
+    where c.blocked_reason is not null
+)
+select * from plan
+"""

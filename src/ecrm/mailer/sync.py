@@ -1,0 +1,310 @@
+"""The mailer push: make the ESP's audiences equal to the published ones, sending only the difference.
+
+One run = one day and one target (ESP account/list):
+
+1. plan: the diff of ``published.audience_members`` against ``mailer.audience_state`` (SQL, in
+   ``ecrm.mailer.state``), with every member re-checked against suppression, consent, address
+   validity and the holdout; blocked members are audited with their reason and never sent;
+2. circuit breaker: refuse the whole sync when an audience would lose more than
+   ``max_remove_share`` of its pushed members (a broken upstream model looks exactly like that);
+3. dry run: print the diff, audit the run as ``dry_run``, send nothing;
+4. preflight (credentials, lists/tags), then batches of one action for one audience, at most
+   ``concurrency`` in flight; each batch the ESP confirms is committed to state and audit in one
+   transaction, so a crash or an ESP outage loses at most the batches in flight, and the next run
+   resumes from the committed state without sending anyone twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import date
+
+import psycopg
+
+from .adapters import ACTIONS, Adapter, Member, MemberResult, adapter_from_config
+from .config import MailerConfig
+from .http import MailerError
+from .state import EMAIL_RE, apply_ddl, plan_sql
+
+log = logging.getLogger(__name__)
+
+
+class CircuitBreakerOpen(MailerError):
+    """The diff would remove more than the allowed share of an audience: nothing was sent."""
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    action: str
+    audience: str
+    member: Member
+    reason: str | None
+    esp_id: str | None
+
+
+def batch_key(target: str, audience: str, action: str, members: list[Member]) -> str:
+    """Deterministic idempotency key: the same batch (same members, same attributes) gets the same key
+    across retries and restarts, because batches are cut from the diff ordered by email_hash."""
+    digest = hashlib.sha256(f"{target}\x1f{audience}\x1f{action}".encode())
+    for m in members:
+        digest.update(f"\x1e{m.email_hash}:{m.attrs_hash}".encode())
+    return digest.hexdigest()[:40]
+
+
+def _published_check(conn: psycopg.Connection, day: date) -> None:
+    if conn.execute("select to_regclass('published.audience_members') is null").fetchone()[0]:
+        raise MailerError(f"nothing is published yet: publish {day} (quality gate) before the mailer push")
+    days = [r[0] for r in conn.execute("select distinct as_of_date from published.audience_members")]
+    if days and days != [day]:
+        raise MailerError(f"published.audience_members holds {', '.join(map(str, days))}, not {day}: "
+                          "refusing to push another day's audiences")
+    if not days:
+        published = conn.execute("select to_regclass('ops.publish_runs') is not null and exists "
+                                 "(select 1 from ops.publish_runs where as_of_date = %s)", (day,)).fetchone()[0]
+        if not published:
+            raise MailerError(f"{day} has not been published: run the quality gate and publish first")
+
+
+def _load_plan(conn: psycopg.Connection, day: date, target: str) -> list[PlannedChange]:
+    rows = conn.execute(plan_sql(conn), {"day": day, "target": target, "email_re": EMAIL_RE}).fetchall()
+    plan = []
+    for action, audience, customer_id, email, first_name, segment, email_hash, attrs_hash, reason, esp_id in rows:
+        plan.append(PlannedChange(action, audience, Member(email, email_hash, customer_id, first_name, segment,
+                                                           attrs_hash), reason, esp_id))
+    order = {a: i for i, a in enumerate((*ACTIONS, "blocked"))}
+    plan.sort(key=lambda c: (c.audience, order[c.action], c.member.email_hash, c.member.customer_id))
+    return plan
+
+
+def _summaries(conn: psycopg.Connection, target: str, plan: list[PlannedChange]) -> dict[str, dict]:
+    before = dict(conn.execute("select audience, count(*) from mailer.audience_state where target = %s "
+                               "and is_member group by audience", (target,)).fetchall())
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for change in plan:
+        counts[change.audience][change.action] += 1
+    summary = {}
+    for audience in sorted(set(before) | set(counts)):
+        c, n = counts[audience], before.get(audience, 0)
+        summary[audience] = {"members_before": n, "members_after": n + c["add"] - c["remove"], "adds": c["add"],
+                             "updates": c["update"], "removes": c["remove"], "excluded": c["blocked"],
+                             "sent": 0, "rejected": 0}
+    return summary
+
+
+def _breaker(summary: dict[str, dict], max_share: float) -> list[str]:
+    tripped = []
+    for audience, s in summary.items():
+        if s["members_before"] and s["removes"] > max_share * s["members_before"]:
+            tripped.append(f"{audience}: {s['removes']} of {s['members_before']} members "
+                           f"({s['removes'] / s['members_before']:.0%}) would be removed, more than the allowed "
+                           f"{max_share:.0%} (ECRM_MAILER_MAX_REMOVE_SHARE)")
+    return tripped
+
+
+def _print_dry_run(day: date, adapter: Adapter, summary: dict, plan: list[PlannedChange], tripped: list[str],
+                   sample: int = 20) -> None:
+    print(f"DRY RUN mailer={adapter.name} target={adapter.target} day={day}: nothing is sent")
+    for audience, s in summary.items():
+        print(f"  {audience}: +{s['adds']} add, ~{s['updates']} update, -{s['removes']} remove, "
+              f"{s['excluded']} excluded ({s['members_before']} -> {s['members_after']} members)")
+        for action in (*ACTIONS, "blocked"):
+            changes = [c for c in plan if c.audience == audience and c.action == action]
+            for c in changes[:sample]:
+                print(f"    {action:<7} {c.member.customer_id:<12} {c.member.email_hash[:12]} "
+                      f"{c.member.segment:<20} {c.reason or ''}")
+            if len(changes) > sample:
+                print(f"    ... {len(changes) - sample} more {action}")
+    for line in tripped:
+        print(f"  CIRCUIT BREAKER would refuse: {line}")
+
+
+def _insert_runs(conn, run_id: int, day: date, adapter: Adapter, dry_run: bool, status: str, summary: dict,
+                 error: str | None = None) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into mailer.sync_runs (run_id, audience, day, adapter, target, dry_run, status, members_before, "
+            "members_after, adds, updates, removes, excluded, error, finished_at, duration_s) values "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            " case when %s <> 'running' then now() end, case when %s <> 'running' then 0 end)",
+            [(run_id, a, day, adapter.name, adapter.target, dry_run, status, s["members_before"], s["members_after"],
+              s["adds"], s["updates"], s["removes"], s["excluded"], error, status, status)
+             for a, s in summary.items()])
+
+
+def _finish_runs(conn, run_id: int, summary: dict, status: str, error: str | None, started: float) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "update mailer.sync_runs set status = %s, error = %s, sent = %s, rejected = %s, finished_at = now(), "
+            "duration_s = %s where run_id = %s and audience = %s",
+            [(status, error, s["sent"], s["rejected"], round(time.monotonic() - started, 3), run_id, a)
+             for a, s in summary.items()])
+
+
+def _commit_batch(conn, run_id: int, day: date, target: str, audience: str, action: str, key: str,
+                  changes: list[PlannedChange], results: list[MemberResult]) -> Counter:
+    """State and audit of one confirmed batch, in one transaction."""
+    by_hash = {r.email_hash: r for r in results}
+    tally: Counter = Counter()
+    state_upserts, state_removes, audit, suppressions = [], [], [], []
+    for change in changes:
+        m = change.member
+        r = by_hash.get(m.email_hash) or MemberResult(m.email_hash, "rejected", "no result from the ESP")
+        tally[r.result] += 1
+        audit.append((r.result, r.error, key, run_id, audience, action, m.email_hash, m.customer_id))
+        if r.suppress:
+            suppressions.append((target, m.email_hash, r.error or r.result, run_id))
+        if not r.applied:
+            continue
+        if action == "remove":
+            state_removes.append((day, run_id, target, audience, m.email_hash))
+        else:
+            state_upserts.append((target, audience, m.email_hash, m.customer_id, m.email, m.first_name, m.segment,
+                                  m.attrs_hash, r.esp_id or change.esp_id, day, day, run_id))
+    with conn.transaction(), conn.cursor() as cur:
+        if state_upserts:
+            cur.executemany(
+                "insert into mailer.audience_state (target, audience, email_hash, customer_id, email, first_name, "
+                "segment, attrs_hash, is_member, esp_id, first_added_day, last_pushed_day, last_run_id) values "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, true, %s, %s, %s, %s) on conflict (target, audience, email_hash) do "
+                "update set customer_id = excluded.customer_id, email = excluded.email, first_name = "
+                "excluded.first_name, segment = excluded.segment, attrs_hash = excluded.attrs_hash, is_member = true, "
+                "esp_id = coalesce(excluded.esp_id, mailer.audience_state.esp_id), last_pushed_day = "
+                "excluded.last_pushed_day, removed_day = null, last_run_id = excluded.last_run_id, updated_at = now()",
+                state_upserts)
+        if state_removes:
+            cur.executemany(
+                "update mailer.audience_state set is_member = false, removed_day = %s, last_run_id = %s, "
+                "updated_at = now() where target = %s and audience = %s and email_hash = %s", state_removes)
+        cur.executemany(
+            "update mailer.sync_changes set result = %s, error = %s, batch_key = %s, sent_at = now() "
+            "where run_id = %s and audience = %s and action = %s and email_hash = %s and customer_id = %s", audit)
+        if suppressions:
+            cur.executemany(
+                "insert into mailer.esp_suppressions (target, email_hash, reason, run_id) values (%s, %s, %s, %s) "
+                "on conflict (target, email_hash) do nothing", suppressions)
+    return tally
+
+
+def sync_audiences(conn: psycopg.Connection, day: date, adapter: Adapter | None = None,
+                   config: MailerConfig | None = None) -> dict:
+    """Push the published audiences of `day` to the configured mailer; returns a JSON-able report.
+
+    Raises CircuitBreakerOpen (nothing sent), EspAuthError/EspUnavailable (nothing beyond confirmed
+    batches marked as pushed) or MailerError."""
+    config = config or MailerConfig.from_env()
+    adapter = adapter or adapter_from_config(config)
+    try:
+        return _sync(conn, day, adapter, config)
+    finally:
+        adapter.close()
+
+
+def _sync(conn: psycopg.Connection, day: date, adapter: Adapter, config: MailerConfig) -> dict:
+    started = time.monotonic()
+    apply_ddl(conn)
+    _published_check(conn, day)
+    lock_key = f"ecrm-mailer:{adapter.target}"
+    if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (lock_key,)).fetchone()[0]:
+        raise MailerError(f"another mailer sync for {adapter.target} is running; try again when it has finished")
+    try:
+        run_id = conn.execute("select nextval('mailer.sync_run_seq')").fetchone()[0]
+        plan = _load_plan(conn, day, adapter.target)
+        summary = _summaries(conn, adapter.target, plan)
+        report = {"day": day.isoformat(), "adapter": adapter.name, "target": adapter.target, "run_id": run_id,
+                  "dry_run": config.dry_run, "audiences": summary}
+        tripped = _breaker(summary, config.max_remove_share)
+        if config.dry_run:
+            _print_dry_run(day, adapter, summary, plan, tripped)
+            with conn.transaction():
+                _insert_runs(conn, run_id, day, adapter, True, "dry_run", summary,
+                             "; ".join(tripped) or None)
+            return {**report, "status": "dry_run", "circuit_breaker": tripped,
+                    "plan": [{"action": c.action, "audience": c.audience, "customer_id": c.member.customer_id,
+                              "email_hash": c.member.email_hash, "reason": c.reason} for c in plan]}
+        if tripped:
+            message = "circuit breaker: refusing the mailer sync, nothing was sent. " + "; ".join(tripped)
+            with conn.transaction():
+                _insert_runs(conn, run_id, day, adapter, False, "refused", summary, message)
+            raise CircuitBreakerOpen(message)
+        with conn.transaction():
+            _insert_runs(conn, run_id, day, adapter, False, "running", summary)
+        try:
+            adapter.preflight(sorted(summary))
+        except MailerError as exc:
+            _finish_runs(conn, run_id, summary, "failed", str(exc), started)
+            raise
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(
+                "insert into mailer.sync_changes (run_id, audience, action, email_hash, customer_id, segment, reason, "
+                "result) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [(run_id, c.audience, c.action, c.member.email_hash, c.member.customer_id, c.member.segment, c.reason,
+                  "excluded" if c.action == "blocked" else "pending") for c in plan])
+        facts = adapter.begin(conn, day)
+        error = _send(conn, run_id, day, adapter, config, plan, summary)
+        conn.execute("update mailer.sync_changes set result = 'not_sent', error = %s where run_id = %s "
+                     "and result = 'pending'", (str(error) if error else "run ended before this batch", run_id))
+        if error is None:
+            facts |= adapter.end(conn, day, run_id)
+        status = "failed" if error else "succeeded"
+        _finish_runs(conn, run_id, summary, status, str(error) if error else None, started)
+        report |= facts | {"status": status, "seconds": round(time.monotonic() - started, 3)}
+        client = getattr(adapter, "client", None)
+        if client is not None:
+            report |= {"requests": client.requests_sent, "retries": client.retries}
+        log.info("mailer %s %s: %s", adapter.name, day, {a: {k: v for k, v in s.items() if v}
+                                                         for a, s in summary.items()})
+        if error:
+            raise error
+        return report
+    finally:
+        conn.execute("select pg_advisory_unlock(hashtext(%s))", (lock_key,))
+
+
+def _send(conn, run_id: int, day: date, adapter: Adapter, config: MailerConfig, plan: list[PlannedChange],
+          summary: dict) -> MailerError | None:
+    """Send the batches with at most `concurrency` in flight; commit each confirmed batch from this
+    (the connection's) thread. Returns the error that stopped the run, or None."""
+    batches: list[tuple[str, str, list[PlannedChange]]] = []
+    for audience in summary:
+        for action in ACTIONS:
+            changes = [c for c in plan if c.audience == audience and c.action == action]
+            for i in range(0, len(changes), config.batch_size):
+                batches.append((audience, action, changes[i:i + config.batch_size]))
+    error: MailerError | None = None
+    pending: dict[Future, tuple[str, str, str, list[PlannedChange]]] = {}
+    queue = iter(batches)
+    with ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="ecrm-mailer") as pool:
+        def submit_next() -> bool:
+            for audience, action, changes in queue:
+                members = [c.member for c in changes]
+                key = batch_key(adapter.target, audience, action, members)
+                pending[pool.submit(adapter.apply, audience, action, members, key)] = (audience, action, key, changes)
+                return True
+            return False
+
+        for _ in range(config.concurrency):
+            if not submit_next():
+                break
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                audience, action, key, changes = pending.pop(future)
+                try:
+                    results = future.result()
+                except MailerError as exc:
+                    error = error or exc  # keep the first cause; batches already in flight still get committed
+                    continue
+                except Exception as exc:  # noqa: BLE001 - an adapter bug must still leave a clean audit
+                    error = error or MailerError(f"{type(exc).__name__}: {exc}")
+                    continue
+                tally = _commit_batch(conn, run_id, day, adapter.target, audience, action, key, changes, results)
+                summary[audience]["sent"] += tally["sent"] + tally["skipped"]
+                summary[audience]["rejected"] += tally["rejected"] + tally["esp_suppressed"]
+                if error is None:
+                    submit_next()
+    return error

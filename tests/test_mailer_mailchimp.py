@@ -1,0 +1,160 @@
+"""The Mailchimp adapter against a local HTTP server that behaves like the Marketing API:
+batches of at most 500, tags for audiences, 429/5xx/timeouts with retries, per-member errors inside
+a 200, an outage mid-sync and a restart, 401 and an unreachable host."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+import pytest
+from fake_esp import FakeMailchimp
+from mailer_world import World
+
+from ecrm.mailer.config import MailerConfig
+from ecrm.mailer.http import EspAuthError, EspUnavailable
+from ecrm.mailer.sync import sync_audiences
+
+D1, D2 = date(2026, 10, 1), date(2026, 10, 2)
+
+
+@pytest.fixture
+def fake():
+    server = FakeMailchimp().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def world(conn):
+    return World(conn)
+
+
+@pytest.fixture
+def config(fake, tmp_path):
+    return MailerConfig(adapter="mailchimp", outbox=tmp_path, mailchimp_api_key=fake.api_key, mailchimp_list_id="L1",
+                        mailchimp_url=f"{fake.url}/3.0", timeout=0.5, max_retries=4, backoff_base=0.01,
+                        backoff_max=0.2, concurrency=3)
+
+
+def _writes(fake):
+    return [r for r in fake.requests if r[0] != "GET"]
+
+
+def test_batches_of_500_tags_and_a_rerun_that_sends_nothing(conn, world, fake, config):
+    ids = world.customers(1200)
+    world.publish(D1, {"vip": ids[:1100], "winback": ids[1100:]})
+    report = sync_audiences(conn, D1, config=config)
+    assert report["status"] == "succeeded"
+    upserts = [r for r in fake.requests if r[0] == "POST" and r[1] == "/3.0/lists/L1"]
+    assert len(upserts) == 4  # 500 + 500 + 100 (vip) + 100 (winback)
+    assert set(fake.count("upsert").values()) == {1} and len(fake.count("upsert")) == 1200
+    assert fake.tag_members("ecrm-vip") == {world.email(c) for c in ids[:1100]}
+    assert fake.violations == []
+    assert '"status"' not in fake.bodies().replace('"status_if_new"', "")  # never a status for anyone
+
+    before = len(_writes(fake))
+    again = sync_audiences(conn, D1, config=config)
+    assert again["status"] == "succeeded" and len(_writes(fake)) == before
+
+
+def test_retries_429_5xx_and_timeouts_deliver_each_member_once(conn, world, fake, config):
+    ids = world.customers(40)
+    world.publish(D1, {"vip": ids})
+    fake.segments[1] = {"name": "ecrm-vip", "members": set()}  # tag exists: the faults hit the member batches
+    fake.faults.extend([("status", 429, {"Retry-After": "0.3"}), ("status", 500), ("status", 502),
+                        ("slow", 1.0)])  # the slow one is applied, but answers after the client's 0.5 s timeout
+    started = time.monotonic()
+    report = sync_audiences(conn, D1, config=config.with_(batch_size=10, concurrency=1, backoff_max=1.0))
+    assert time.monotonic() - started >= 0.3  # Retry-After honoured
+    assert report["status"] == "succeeded" and report["retries"] >= 4
+    assert fake.count("upsert") == {world.email(c): 1 for c in ids}  # exactly once despite the retries
+    assert fake.replays >= 1  # the retried timed-out batch was recognised by its idempotency key
+    assert conn.execute("select count(*) from mailer.audience_state where is_member").fetchone()[0] == 40
+
+
+def test_outage_mid_sync_then_restart_sends_everyone_exactly_once(conn, world, fake, config):
+    ids = world.customers(1400)
+    world.publish(D1, {"vip": ids})
+    # writes: create tag, batch 1 upsert + tag, batch 2 upsert -- then the ESP is down for good, so batch 2
+    # reached Mailchimp but was never confirmed (the crash window a restart must not double)
+    fake.fail_after_writes = 4
+    with pytest.raises(EspUnavailable, match="failed after 5 attempts"):
+        sync_audiences(conn, D1, config=config.with_(concurrency=1, batch_size=300))
+    assert conn.execute("select count(*) from mailer.audience_state").fetchone()[0] == 300
+    assert conn.execute("select status from mailer.sync_runs").fetchone()[0] == "failed"
+    results = dict(conn.execute("select result, count(*) from mailer.sync_changes group by 1").fetchall())
+    assert results == {"sent": 300, "not_sent": 1100}
+
+    fake.fail_after_writes = None
+    report = sync_audiences(conn, D1, config=config.with_(batch_size=300))
+    assert report["audiences"]["vip"]["adds"] == 1100
+    assert fake.count("upsert") == {world.email(c): 1 for c in ids}  # each member sent once in total
+    assert fake.replays == 1  # the unconfirmed batch came back with the same idempotency key
+    assert len(fake.tag_members("ecrm-vip")) == 1400
+
+
+def test_per_member_errors_inside_a_200(conn, world, fake, config):
+    ids = world.customers(6)
+    world.publish(D1, {"vip": ids})
+    fake.member_errors[world.email(ids[0])] = ("ERROR_CONTACT_EXISTS",
+                                               f"{world.email(ids[0])} is in a compliance state due to unsubscribe")
+    fake.member_errors[world.email(ids[1])] = ("ERROR_GENERIC", "Please provide a valid email address.")
+    report = sync_audiences(conn, D1, config=config)
+    assert report["audiences"]["vip"]["sent"] == 4 and report["audiences"]["vip"]["rejected"] == 2
+    results = {c: (r, e) for c, r, e in conn.execute("select customer_id, result, error from mailer.sync_changes")}
+    assert results[ids[0]][0] == "esp_suppressed" and "compliance" in results[ids[0]][1]
+    assert results[ids[1]][0] == "rejected"
+    assert world.email(ids[0]) not in fake.tag_members("ecrm-vip")
+
+    fake.requests.clear()
+    report = sync_audiences(conn, D1, config=config)  # the rejected one is retried, the suppressed one never again
+    assert report["audiences"]["vip"]["adds"] == 1 and report["audiences"]["vip"]["excluded"] == 1
+    assert world.email(ids[0]) not in fake.bodies() and world.email(ids[1]) in fake.bodies()
+
+
+def test_suppressed_addresses_never_appear_in_any_request(conn, world, fake, config):
+    ids = world.customers(10)
+    world.set(ids[0], is_suppressed=True)
+    world.set(ids[1], accepts_marketing=False)
+    conn.execute("insert into sync.sync_holdout_members values ('vip', %s, 'Champions', %s)", (ids[2], D1))
+    world.publish(D1, {"vip": ids})
+    sync_audiences(conn, D1, config=config)
+    for cid in ids[:3]:
+        assert world.email(cid) not in fake.bodies()
+    # pushed yesterday, unsubscribed today: only the tag is removed, the contact's status is not touched
+    world.set(ids[3], is_suppressed=True)
+    world.publish(D2, {"vip": ids[4:]})
+    sync_audiences(conn, D2, config=config)
+    last = [r for r in _writes(fake) if world.email(ids[3]) in r[3]][-1]
+    assert last[1].startswith("/3.0/lists/L1/segments/") and "members_to_remove" in last[3]
+    assert fake.members[world.email(ids[3])]["status"] == "subscribed" and fake.violations == []
+
+
+def test_auth_failure_is_clear_and_marks_nothing(conn, world, fake, config):
+    ids = world.customers(5)
+    world.publish(D1, {"vip": ids})
+    with pytest.raises(EspAuthError, match="HTTP 401.*ECRM_MAILCHIMP_API_KEY"):
+        sync_audiences(conn, D1, config=config.with_(mailchimp_api_key="wrong-us1"))
+    assert conn.execute("select count(*) from mailer.audience_state").fetchone()[0] == 0
+    assert conn.execute("select status from mailer.sync_runs").fetchone()[0] == "failed"
+    assert len(_writes(fake)) == 0
+
+
+def test_unreachable_esp_is_clear_and_marks_nothing(conn, world, config):
+    ids = world.customers(5)
+    world.publish(D1, {"vip": ids})
+    with pytest.raises(EspUnavailable, match="cannot connect"):
+        sync_audiences(conn, D1, config=config.with_(mailchimp_url="http://127.0.0.1:9/3.0", max_retries=1))
+    assert conn.execute("select count(*) from mailer.audience_state").fetchone()[0] == 0
+
+
+def test_throughput(conn, world, fake, config, capsys):
+    ids = world.customers(5000)
+    world.publish(D1, {"vip": ids})
+    started = time.monotonic()
+    sync_audiences(conn, D1, config=config.with_(concurrency=4))
+    seconds = time.monotonic() - started
+    with capsys.disabled():
+        print(f"\nmailchimp fake: 5000 members in {seconds:.2f}s = {5000 / seconds:,.0f} members/s")
+    assert len(fake.count("upsert")) == 5000
