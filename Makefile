@@ -34,6 +34,10 @@ lint: venv
 test: venv lint
 	$(BIN)/python -m pytest
 
+# dbt docs + Great Expectations Data Docs, served at http://127.0.0.1:8080/
+docs: venv
+	$(BIN)/ecrm docs
+
 warehouse-start: venv
 	$(BIN)/ecrm warehouse start
 

@@ -43,3 +43,20 @@ def test_dag_files_stay_thin():
         for heavy in ("import dbt", "great_expectations", "import pandas", "psycopg"):
             assert heavy not in text, f"{path.name} imports {heavy} at parse time"
         assert len(text.splitlines()) < 45, f"{path.name} is not thin"
+
+
+def test_failure_callback_logs_one_clear_alert_line(caplog):
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from ecrm.orchestration import alert_on_failure
+
+    context = {"task_instance": SimpleNamespace(dag_id="ingest_orders", task_id="load", try_number=3),
+               "data_interval_start": datetime(2026, 10, 1, tzinfo=UTC),
+               "data_interval_end": datetime(2026, 10, 2, tzinfo=UTC),
+               "exception": FileNotFoundError("landing/shop/2026-10-01/orders.csv: missing file")}
+    with caplog.at_level("ERROR", logger="ecrm.alerts"):
+        alert_on_failure(context)
+    [record] = caplog.records
+    assert record.getMessage().startswith("ECRM ALERT dag=ingest_orders task=load interval=[2026-10-01")
+    assert "orders.csv: missing file" in record.getMessage()

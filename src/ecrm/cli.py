@@ -63,6 +63,12 @@ def _stage(args) -> None:
     print(json.dumps(result, indent=2, default=str))
 
 
+def _docs(args) -> None:
+    from .quality.docs import main as docs_main
+
+    docs_main([*(["--port", str(args.port)] if args.port else []), *(["--no-serve"] if args.no_serve else [])])
+
+
 def _demo(args) -> None:
     from .demo import run_demo
 
@@ -103,6 +109,11 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--force", action="store_true", help="rerun days that are already processed")
     demo.set_defaults(func=_demo)
+
+    docs = sub.add_parser("docs", help="build the dbt docs and GX Data Docs and serve them locally")
+    docs.add_argument("--port", type=int, default=None)
+    docs.add_argument("--no-serve", action="store_true", help="build only")
+    docs.set_defaults(func=_docs)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -1,8 +1,14 @@
-"""Publish: make the audited day's audiences visible to marketing and the mailer, in one transaction.
+"""Publish: make the audited day's segments visible to marketing, BI and the mailer, in one transaction.
 
-dbt builds `sync.audience_members` where nobody reads it; only after the quality gate passes does
-`publish` swap the day's rows into `published.audience_members`. A failed gate never reaches here,
-so yesterday's published audiences stay in place.
+Write, audit, publish: dbt builds `sync.*` and `marts.*`; the quality gate audits them for the
+run date; only then does `publish` replace the published tables with the day's rows:
+
+- published.audience_members   what the mailer pushes (from sync.sync_audience_members)
+- published.customer_segments  each customer's RFM segment of the day (from marts.fct_customer_rfm_daily)
+- published.segment_summary    customers and revenue per segment of the day (from marts.fct_segment_summary_daily)
+
+All three change in one transaction, so readers see yesterday's tables or today's, never a mix,
+and a failed gate (which raises before publish is called) leaves yesterday's tables in place.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import psycopg
 
 PUBLISHED_DDL = """
 create schema if not exists published;
+create schema if not exists ops;
 create table if not exists published.audience_members (
     audience      text not null,
     customer_id   text not null,
@@ -22,29 +29,83 @@ create table if not exists published.audience_members (
     as_of_date    date not null,
     primary key (audience, customer_id)
 );
+create table if not exists published.customer_segments (
+    snapshot_date   date not null,
+    customer_id     text not null primary key,
+    segment         text not null,
+    rfm_cell        text,
+    r_score         integer,
+    f_score         integer,
+    m_score         integer,
+    recency_days    integer,
+    frequency       bigint not null,
+    monetary        numeric(14, 2) not null,
+    is_holdout      boolean,
+    is_contactable  boolean
+);
+create table if not exists published.segment_summary (
+    snapshot_date          date not null,
+    segment                text not null primary key,
+    customers              bigint not null,
+    contactable_customers  bigint not null,
+    holdout_customers      bigint not null,
+    revenue                numeric(14, 2) not null,
+    total_customers        bigint not null,
+    total_revenue          numeric(14, 2) not null,
+    customer_share         numeric(12, 6),
+    revenue_share          numeric(12, 6)
+);
 create table if not exists ops.publish_runs (
     as_of_date    date primary key,
     audiences     integer not null,
     members       integer not null,
     published_at  timestamptz not null default now()
 );
+alter table ops.publish_runs add column if not exists segment_customers integer;
 """
 
 
+class PublishRefused(RuntimeError):
+    """The built tables are not the run date's: publishing them would show another day's segments."""
+
+
 def publish(conn: psycopg.Connection, day: date) -> dict[str, int]:
-    """Replace the published audiences with the day's audited ones; returns members per audience."""
+    """Replace the published tables with the day's audited rows; returns members per audience."""
     with conn.transaction():
         conn.execute(PUBLISHED_DDL)
-        conn.execute("lock table published.audience_members in exclusive mode")
+        # Readers keep seeing the previous tables until commit (MVCC); writers wait for us.
+        conn.execute("lock table published.audience_members, published.customer_segments, "
+                     "published.segment_summary in exclusive mode")
+        stale = conn.execute(
+            "select (select count(*) from sync.sync_audience_members where snapshot_date is distinct from %(d)s), "
+            "(select count(*) from marts.fct_customer_rfm_daily where snapshot_date = %(d)s)", {"d": day}).fetchone()
+        if stale[0] or not stale[1]:
+            raise PublishRefused(f"refusing to publish {day}: sync.sync_audience_members holds {stale[0]} rows of "
+                                 f"another day, marts.fct_customer_rfm_daily {stale[1]} rows of {day}")
         conn.execute("delete from published.audience_members")
         conn.execute(
             "insert into published.audience_members (audience, customer_id, email, first_name, segment, as_of_date) "
             "select audience, customer_id, email, first_name, segment, %s from sync.sync_audience_members", (day,))
+        conn.execute("delete from published.customer_segments")
+        segment_customers = conn.execute(
+            "insert into published.customer_segments (snapshot_date, customer_id, segment, rfm_cell, r_score, f_score, "
+            "m_score, recency_days, frequency, monetary, is_holdout, is_contactable) "
+            "select snapshot_date, customer_id, segment, rfm_cell, r_score, f_score, m_score, recency_days, frequency, "
+            "monetary, is_holdout, is_contactable from marts.fct_customer_rfm_daily where snapshot_date = %s",
+            (day,)).rowcount
+        conn.execute("delete from published.segment_summary")
+        conn.execute(
+            "insert into published.segment_summary (snapshot_date, segment, customers, contactable_customers, "
+            "holdout_customers, revenue, total_customers, total_revenue, customer_share, revenue_share) "
+            "select snapshot_date, segment, customers, contactable_customers, holdout_customers, revenue, "
+            "total_customers, total_revenue, customer_share, revenue_share "
+            "from marts.fct_segment_summary_daily where snapshot_date = %s", (day,))
         counts = dict(conn.execute(
             "select audience, count(*) from published.audience_members group by audience order by audience"
         ).fetchall())
         conn.execute(
-            "insert into ops.publish_runs (as_of_date, audiences, members) values (%s, %s, %s) "
-            "on conflict (as_of_date) do update set audiences = excluded.audiences, members = excluded.members, "
-            "published_at = now()", (day, len(counts), sum(counts.values())))
+            "insert into ops.publish_runs (as_of_date, audiences, members, segment_customers) "
+            "values (%s, %s, %s, %s) on conflict (as_of_date) do update set audiences = excluded.audiences, "
+            "members = excluded.members, segment_customers = excluded.segment_customers, published_at = now()",
+            (day, len(counts), sum(counts.values()), segment_customers))
     return counts

@@ -1,8 +1,17 @@
 """Write the GX file context in expectations/gx/ (run once; the JSON it writes is then the source).
 
 `python -m ecrm.quality.bootstrap` recreates the suites from scratch. After that, data people
-edit expectations/gx/expectations/*.json directly; this module is kept as the record of how the
-context was made and to rebuild it after a GX upgrade.
+edit expectations/gx/expectations/*.json directly (docs/quality.md); this module is kept as the
+record of how the context was made and to rebuild it after a GX upgrade.
+
+Conventions of the suites:
+- one suite per checked table; the day's rows of the raw tables and of the daily marts come from
+  SQL query assets restricted with ops.gate_day_start()/ops.gate_day_end()/ops.gate_run_date(),
+  which read the run date the gate sets on every connection (see gate.py);
+- every expectation has meta.name (stable, used in ops.quality_results and in overrides) and
+  meta.severity (blocking | warning; expectations/gate.yml or ECRM_GATE_SEVERITY override it);
+- suite meta names the table and its row key, which the quarantine uses;
+- custom SQL (UnexpectedRowsExpectation) always ends in a LIMIT: GX fetches every row it returns.
 """
 
 from __future__ import annotations
@@ -14,56 +23,346 @@ from .gate import CHECKPOINT, gx_context
 
 SEGMENTS = ["Champions", "Loyal", "Potential Loyalist", "New", "Promising", "Need Attention", "About to Sleep",
             "At Risk", "Can't Lose Them", "Hibernating", "Lost", "Prospect"]
-EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+AUDIENCES = ["winback", "vip", "nurture"]
+# The same address rule as dbt's is_valid_email macro (addresses are normalized: lower-cased, trimmed).
+EMAIL_REGEX = r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
+DAY = "{ts} >= ops.gate_day_start() and {ts} < ops.gate_day_end()"
+# Share of all customers each segment may hold on a day: (segment, min, max). Edit in the JSON.
+SHARE_BOUNDS = [("Champions", 0, 0.3), ("Loyal", 0, 0.3), ("Potential Loyalist", 0, 0.3), ("New", 0, 0.3),
+                ("Promising", 0, 0.3), ("Need Attention", 0, 0.3), ("About to Sleep", 0, 0.3), ("At Risk", 0, 0.3),
+                ("Can't Lose Them", 0, 0.2), ("Hibernating", 0, 0.4), ("Lost", 0, 0.6), ("Prospect", 0, 0.9)]
 
 
-def build() -> None:
+def day(ts: str) -> str:
+    return DAY.format(ts=ts)
+
+
+def volume_query(table: str, ts: str, tolerance: str = "volume_tolerance", today_filter: str | None = None) -> str:
+    """One row (today, trailing average) when today's rows are off the trailing 7-day average."""
+    today = f"select count(*) as n from {{batch}} b where {today_filter or 'true'}"
+    return (
+        f"with daily as (select ({ts} at time zone 'UTC')::date as day, count(*) as n from {table} "
+        f"where {ts} >= ops.gate_day_start() - interval '7 days' and {ts} < ops.gate_day_start() group by 1), "
+        "history as (select avg(n) as avg_n, count(*) as days from daily), "
+        f"today as ({today}) "
+        "select today.n as rows_today, round(history.avg_n, 1) as trailing_7d_avg, history.days as history_days, "
+        f"ops.gate_setting('{tolerance}') as tolerance from today cross join history "
+        "where history.days >= ops.gate_setting('volume_min_history_days') "
+        "and abs(today.n - history.avg_n) > ops.gate_setting('volume_min_rows') "
+        f"and (today.n > history.avg_n * ops.gate_setting('{tolerance}') "
+        f"or today.n < history.avg_n / ops.gate_setting('{tolerance}')) limit 1")
+
+
+def stage_loaded(stage: str) -> str:
+    """Freshness: the day's load of the source was recorded (no {batch}: it is about the ledger)."""
+    return (f"select '{stage}' as stage, ops.gate_run_date() as run_date, (select count(*) from {{batch}}) "
+            "as rows_of_day where not exists (select 1 from ops.stage_runs s "
+            f"where s.stage = '{stage}' and s.run_date = ops.gate_run_date()) limit 1")
+
+
+def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites reads better than many functions
+    """Rewrite expectations/gx. GX tests the connection and the query assets while adding them, so it
+    needs a warehouse (any day's data will do): `url`, else ECRM_WAREHOUSE_URL or the embedded one."""
+    import os
+    from datetime import date
+
     import great_expectations as gx
     from great_expectations import expectations as gxe
 
+    from ..warehouse import connect, resolve_url
+    from .config import load_config
+    from .gate import gate_url, prepare
+
+    url = url or resolve_url()
+    with connect(url) as conn:
+        prepare(conn)
+    os.environ["ECRM_GX_WAREHOUSE_URL"] = gate_url(url, date(2000, 1, 1), load_config())
     root = get_settings().expectations_dir
     shutil.rmtree(root / "gx", ignore_errors=True)
     context = gx_context(root)
     source = context.data_sources.add_postgres(name="warehouse", connection_string="${ECRM_GX_WAREHOUSE_URL}")
-    asset = source.add_table_asset(name="sync.sync_audience_members", table_name="sync_audience_members",
-                                   schema_name="sync")
-    batch = asset.add_batch_definition_whole_table("whole_table")
 
     def meta(name: str, severity: str = "blocking") -> dict:
         return {"name": name, "severity": severity}
 
-    suite = context.suites.add(gx.ExpectationSuite(name="audience_members"))
-    for expectation in [
-        gxe.ExpectColumnValuesToNotBeNull(column="email", meta=meta("email_not_null")),
+    def columns(cols: str, name: str = "schema_has_columns") -> gxe.Expectation:
+        return gxe.ExpectTableColumnsToMatchSet(column_set=cols.split(","), exact_match=False, meta=meta(name))
+
+    def not_null(col: str, severity: str = "blocking") -> gxe.Expectation:
+        return gxe.ExpectColumnValuesToNotBeNull(column=col, meta=meta(f"{col}_not_null", severity))
+
+    def between(col: str, lo=None, hi=None, severity: str = "blocking") -> gxe.Expectation:
+        return gxe.ExpectColumnValuesToBeBetween(column=col, min_value=lo, max_value=hi,
+                                                 meta=meta(f"{col}_in_range", severity))
+
+    def in_set(col: str, values: list, severity: str = "blocking") -> gxe.Expectation:
+        return gxe.ExpectColumnValuesToBeInSet(column=col, value_set=values, meta=meta(f"{col}_accepted", severity))
+
+    def rows(name: str, description: str, query: str, severity: str = "blocking") -> gxe.Expectation:
+        assert "limit" in query.lower(), name
+        return gxe.UnexpectedRowsExpectation(description=description, unexpected_rows_query=query,
+                                             meta=meta(name, severity))
+
+    suites: list[tuple[str, object, dict, list]] = []
+
+    def query_asset(name: str, query: str):
+        return source.add_query_asset(name=name, query=query)
+
+    def table_asset(schema: str, table: str):
+        return source.add_table_asset(name=f"{schema}.{table}", schema_name=schema, table_name=table)
+
+    # ---- raw.orders: the orders created or updated on the run date -------------------------------
+    suites.append(("raw_orders", query_asset(
+        "raw.orders@run_date",
+        f"select * from raw.orders where {day('created_at')} or {day('updated_at')}"),
+        {"table": "raw.orders", "row_key": ["order_id"]}, [
+        columns("order_id,customer_id,email,created_at,updated_at,status,currency,total_amount,discount_amount"),
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta("orders_of_day_not_empty")),
+        not_null("order_id"), not_null("customer_id"), not_null("email"), not_null("created_at"),
+        gxe.ExpectColumnValuesToBeUnique(column="order_id", meta=meta("order_id_unique")),
+        in_set("status", ["placed", "paid", "shipped", "cancelled", "refunded"]),
+        gxe.ExpectColumnValuesToMatchRegex(column="currency", regex="^[A-Z]{3}$", meta=meta("currency_iso_4217")),
+        between("total_amount", 0, 100000), between("discount_amount", 0, 100000),
+        rows("updated_not_before_created", "An order is never updated before it was created.",
+             "select order_id, created_at, updated_at from {batch} where updated_at < created_at limit 1000"),
+        rows("customer_is_known", "Every order's customer is in raw.customers (guest checkouts create one).",
+             "select b.order_id, b.customer_id from {batch} b left join raw.customers c using (customer_id) "
+             "where c.customer_id is null limit 1000"),
+        rows("volume_vs_trailing_7d", "Orders created on the run date within the tolerance of the trailing "
+             "7-day average (expectations/gate.yml: volume_tolerance, volume_min_rows).",
+             volume_query("raw.orders", "created_at", today_filter=day("b.created_at"))),
+    ]))
+    # ---- raw.customers: customers who signed up or changed on the run date -----------------------
+    suites.append(("raw_customers", query_asset(
+        "raw.customers@run_date",
+        f"select * from raw.customers where {day('signed_up_at')} or {day('updated_at')}"),
+        {"table": "raw.customers", "row_key": ["customer_id"]}, [
+        columns("customer_id,email,first_name,country,signed_up_at,updated_at,accepts_marketing"),
+        not_null("customer_id"), not_null("email"), not_null("accepts_marketing"),
+        gxe.ExpectColumnValuesToBeUnique(column="customer_id", meta=meta("customer_id_unique")),
+        gxe.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_REGEX, mostly=0.99,
+                                           meta=meta("email_valid", "warning")),
+        rows("email_not_shared", "No two customer records share an e-mail address (a duplicated customer "
+             "would be mailed twice).",
+             "select b.customer_id, b.email, c.customer_id as other_customer_id from {batch} b "
+             "join raw.customers c on lower(trim(c.email)) = lower(trim(b.email)) "
+             "and c.customer_id <> b.customer_id limit 1000", "warning"),
+        rows("signed_up_not_in_future", "No sign-up after the end of the run date.",
+             "select customer_id, signed_up_at from {batch} where signed_up_at >= ops.gate_day_end() limit 1000"),
+        rows("volume_vs_trailing_7d", "Sign-ups on the run date within the tolerance of the trailing 7-day average.",
+             volume_query("raw.customers", "signed_up_at", today_filter=day("b.signed_up_at")), "warning"),
+    ]))
+    # ---- raw.order_lines: the lines of the day's orders and lines changed that day ---------------
+    suites.append(("raw_order_lines", query_asset(
+        "raw.order_lines@run_date",
+        f"select l.* from raw.order_lines l where {day('l.updated_at')} or l.order_id in "
+        f"(select order_id from raw.orders where {day('created_at')})"),
+        {"table": "raw.order_lines", "row_key": ["order_id", "line_number"]}, [
+        columns("order_id,line_number,product_id,product_name,category,quantity,unit_price,discount_amount"),
+        not_null("order_id"), not_null("product_id"),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["order_id", "line_number"],
+                                            meta=meta("one_row_per_order_line")),
+        between("quantity", 1, 1000), between("unit_price", 0, 100000), between("discount_amount", 0, 100000),
+        rows("order_is_known", "Every line belongs to a loaded order.",
+             "select b.order_id, b.line_number from {batch} b left join raw.orders o using (order_id) "
+             "where o.order_id is null limit 1000"),
+        rows("every_order_has_lines", "Every order created on the run date has at least one line.",
+             "select o.order_id from raw.orders o left join {batch} b using (order_id) "
+             f"where {day('o.created_at')} and b.order_id is null limit 1000"),
+    ]))
+    # ---- raw.web_requests: the day's access log lines ---------------------------------------------
+    suites.append(("raw_web_requests", query_asset(
+        "raw.web_requests@run_date", f"select * from raw.web_requests where {day('requested_at')}"),
+        {"table": "raw.web_requests", "row_key": ["_file", "_line"]}, [
+        columns("requested_at,remote_addr,method,path,status,bytes_sent,user_agent,is_bot,is_static,customer_token"),
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta("requests_of_day_not_empty")),
+        not_null("remote_addr"), not_null("path"), not_null("is_bot"),
+        between("status", 100, 599), between("bytes_sent", 0, None),
+        in_set("method", ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"], "warning"),
+        rows("logs_cover_the_day", "The day's logs were loaded (ops.stage_runs) and reach the end of the day "
+             "(last request at most freshness_hours before midnight UTC).",
+             "select max(requested_at) as last_request, ops.gate_day_end() as day_end from {batch} "
+             "having max(requested_at) is null or max(requested_at) < ops.gate_day_end() "
+             "- make_interval(hours => ops.gate_setting('freshness_hours')::int) "
+             "or not exists (select 1 from ops.stage_runs s where s.stage = 'ingest_weblogs' "
+             "and s.run_date = ops.gate_run_date()) limit 1"),
+        rows("volume_vs_trailing_7d", "Requests on the run date within the tolerance of the trailing 7-day average.",
+             volume_query("raw.web_requests", "requested_at")),
+    ]))
+    # ---- raw.email_events: the day's ESP events (a day without a campaign may have none) ----------
+    suites.append(("raw_email_events", query_asset(
+        "raw.email_events@run_date", f"select * from raw.email_events where {day('occurred_at')}"),
+        {"table": "raw.email_events", "row_key": ["event_id"]}, [
+        columns("event_id,event,email,occurred_at,campaign_id,customer_id,bounce_type"),
+        not_null("event_id"), not_null("event"), not_null("email"),
+        gxe.ExpectColumnValuesToBeUnique(column="event_id", meta=meta("event_id_unique")),
+        in_set("event", ["processed", "delivered", "open", "click", "bounce", "unsubscribe", "spamreport",
+                         "dropped", "deferred", "group_unsubscribe", "group_resubscribe"]),
+        in_set("bounce_type", ["hard", "soft", "blocked"]),
+        rows("bounce_has_type", "Every bounce says whether it was hard or soft (hard bounces suppress).",
+             "select event_id, email from {batch} where event = 'bounce' and bounce_type is null limit 1000"),
+        rows("customer_is_known", "Events that name a customer name a known one.",
+             "select b.event_id, b.customer_id from {batch} b left join raw.customers c using (customer_id) "
+             "where b.customer_id is not null and c.customer_id is null limit 1000", "warning"),
+        rows("email_loaded", "The day's ESP export was loaded (ops.stage_runs).",
+             stage_loaded("ingest_email")),
+        rows("volume_vs_trailing_7d", "Events on the run date within the tolerance of the trailing 7-day average.",
+             volume_query("raw.email_events", "occurred_at"), "warning"),
+    ]))
+    # ---- marts.dim_customers: everybody as of the run date ------------------------------------------
+    suites.append(("dim_customers", table_asset("marts", "dim_customers"),
+                   {"table": "marts.dim_customers", "row_key": ["customer_id"]}, [
+        columns("customer_id,email,first_name,accepts_marketing,is_valid_email,is_suppressed,is_holdout,"
+                "is_contactable,lifecycle_stage,as_of_date"),
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta("customers_not_empty")),
+        not_null("customer_id"), not_null("email"),
+        gxe.ExpectColumnValuesToBeUnique(column="customer_id", meta=meta("customer_id_unique")),
+        gxe.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_REGEX, mostly=0.98,
+                                           meta=meta("email_valid", "warning")),
+        in_set("lifecycle_stage", ["prospect", "new", "active", "at_risk", "lapsed"]),
+        between("order_count", 0, None), between("net_revenue", 0, None),
+        rows("built_for_run_date", "dim_customers was built as of the run date (freshness).",
+             "select as_of_date, count(*) as customers from {batch} "
+             "where as_of_date is distinct from ops.gate_run_date() group by as_of_date limit 10"),
+    ]))
+    # ---- the day's RFM segments (published as published.customer_segments) ------------------------
+    suites.append(("customer_segments", query_asset(
+        "marts.fct_customer_rfm_daily@run_date",
+        "select * from marts.fct_customer_rfm_daily where snapshot_date = ops.gate_run_date()"),
+        {"table": "marts.fct_customer_rfm_daily", "row_key": ["snapshot_date", "customer_id"]}, [
+        columns("snapshot_date,customer_id,recency_days,frequency,monetary,r_score,f_score,m_score,rfm_cell,"
+                "segment,is_holdout,is_contactable"),
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta("segments_of_day_not_empty")),
+        not_null("customer_id"), not_null("segment"),
+        gxe.ExpectColumnValuesToBeUnique(column="customer_id", meta=meta("one_row_per_customer")),
+        in_set("segment", SEGMENTS),
+        between("r_score", 1, 5), between("f_score", 1, 5), between("m_score", 1, 5),
+        between("recency_days", 0, None), between("frequency", 0, None), between("monetary", 0, None),
+        rows("member_is_known_customer", "Every segment member is a known customer (marts.dim_customers).",
+             "select s.customer_id, s.segment from {batch} s left join marts.dim_customers c using (customer_id) "
+             "where c.customer_id is null limit 1000"),
+        rows("every_customer_has_a_segment", "Every customer of marts.dim_customers has a segment on the day.",
+             "select c.customer_id from marts.dim_customers c left join {batch} s using (customer_id) "
+             "where s.customer_id is null limit 1000"),
+        rows("segment_share_in_bounds", "Each segment's share of the day's customers lies within its bounds "
+             "(edit the VALUES list to change them).",
+             "with bounds (segment, min_share, max_share) as (values "
+             + ", ".join(f"('{s.replace(chr(39), chr(39) * 2)}', {lo}, {hi})" for s, lo, hi in SHARE_BOUNDS)
+             + "), shares as (select s.segment, count(*)::numeric / sum(count(*)) over () as share "
+             "from {batch} s group by s.segment) "
+             "select b.segment, round(coalesce(sh.share, 0), 4) as share, b.min_share, b.max_share "
+             "from bounds b left join shares sh using (segment) "
+             "where coalesce(sh.share, 0) < b.min_share or coalesce(sh.share, 0) > b.max_share limit 20"),
+        rows("segment_share_shift_vs_previous_day", "No segment's share moves more than segment_share_max_shift "
+             "from the previous snapshot.",
+             "with today as (select s.segment, count(*)::numeric / sum(count(*)) over () as share from {batch} s "
+             "group by s.segment), before as (select segment, count(*)::numeric / sum(count(*)) over () as share "
+             "from marts.fct_customer_rfm_daily where snapshot_date = ops.gate_run_date() - 1 group by segment) "
+             "select segment, round(coalesce(t.share, 0), 4) as share, round(coalesce(b.share, 0), 4) as previous "
+             "from today t full join before b using (segment) where exists (select 1 from before) "
+             "and abs(coalesce(t.share, 0) - coalesce(b.share, 0)) > ops.gate_setting('segment_share_max_shift') "
+             "limit 20", "warning"),
+        rows("volume_vs_trailing_7d", "Customers in the day's snapshot within segments_volume_tolerance of the "
+             "trailing 7 snapshots' average.",
+             "with daily as (select snapshot_date, count(*) as n from marts.fct_customer_rfm_daily "
+             "where snapshot_date >= ops.gate_run_date() - 7 and snapshot_date < ops.gate_run_date() group by 1), "
+             "history as (select avg(n) as avg_n, count(*) as days from daily), "
+             "today as (select count(*) as n from {batch} b) "
+             "select today.n as rows_today, round(history.avg_n, 1) as trailing_7d_avg, history.days as history_days "
+             "from today cross join history where history.days >= 1 "
+             "and (today.n > history.avg_n * ops.gate_setting('segments_volume_tolerance') "
+             "or today.n < history.avg_n / ops.gate_setting('segments_volume_tolerance')) limit 1"),
+    ]))
+    # ---- the day's segment summary (published as published.segment_summary) ------------------------
+    suites.append(("segment_summary", query_asset(
+        "marts.fct_segment_summary_daily@run_date",
+        "select * from marts.fct_segment_summary_daily where snapshot_date = ops.gate_run_date()"),
+        {"table": "marts.fct_segment_summary_daily", "row_key": ["snapshot_date", "segment"]}, [
+        gxe.ExpectTableRowCountToBeBetween(min_value=len(SEGMENTS), max_value=len(SEGMENTS),
+                                           meta=meta("one_row_per_segment")),
+        in_set("segment", SEGMENTS), between("customer_share", 0, 1), between("customers", 0, None),
+        rows("matches_segments", "The summary counts the same customers as the day's segments.",
+             "select b.segment, b.customers, count(r.customer_id) as segment_rows from {batch} b "
+             "left join marts.fct_customer_rfm_daily r on r.snapshot_date = b.snapshot_date "
+             "and r.segment = b.segment group by b.segment, b.customers "
+             "having b.customers <> count(r.customer_id) limit 20"),
+    ]))
+    # ---- sync.sync_audience_members: what the mailer will push -------------------------------------
+    suites.append(("audience_members", table_asset("sync", "sync_audience_members"),
+                   {"table": "sync.sync_audience_members", "row_key": ["audience", "customer_id"]}, [
+        columns("audience,customer_id,email,first_name,segment,snapshot_date"),
+        not_null("email"),
         gxe.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_REGEX, meta=meta("email_valid")),
-        gxe.ExpectColumnValuesToNotBeNull(column="customer_id", meta=meta("customer_id_not_null")),
+        not_null("customer_id"),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["audience", "customer_id"],
                                             meta=meta("one_row_per_audience_member")),
-        gxe.ExpectColumnValuesToBeInSet(column="segment", value_set=SEGMENTS, meta=meta("known_segment")),
-        gxe.UnexpectedRowsExpectation(
-            description="No unsubscribed, bounced, complained or holdout customer in an audience to be pushed.",
-            unexpected_rows_query=(
-                "select m.audience, m.customer_id, m.email from {batch} m join marts.dim_customers c "
-                "using (customer_id) where c.is_suppressed or c.is_holdout limit 1000"),
-            meta=meta("no_suppressed_or_holdout_member")),
-        gxe.UnexpectedRowsExpectation(
-            description="Every audience member is a known customer.",
-            unexpected_rows_query=(
-                "select m.customer_id from {batch} m left join marts.dim_customers c using (customer_id) "
-                "where c.customer_id is null limit 1000"),
-            meta=meta("member_is_known_customer")),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["audience", "email"],
+                                            meta=meta("one_row_per_audience_email")),
+        in_set("audience", AUDIENCES), in_set("segment", SEGMENTS),
+        rows("built_for_run_date", "The audiences were built for the run date (freshness): a rerun of an older "
+             "day must never publish another day's audiences.",
+             "select snapshot_date, count(*) as members from {batch} "
+             "where snapshot_date is distinct from ops.gate_run_date() group by snapshot_date limit 10"),
+        rows("no_suppressed_member",
+             "No unsubscribed, hard-bounced or complained address in an audience: checked against the raw ESP "
+             "events up to the end of the run date (by customer id or address) as well as dim_customers.",
+             "select m.audience, m.customer_id, m.email, e.event, e.occurred_at from {batch} m "
+             "join raw.email_events e on (e.customer_id = m.customer_id or lower(trim(e.email)) = m.email) "
+             "and e.occurred_at < ops.gate_day_end() "
+             "and (e.event in ('unsubscribe', 'spamreport', 'group_unsubscribe') "
+             "or (e.event = 'bounce' and e.bounce_type = 'hard')) "
+             "union all select m.audience, m.customer_id, m.email, 'dim_customers.is_suppressed', null "
+             "from {batch} m join marts.dim_customers c using (customer_id) where c.is_suppressed limit 1000"),
+        rows("no_holdout_member",
+             "No holdout customer in an audience: the holdout hash is recomputed here (holdout_pct), and "
+             "dim_customers.is_holdout and sync.sync_holdout_members are checked too.",
+             "select m.audience, m.customer_id, m.email from {batch} m "
+             "left join marts.dim_customers c using (customer_id) "
+             "where (('x' || substr(md5('holdout:' || m.customer_id), 1, 8))::bit(32)::bigint % 100) "
+             "< ops.gate_setting('holdout_pct') or c.is_holdout "
+             "or exists (select 1 from sync.sync_holdout_members h where h.customer_id = m.customer_id) limit 1000"),
+        rows("member_is_contactable", "Every member gave marketing consent and has a valid address (dim_customers).",
+             "select m.audience, m.customer_id, m.email from {batch} m join marts.dim_customers c using (customer_id) "
+             "where not (c.accepts_marketing and c.is_valid_email) limit 1000"),
+        rows("member_is_known_customer", "Every audience member is a known customer.",
+             "select m.customer_id from {batch} m left join marts.dim_customers c using (customer_id) "
+             "where c.customer_id is null limit 1000"),
+        rows("segment_matches_audience", "Each member's segment belongs to the audience (seeds/audiences.csv) and is "
+             "the member's segment of the day.",
+             "select m.audience, m.customer_id, m.segment from {batch} m "
+             "left join seeds.audiences a on a.audience = m.audience and a.segment = m.segment "
+             "left join marts.fct_customer_rfm_daily r on r.snapshot_date = ops.gate_run_date() "
+             "and r.customer_id = m.customer_id "
+             "where a.audience is null or r.segment is distinct from m.segment limit 1000"),
         gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta("audiences_not_empty", "warning")),
-    ]:
-        suite.add_expectation(expectation)
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name="audience_members", data=batch, suite=suite))
+        rows("volume_vs_previous_publishes", "Members within the tolerance of the average of the last 7 publishes.",
+             "with history as (select avg(members) as avg_n, count(*) as days from ops.publish_runs "
+             "where as_of_date >= ops.gate_run_date() - 7 and as_of_date < ops.gate_run_date()), "
+             "today as (select count(*) as n from {batch} b) "
+             "select today.n as rows_today, round(history.avg_n, 1) as trailing_7d_avg from today cross join history "
+             "where history.days >= ops.gate_setting('volume_min_history_days') "
+             "and abs(today.n - history.avg_n) > ops.gate_setting('volume_min_rows') "
+             "and (today.n > history.avg_n * ops.gate_setting('volume_tolerance') "
+             "or today.n < history.avg_n / ops.gate_setting('volume_tolerance')) limit 1", "warning"),
+    ]))
+
+    definitions = []
+    for name, asset, suite_meta, expectations in suites:
+        suite = context.suites.add(gx.ExpectationSuite(name=name, meta=suite_meta))
+        for expectation in expectations:
+            suite.add_expectation(expectation)
+        batch = asset.add_batch_definition_whole_table("run_date" if "@" in asset.name else "whole_table")
+        definitions.append(context.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch, suite=suite)))
     context.checkpoints.add(gx.Checkpoint(
-        name=CHECKPOINT, validation_definitions=[definition],
-        actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+        # Data Docs are built by the gate once per run (gate.run_checkpoint), not by an action per validation.
+        name=CHECKPOINT, validation_definitions=definitions, actions=[],
         result_format={"result_format": "SUMMARY"}))
     context.variables.progress_bars = {"globally": False}
     context.variables.save()
 
 
 if __name__ == "__main__":
-    build()
+    import sys
+
+    build(sys.argv[1] if len(sys.argv) > 1 else None)

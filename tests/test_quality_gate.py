@@ -1,0 +1,254 @@
+"""The quality gate against a real PostgreSQL: each kind of bad day is blocked, nothing is published
+or pushed, yesterday's published segments stay, and a clean day passes.
+
+One realistic warehouse is built per module (simulator → loaders → dbt, no Airflow): day 1 is
+built, gated and published; day 2 is built but not yet published. Every test works on its own
+copy of that database (`create database ... template`), injects one kind of bad data with SQL
+and runs the real stage function `ecrm.pipeline.publish_segments` for day 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ecrm.intervals import day_interval
+
+ROOT = Path(__file__).resolve().parents[1]
+START = date(2026, 10, 1)
+DAY1, DAY2 = START, START + timedelta(days=1)
+PUBLISHED = {"published.audience_members": "audience, customer_id", "published.customer_segments": "customer_id",
+             "published.segment_summary": "segment"}
+
+
+def digest(conn: psycopg.Connection, table: str, order_by: str) -> str:
+    rows = conn.execute(f"select * from {table} order by {order_by}").fetchall()
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def base(warehouse, tmp_path_factory):
+    """Day 1 built and published, day 2 built; returns the template database's name."""
+    from ecrm.pipeline import SOURCES, build_marts, ingest_initial, ingest_interval, publish_segments
+    from ecrm.simulate import ShopSimulator
+
+    data = tmp_path_factory.mktemp("qg-data")
+    gx_dir = data / "expectations"  # a copy of the GX context: results and Data Docs stay out of the repo
+    shutil.copytree(ROOT / "expectations", gx_dir, ignore=shutil.ignore_patterns("uncommitted"))
+    saved = {k: os.environ.get(k) for k in ("ECRM_DATA_DIR", "ECRM_LANDING", "ECRM_OUTBOX", "ECRM_GX_PROJECT_DIR")}
+    os.environ.update({"ECRM_DATA_DIR": str(data), "ECRM_LANDING": str(data / "landing"),
+                       "ECRM_OUTBOX": str(data / "outbox"), "ECRM_GX_PROJECT_DIR": str(gx_dir)})
+    name = "qg_base"
+    url = warehouse.create_database(name)
+    sim = ShopSimulator(landing=data / "landing", outbox=data / "outbox", truth=data / "truth", start=START,
+                        customers=600, seed=11)
+    sim.write_initial()
+    ingest_initial(START, url=url)
+    for day in (DAY1, DAY2):
+        sim.write_day(day)
+        for source in SOURCES:
+            ingest_interval(source, *day_interval(day), url=url)
+        build_marts(*day_interval(day), url=url)
+        if day == DAY1:
+            publish_segments(*day_interval(day), url=url)  # a clean day passes and publishes
+    yield name
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def day2(warehouse, base, tmp_path, monkeypatch):
+    """A private copy of the base warehouse and an empty outbox; yields (url, conn, outbox)."""
+    name = f"qg_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(warehouse.url("postgres"), autocommit=True) as admin:
+        admin.execute("select pg_terminate_backend(pid) from pg_stat_activity "
+                      "where datname = %s and pid <> pg_backend_pid()", (base,))
+        admin.execute(f'create database "{name}" template "{base}"')
+    outbox = tmp_path / "outbox"
+    monkeypatch.setenv("ECRM_OUTBOX", str(outbox))
+    url = warehouse.url(name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        yield url, conn, outbox
+    with psycopg.connect(warehouse.url("postgres"), autocommit=True) as admin:
+        admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+def published_state(conn) -> dict[str, str]:
+    return {t: digest(conn, t, o) for t, o in PUBLISHED.items()}
+
+
+def run_day(url: str, day: date = DAY2) -> dict:
+    from ecrm.pipeline import publish_segments
+
+    return publish_segments(*day_interval(day), url=url)
+
+
+def assert_blocked(day2, expected: set[str], day: date = DAY2) -> str:
+    """Run the stage for `day`; it must raise naming `expected`, and publish and push nothing."""
+    from ecrm.quality.gate import QualityGateFailed
+
+    url, conn, outbox = day2
+    before = published_state(conn)
+    publish_runs = conn.execute("select count(*) from ops.publish_runs").fetchone()[0]
+    with pytest.raises(QualityGateFailed) as info:
+        run_day(url, day)
+    message = str(info.value)
+    failed = {f"{r.suite}.{r.expectation}" for r in info.value.failed}
+    assert expected <= failed, (expected, failed)
+    for name in expected:
+        assert name in message
+    # yesterday's published tables untouched, nothing pushed, the failure recorded for the day
+    assert published_state(conn) == before
+    assert {d for (d,) in conn.execute("select distinct snapshot_date from published.customer_segments")} == {DAY1}
+    assert conn.execute("select count(*) from ops.publish_runs").fetchone()[0] == publish_runs
+    assert not (outbox / day.isoformat()).exists()
+    recorded = {f"{s}.{e}" for s, e in conn.execute(
+        "select suite, expectation from ops.quality_results where run_date = %s and not passed and blocking", (day,))}
+    assert expected <= recorded
+    return message
+
+
+def test_clean_day_passes_and_publishes(day2):
+    url, conn, outbox = day2
+    detail = run_day(url)
+    assert detail["checks_passed"] <= detail["checks"] and detail["checks"] > 60
+    failed_blocking = conn.execute("select suite, expectation, observed_value from ops.quality_results "
+                                   "where run_date = %s and blocking and not passed", (DAY2,)).fetchall()
+    assert failed_blocking == []
+    suites = {s for (s,) in conn.execute("select distinct suite from ops.quality_results where run_date = %s",
+                                         (DAY2,))}
+    assert {"raw_orders", "raw_customers", "raw_order_lines", "raw_web_requests", "raw_email_events",
+            "dim_customers", "customer_segments", "segment_summary", "audience_members"} <= suites
+    assert {d for (d,) in conn.execute("select distinct snapshot_date from published.customer_segments")} == {DAY2}
+    assert conn.execute("select count(*) from published.customer_segments").fetchone()[0] == conn.execute(
+        "select count(*) from marts.fct_customer_rfm_daily where snapshot_date = %s", (DAY2,)).fetchone()[0]
+    assert conn.execute("select count(*) from published.segment_summary").fetchone()[0] == 12
+    assert (outbox / DAY2.isoformat() / "manifest.json").exists()
+
+
+def test_duplicated_customer_is_blocked(day2):
+    _, conn, _ = day2
+    conn.execute("alter table marts.fct_customer_rfm_daily drop constraint if exists fct_customer_rfm_daily_pkey")
+    for (constraint,) in conn.execute(
+            "select conname from pg_constraint where conrelid = 'marts.fct_customer_rfm_daily'::regclass "
+            "and contype in ('p', 'u')").fetchall():
+        conn.execute(f'alter table marts.fct_customer_rfm_daily drop constraint "{constraint}"')
+    conn.execute("insert into marts.fct_customer_rfm_daily select * from marts.fct_customer_rfm_daily "
+                 "where snapshot_date = %s and customer_id = (select min(customer_id) from marts.fct_customer_rfm_daily "
+                 "where snapshot_date = %s)", (DAY2, DAY2))
+    assert_blocked(day2, {"customer_segments.one_row_per_customer"})
+    keys = conn.execute("select row_key from ops.quality_quarantine where run_date = %s "
+                        "and expectation = 'one_row_per_customer'", (DAY2,)).fetchall()
+    assert len(keys) == 2 and keys[0] == keys[1]
+
+
+def test_null_emails_are_blocked_and_quarantined(day2):
+    _, conn, _ = day2
+    conn.execute("alter table sync.sync_audience_members alter column email drop not null")
+    conn.execute("update sync.sync_audience_members set email = null where customer_id in "
+                 "(select customer_id from sync.sync_audience_members order by customer_id limit 3)")
+    assert_blocked(day2, {"audience_members.email_not_null"})
+    quarantined = conn.execute(
+        "select table_name, row_key, row_data->>'email', reason from ops.quality_quarantine "
+        "where run_date = %s and expectation = 'email_not_null'", (DAY2,)).fetchall()
+    assert len(quarantined) == 3
+    assert all(t == "sync.sync_audience_members" and k["customer_id"] and e is None for t, k, e, _ in quarantined)
+
+
+def test_ten_times_the_orders_is_blocked(day2):
+    _, conn, _ = day2
+    usual = conn.execute("select count(*)::numeric / count(distinct (created_at at time zone 'UTC')::date) "
+                         "from raw.orders where created_at >= %s and created_at < %s",
+                         (day_interval(DAY2 - timedelta(days=7))[0], day_interval(DAY2)[0])).fetchone()[0]
+    copies = max(1, int(usual * 10))
+    conn.execute("delete from raw.order_lines where order_id in (select order_id from raw.orders "
+                 "where created_at >= %s and created_at < %s)", day_interval(DAY2))
+    conn.execute("delete from raw.orders where created_at >= %s and created_at < %s", day_interval(DAY2))
+    conn.execute(
+        "insert into raw.orders select 'spike-' || g || '-' || o.order_id, o.customer_id, o.email, "
+        "%s::timestamptz + (g || ' minutes')::interval, %s::timestamptz + (g || ' minutes')::interval, o.status, "
+        "o.currency, o.total_amount, o.discount_amount, o.coupon_code, o._file, o._line, o._load_id "
+        "from generate_series(1, %s) g cross join lateral (select * from raw.orders order by order_id limit 1) o",
+        (day_interval(DAY2)[0], day_interval(DAY2)[0], copies))
+    conn.execute("insert into raw.order_lines select o.order_id, 1, 'p1', 'Product', 'misc', 1, o.total_amount, 0, "
+                 "o.updated_at, o._file, o._line, o._load_id from raw.orders o where o.order_id like 'spike-%%'")
+    message = assert_blocked(day2, {"raw_orders.volume_vs_trailing_7d"})
+    assert "rows_today" in message  # the observed value shows the day's count and the trailing average
+
+
+def test_a_planned_spike_passes_when_configured_as_a_warning(day2, monkeypatch):
+    """Severity is configuration: a known sale day can make the volume check warn instead of block."""
+    url, conn, outbox = day2
+    conn.execute(
+        "insert into raw.orders select 'sale-' || g || '-' || o.order_id, o.customer_id, o.email, "
+        "%s::timestamptz + (g || ' seconds')::interval, %s::timestamptz + (g || ' seconds')::interval, o.status, "
+        "o.currency, o.total_amount, o.discount_amount, o.coupon_code, o._file, o._line, o._load_id "
+        "from generate_series(1, 60) g cross join lateral (select * from raw.orders order by order_id limit 1) o",
+        (day_interval(DAY2)[0], day_interval(DAY2)[0]))
+    conn.execute("insert into raw.order_lines select o.order_id, 1, 'p1', 'Product', 'misc', 1, o.total_amount, 0, "
+                 "o.updated_at, o._file, o._line, o._load_id from raw.orders o where o.order_id like 'sale-%%'")
+    monkeypatch.setenv("ECRM_GATE_SEVERITY", "raw_orders.volume_vs_trailing_7d=warning")
+    run_day(url)
+    warned = conn.execute("select blocking from ops.quality_results where run_date = %s and suite = 'raw_orders' "
+                          "and expectation = 'volume_vs_trailing_7d' and not passed", (DAY2,)).fetchall()
+    assert warned == [(False,)]
+    assert (outbox / DAY2.isoformat() / "manifest.json").exists()
+
+
+def test_a_day_without_orders_is_blocked(day2):
+    _, conn, _ = day2
+    conn.execute("delete from raw.order_lines where order_id in (select order_id from raw.orders "
+                 "where created_at >= %s and created_at < %s)", day_interval(DAY2))
+    conn.execute("delete from raw.orders where (created_at >= %s and created_at < %s) "
+                 "or (updated_at >= %s and updated_at < %s)", (*day_interval(DAY2), *day_interval(DAY2)))
+    assert_blocked(day2, {"raw_orders.orders_of_day_not_empty"})
+
+
+def test_a_holdout_member_in_an_audience_is_blocked(day2):
+    _, conn, _ = day2
+    added = conn.execute(
+        "insert into sync.sync_audience_members (audience, customer_id, email, first_name, segment, snapshot_date) "
+        "select 'vip', c.customer_id, c.email, c.first_name, 'Champions', %s from marts.dim_customers c "
+        "where c.is_holdout and c.customer_id not in (select customer_id from sync.sync_audience_members "
+        "where audience = 'vip') order by c.customer_id limit 1 returning customer_id", (DAY2,)).fetchall()
+    assert added
+    assert_blocked(day2, {"audience_members.no_holdout_member"})
+    keys = [k for (k,) in conn.execute("select row_key from ops.quality_quarantine where run_date = %s "
+                                       "and expectation = 'no_holdout_member'", (DAY2,))]
+    assert {"audience": "vip", "customer_id": added[0][0]} in keys
+
+
+def test_an_unsubscribed_address_in_an_audience_is_blocked(day2):
+    """dbt missed the unsubscribe (say, the ESP sent the address in upper case): the gate still sees it."""
+    _, conn, _ = day2
+    customer_id, email = conn.execute("select customer_id, email from sync.sync_audience_members "
+                                      "order by customer_id limit 1").fetchone()
+    conn.execute("insert into raw.email_events (event_id, event, email, occurred_at, _file, _line, _load_id) "
+                 "values ('injected-unsub', 'unsubscribe', %s, %s, 'injected', 1, 0)",
+                 (email.upper(), day_interval(DAY2)[0] + timedelta(hours=12)))
+    assert_blocked(day2, {"audience_members.no_suppressed_member"})
+    rows = conn.execute("select row_data->>'customer_id', row_data->>'event' from ops.quality_quarantine "
+                        "where run_date = %s and expectation = 'no_suppressed_member'", (DAY2,)).fetchall()
+    assert (customer_id, "unsubscribe") in rows
+
+
+def test_rerunning_an_old_day_checks_that_day(day2):
+    """Publishing day 1 again while the built tables hold day 2 must be refused, not publish day 2 as day 1."""
+    _, conn, _ = day2
+    message = assert_blocked(day2, {"audience_members.built_for_run_date", "dim_customers.built_for_run_date"},
+                             day=DAY1)
+    assert str(DAY1) in message
+    observed = conn.execute("select observed_value from ops.quality_results where run_date = %s "
+                            "and suite = 'audience_members' and expectation = 'built_for_run_date'",
+                            (DAY1,)).fetchone()[0]
+    assert str(DAY2) in observed
