@@ -204,3 +204,16 @@ def test_truth_records_the_campaign_effect(run):
     assert record["expected_conversion_7d_treated"] > record["expected_conversion_7d_baseline"]
     per_customer = _csv(root / "truth/campaigns" / f"{record['campaign_id']}.csv")
     assert len(per_customer) == 400
+
+
+def test_large_shops_simulate_without_errors(tmp_path):
+    """Regression: cutting an already cut-off log line raised ValueError for larger shops."""
+    from datetime import date
+
+    from ecrm.simulate import ShopSimulator
+
+    for seed in (5, 7):
+        sim = ShopSimulator(landing=tmp_path / f"l{seed}", outbox=tmp_path / "o", truth=tmp_path / f"t{seed}",
+                            start=date(2026, 10, 1), customers=8000, seed=seed)
+        summary = sim.write_day(date(2026, 10, 1))
+        assert summary["malformed"]["access_log"] > 0

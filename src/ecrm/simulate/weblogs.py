@@ -227,9 +227,11 @@ def _garbage(rng: Random, lines: list[str], n: int) -> list[str]:
         position = rng.randint(0, len(out))
         if out and rng.random() < 0.6:
             source = out[min(position, len(out) - 1)]
-            if '"' in source and " - - [" in source:
-                quote = source.index('"')
-                line = source[: rng.randint(quote + 2, source.index(" ", quote + 1) + 2)]  # inside the request
+            quote = source.find('"')
+            space = source.find(" ", quote + 1) if quote >= 0 else -1
+            # Only cut complete records: an earlier cut (or stray text) has no space after the quote.
+            if " - - [" in source and space > quote:
+                line = source[: rng.randint(quote + 2, space + 2)]  # inside the request
                 out.insert(position, line)
                 continue
         out.insert(position, rng.choice(("\\x16\\x03\\x01\\x02\\x00\\x01\\x00\\x01\\xfc\\x03\\x03",

@@ -20,6 +20,25 @@ holdouts as (
 
 ),
 
+order_attribution as (
+
+    select * from {{ ref('fct_order_attribution') }}
+
+),
+
+last_touch as (
+
+    select
+        attributed_campaign_id as campaign_id,
+        count(*) as last_touch_orders,
+        sum(total_amount) as last_touch_revenue
+
+    from order_attribution
+    where is_attributed
+    group by attributed_campaign_id
+
+),
+
 campaigns_sent as (
 
     select * from campaigns
@@ -69,6 +88,8 @@ joined as (
         coalesce(holdouts.holdout_customers, 0) as holdout_customers,
         coalesce(holdouts.holdout_converters, 0) as holdout_converters,
         coalesce(holdouts.holdout_revenue, 0) as holdout_revenue,
+        coalesce(last_touch.last_touch_orders, 0) as last_touch_orders,
+        coalesce(last_touch.last_touch_revenue, 0) as last_touch_revenue,
         campaigns_sent.sent_at + interval '{{ var("attribution_window_days") | int }} days'
         <= {{ as_of_ts() }} as is_attribution_window_complete
 
@@ -77,6 +98,8 @@ joined as (
         on campaigns_sent.campaign_id = recipient_counts.campaign_id
     left join holdouts
         on campaigns_sent.campaign_id = holdouts.campaign_id
+    left join last_touch
+        on campaigns_sent.campaign_id = last_touch.campaign_id
 
 ),
 
@@ -147,7 +170,20 @@ final as (
         round(relative_lift, 6)::numeric(12, 6) as relative_lift,
         round(absolute_lift_se, 6)::numeric(12, 6) as absolute_lift_se,
         round(absolute_lift - 1.96 * absolute_lift_se, 6)::numeric(12, 6) as absolute_lift_ci_lower,
-        round(absolute_lift + 1.96 * absolute_lift_se, 6)::numeric(12, 6) as absolute_lift_ci_upper
+        round(absolute_lift + 1.96 * absolute_lift_se, 6)::numeric(12, 6) as absolute_lift_ci_upper,
+        last_touch_orders::bigint as last_touch_orders,
+        last_touch_revenue::numeric(14, 2) as last_touch_revenue,
+        round(
+            attributed_revenue::numeric / nullif(delivered, 0), 6
+        )::numeric(14, 6) as revenue_per_recipient,
+        round(
+            holdout_revenue::numeric / nullif(holdout_customers, 0), 6
+        )::numeric(14, 6) as holdout_revenue_per_customer,
+        round(
+            attributed_revenue::numeric / nullif(delivered, 0)
+            - holdout_revenue::numeric / nullif(holdout_customers, 0),
+            6
+        )::numeric(14, 6) as revenue_lift_per_customer
 
     from lift
 

@@ -1,3 +1,12 @@
+{{
+    config(
+        indexes=[
+            {'columns': ['customer_id'], 'unique': true},
+            {'columns': ['email']},
+            {'columns': ['lifecycle_stage']},
+        ]
+    )
+}}
 -- One row per customer as of the end of run_date.
 with
 
@@ -7,9 +16,9 @@ customers as (
 
 ),
 
-orders as (
+customer_orders as (
 
-    select * from {{ ref('int_orders_as_of') }}
+    select * from {{ ref('int_customer_orders_summarized') }}
 
 ),
 
@@ -19,24 +28,15 @@ email_flags as (
 
 ),
 
-customer_orders as (
+email_engagement as (
 
-    select
-        customer_id,
-        count(*) as order_count,
-        count(*) filter (where is_valid_order) as valid_order_count,
-        count(*) filter (where is_cancelled) as cancelled_order_count,
-        count(*) filter (where is_refunded) as refunded_order_count,
-        min(ordered_at) filter (where is_valid_order) as first_order_at,
-        max(ordered_at) filter (where is_valid_order) as last_order_at,
-        coalesce(
-            sum(total_amount) filter (where not is_cancelled), 0
-        ) as gross_revenue,
-        coalesce(sum(total_amount) filter (where is_refunded), 0) as refunded_revenue,
-        coalesce(sum(total_amount) filter (where is_valid_order), 0) as net_revenue
+    select * from {{ ref('int_customer_email_engagement') }}
 
-    from orders
-    group by customer_id
+),
+
+web_activity as (
+
+    select * from {{ ref('int_customer_web_activity') }}
 
 ),
 
@@ -52,6 +52,7 @@ joined as (
         customers.is_valid_email,
         customer_orders.first_order_at,
         customer_orders.last_order_at,
+        least(customers.signed_up_at, customer_orders.first_placed_at) as customer_since_at,
         coalesce(customer_orders.order_count, 0) as order_count,
         coalesce(customer_orders.valid_order_count, 0) as valid_order_count,
         coalesce(customer_orders.cancelled_order_count, 0) as cancelled_order_count,
@@ -59,6 +60,20 @@ joined as (
         coalesce(customer_orders.gross_revenue, 0)::numeric(14, 2) as gross_revenue,
         coalesce(customer_orders.refunded_revenue, 0)::numeric(14, 2) as refunded_revenue,
         coalesce(customer_orders.net_revenue, 0)::numeric(14, 2) as net_revenue,
+        coalesce(customer_orders.discounted_order_count, 0) as discounted_order_count,
+        coalesce(customer_orders.coupon_order_count, 0) as coupon_order_count,
+        coalesce(customer_orders.discount_amount, 0)::numeric(14, 2) as discount_amount,
+        customer_orders.favourite_category,
+        coalesce(customer_orders.orders_365d, 0) as orders_365d,
+        coalesce(customer_orders.revenue_365d, 0)::numeric(14, 2) as revenue_365d,
+        coalesce(web_activity.web_sessions_30d, 0) as web_sessions_30d,
+        coalesce(web_activity.web_sessions_90d, 0) as web_sessions_90d,
+        web_activity.last_seen_at,
+        coalesce(email_engagement.emails_delivered, 0) as emails_delivered_90d,
+        coalesce(email_engagement.human_opens, 0) as human_opens_90d,
+        coalesce(email_engagement.clicks, 0) as clicks_90d,
+        email_engagement.last_human_open_at,
+        email_engagement.last_click_at,
         email_flags.first_unsubscribed_at is not null as has_unsubscribed,
         email_flags.first_hard_bounced_at is not null as has_hard_bounced,
         email_flags.first_complained_at is not null as has_complained
@@ -68,6 +83,10 @@ joined as (
         on customers.customer_id = customer_orders.customer_id
     left join email_flags
         on customers.customer_id = email_flags.customer_id
+    left join email_engagement
+        on customers.customer_id = email_engagement.customer_id
+    left join web_activity
+        on customers.customer_id = web_activity.customer_id
     -- customers who exist as of run_date (signed up, or already ordered as a guest)
     where
         customers.signed_up_at < {{ as_of_ts() }}
@@ -81,6 +100,7 @@ derived as (
         *,
         valid_order_count >= 2 as is_repeat_buyer,
         {{ run_date() }} - {{ utc_date('last_order_at') }} as days_since_last_order,
+        {{ run_date() }} - {{ utc_date('customer_since_at') }} as tenure_days,
         (has_unsubscribed or has_hard_bounced or has_complained) as is_suppressed,
         {{ is_holdout('customer_id') }} as is_holdout
 
@@ -119,12 +139,31 @@ final as (
         ) as is_contactable,
         case
             when last_order_at is null then 'prospect'
+            when days_since_last_order > {{ var('lifecycle_lost_days') | int }} then 'lost'
             when days_since_last_order > {{ var('lifecycle_lapsed_days') | int }} then 'lapsed'
             when days_since_last_order > {{ var('lifecycle_active_days') | int }} then 'at_risk'
             when valid_order_count = 1 then 'new'
             else 'active'
         end as lifecycle_stage,
-        {{ run_date() }} as as_of_date
+        {{ run_date() }} as as_of_date,
+        customer_since_at,
+        tenure_days,
+        round(net_revenue / nullif(valid_order_count, 0), 2)::numeric(14, 2) as avg_order_value,
+        discounted_order_count,
+        coupon_order_count,
+        coupon_order_count > 0 as has_used_coupon,
+        discount_amount,
+        favourite_category,
+        orders_365d,
+        revenue_365d,
+        web_sessions_30d,
+        web_sessions_90d,
+        last_seen_at,
+        emails_delivered_90d,
+        human_opens_90d,
+        clicks_90d,
+        last_human_open_at,
+        last_click_at
 
     from derived
 

@@ -3,7 +3,11 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='snapshot_date',
-        on_schema_change='append_new_columns'
+        on_schema_change='append_new_columns',
+        indexes=[
+            {'columns': ['snapshot_date', 'segment']},
+            {'columns': ['customer_id', 'snapshot_date']},
+        ]
     )
 }}
 -- One row per customer per snapshot_date (= run_date). Each run replaces exactly its own
@@ -57,7 +61,8 @@ customer_activity as (
         coalesce(orders_in_window.frequency, 0) as frequency,
         coalesce(orders_in_window.monetary, 0)::numeric(14, 2) as monetary,
         customers.is_holdout,
-        customers.is_contactable
+        customers.is_contactable,
+        customers.lifecycle_stage
 
     from customers
     left join orders_in_window
@@ -97,6 +102,7 @@ segmented as (
         scored.m_score,
         customer_activity.is_holdout,
         customer_activity.is_contactable,
+        customer_activity.lifecycle_stage,
         scored.r_score::text || scored.f_score::text || scored.m_score::text as rfm_cell,
         case
             when customer_activity.last_order_at is null then 'Prospect'
@@ -129,7 +135,8 @@ final as (
         rfm_cell,
         segment,
         is_holdout,
-        is_contactable
+        is_contactable,
+        lifecycle_stage
 
     from segmented
 

@@ -3,7 +3,8 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='snapshot_date',
-        on_schema_change='append_new_columns'
+        on_schema_change='append_new_columns',
+        indexes=[{'columns': ['snapshot_date', 'segment'], 'unique': true}]
     )
 }}
 -- One row per snapshot_date and segment (every segment, also when empty), with numerators and

@@ -1,0 +1,159 @@
+"""Daily incremental dbt run vs history length: does the daily build grow with history?
+
+For each shop size (customers) it fills raw.* directly with SQL (generate_series) at the SAME
+daily volume with 30 and with 365 days of history, builds everything once as of the day before
+(the initial, full build), then times the daily run of the last day: `dbt run` (models) and
+`dbt build` (models + data tests + unit tests, what the pipeline runs). Prints seconds and the
+365/30 ratio. The issue's target: ratio <= 1.5.
+
+    .venv/bin/python benchmarks/bench_dbt.py                       # 10k and 100k customers
+    .venv/bin/python benchmarks/bench_dbt.py --customers 1000000   # 1M (tens of minutes on 2 cores)
+
+Daily volume per customer (fixed, whatever the history): 0.6% place an order (2 lines each),
+2% start a web session of 5 page views + 1 static request, a weekly campaign reaches 10% of the
+customers (delivered; 25% open, 4% click). It runs its own embedded PostgreSQL in a temp folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg
+
+RUN_DAY = date(2026, 10, 1)
+
+
+def fill(url: str, customers: int, history_days: int) -> dict[str, int]:
+    """raw.* with `history_days` days before RUN_DAY and RUN_DAY itself, at a fixed daily volume."""
+    from ecrm.warehouse import apply_schema
+
+    orders_per_day = max(1, customers * 6 // 1000)
+    sessions_per_day = max(1, customers * 2 // 100)
+    recipients = max(1, customers // 10)
+    first = RUN_DAY - timedelta(days=history_days)
+    params = {"n": customers, "first": first, "days": history_days, "opd": orders_per_day,
+              "spd": sessions_per_day, "rcp": recipients}
+    with psycopg.connect(url, autocommit=True) as conn:
+        apply_schema(conn)
+        conn.execute("""
+            insert into raw.customers
+            select 'c-' || lpad(i::text, 7, '0'), 'u' || i || '@example.com', 'N' || i, 'DE',
+                   (%(first)s::date - 30)::timestamp at time zone 'UTC' + (i %% 1440) * interval '1 minute',
+                   (%(first)s::date - 30)::timestamp at time zone 'UTC' + (i %% 1440) * interval '1 minute',
+                   i %% 10 <> 0, 'bench', i, 0
+            from generate_series(1, %(n)s) as i""", params)
+        # order (d, k) belongs to customer ((d * 7919 + k * 104729) mod n) + 1; session k of day d
+        # is the same customer, so the first sessions of a day end on the order confirmation page
+        conn.execute("""
+            create temporary table bench_orders as
+            select 'o-' || d || '-' || k as order_id,
+                   'c-' || lpad((((d::bigint * 7919 + k::bigint * 104729) %% %(n)s) + 1)::text, 7, '0') as customer_id,
+                   (%(first)s::date + d)::timestamp at time zone 'UTC'
+                       + (k * 86400 / %(opd)s) * interval '1 second' + interval '5 minutes' as created_at,
+                   case when k %% 5 = 0 then 5.00 else 0 end::numeric(12, 2) as discount_amount,
+                   case when k %% 7 = 0 then 'WELCOME10' end as coupon_code,
+                   (((d * 31 + k * 17) %% 20000) / 100.0 + 10)::numeric(12, 2) as total_amount
+            from generate_series(0, %(days)s) as d, generate_series(0, %(opd)s - 1) as k""", params)
+        conn.execute("""
+            insert into raw.orders
+            select order_id, customer_id, replace(customer_id, 'c-', 'u') || '@example.com', created_at,
+                   created_at, 'paid', 'EUR', total_amount, discount_amount, coupon_code, 'bench', 0, 0
+            from bench_orders""")
+        conn.execute("insert into raw.order_status_history select order_id, 'paid', created_at, 0 from bench_orders")
+        conn.execute("""
+            insert into raw.order_lines
+            select o.order_id, l, 'p-' || (l * 13 % 100), 'Product', (array['tea', 'coffee', 'toys'])[l],
+                   1, (o.total_amount + o.discount_amount) / 2, o.discount_amount / 2, o.created_at,
+                   'bench', 0, 0
+            from bench_orders as o, generate_series(1, 2) as l""")
+        conn.execute("""
+            insert into raw.web_requests
+            select (%(first)s::date + d)::timestamp at time zone 'UTC'
+                       + (s * 86400 / %(spd)s) * interval '1 second' + p * interval '1 minute',
+                   '10.' || (c %% 250) || '.' || (c / 250 %% 250) || '.' || (c / 62500), null, 'GET',
+                   case when p = 0 then '/static/app.css'
+                        when p = 5 and s < %(opd)s then '/checkout/complete'
+                        else '/product/p-' || ((s + p) %% 100) end,
+                   case when p = 5 and s < %(opd)s then 'order=o-' || d || '-' || s end,
+                   'HTTP/1.1', 200, 1000, null, 'Mozilla/5.0 bench', false, p = 0, null, null, null, null,
+                   case when p = 5 and s < %(opd)s then 'o-' || d || '-' || s end,
+                   'bench-' || d, s * 10 + p, 0
+            from generate_series(0, %(days)s) as d, generate_series(0, %(spd)s - 1) as s,
+                 lateral (select ((d::bigint * 7919 + s::bigint * 104729) %% %(n)s) + 1 as c) as visitor,
+                 generate_series(0, 5) as p""", params)
+        conn.execute("""
+            insert into raw.email_campaigns
+            select 'cmp-' || d, 'Weekly ' || d, (%(first)s::date + d)::timestamp at time zone 'UTC' + interval '8 hours',
+                   'vip', 'A', 'bench', d, 0
+            from generate_series(0, %(days)s) as d where d %% 7 = 1""", params)
+        conn.execute("""
+            insert into raw.email_events
+            select 'ev-' || d || '-' || r || '-' || e.event, e.event, 'u' || c || '@example.com',
+                   (%(first)s::date + d)::timestamp at time zone 'UTC' + interval '8 hours'
+                       + e.delay * interval '1 minute',
+                   'cmp-' || d, 'c-' || lpad(c::text, 7, '0'), false, null, null, null, 'bench', 0, 0
+            from generate_series(0, %(days)s) as d, generate_series(0, %(rcp)s - 1) as r,
+                 lateral (select ((d::bigint * 15485863 + r::bigint * 32452843) %% %(n)s) + 1 as c) as who,
+                 (values ('delivered', 1, 100), ('open', 60, 25), ('click', 90, 4)) as e (event, delay, pct)
+            where d %% 7 = 1 and r %% 100 < e.pct""", params)
+        conn.execute("analyze")
+        counts = {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0]
+                  for t in ("customers", "orders", "web_requests", "email_events")}
+    return counts
+
+
+def dbt(command: str, day: date, url: str) -> float:
+    from ecrm.transform import run_dbt
+
+    started = time.perf_counter()
+    run_dbt([command, "--vars", json.dumps({"run_date": day.isoformat()}), "--quiet"], url)
+    return time.perf_counter() - started
+
+
+def measure(warehouse, customers: int, history_days: int) -> dict:
+    url = warehouse.create_database(f"bench_{customers}_{history_days}")
+    started = time.perf_counter()
+    counts = fill(url, customers, history_days)
+    generated = time.perf_counter() - started
+    dbt("seed", RUN_DAY, url)
+    initial = dbt("run", RUN_DAY - timedelta(days=1), url)  # the full build of the history
+    daily_run = dbt("run", RUN_DAY, url)
+    daily_build = dbt("build", RUN_DAY, url)
+    return {"customers": customers, "history_days": history_days, "rows": counts, "generate_s": generated,
+            "initial_run_s": initial, "daily_run_s": daily_run, "daily_build_s": daily_build}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--history", type=int, nargs=2, default=[30, 365], metavar=("SHORT", "LONG"))
+    args = parser.parse_args()
+
+    from ecrm.warehouse.embedded import EmbeddedWarehouse
+
+    warehouse = EmbeddedWarehouse(Path(tempfile.mkdtemp(prefix="ecrm-bench-")))
+    warehouse.start()
+    results = []
+    try:
+        for customers in args.customers:
+            short, long = (measure(warehouse, customers, days) for days in args.history)
+            results.append((short, long))
+            for r in (short, long):
+                print(f"{r['customers']:>9,} customers {r['history_days']:>4} days history: "
+                      f"raw rows {r['rows']}, generate {r['generate_s']:.1f} s, initial run "
+                      f"{r['initial_run_s']:.1f} s, daily dbt run {r['daily_run_s']:.1f} s, "
+                      f"daily dbt build {r['daily_build_s']:.1f} s", flush=True)
+            print(f"{customers:>9,} customers: {args.history[1]}/{args.history[0]} days ratio "
+                  f"run {long['daily_run_s'] / short['daily_run_s']:.2f}x, "
+                  f"build {long['daily_build_s'] / short['daily_build_s']:.2f}x", flush=True)
+    finally:
+        warehouse.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+-- Order facts per customer as of the end of run_date (valid order: see int_orders_as_of):
+-- counts, revenue, discounts and coupons, the last 365 days, and the favourite category (the
+-- category with the most net line revenue over valid orders; ties: more units, then name).
+with
+
+orders as (
+
+    select * from {{ ref('int_orders_as_of') }}
+
+),
+
+order_lines as (
+
+    select * from {{ ref('stg_shop__order_lines') }}
+
+),
+
+customer_orders as (
+
+    select
+        customer_id,
+        count(*) as order_count,
+        count(*) filter (where is_valid_order) as valid_order_count,
+        count(*) filter (where is_cancelled) as cancelled_order_count,
+        count(*) filter (where is_refunded) as refunded_order_count,
+        min(ordered_at) as first_placed_at,
+        min(ordered_at) filter (where is_valid_order) as first_order_at,
+        max(ordered_at) filter (where is_valid_order) as last_order_at,
+        coalesce(sum(total_amount) filter (where not is_cancelled), 0) as gross_revenue,
+        coalesce(sum(total_amount) filter (where is_refunded), 0) as refunded_revenue,
+        coalesce(sum(total_amount) filter (where is_valid_order), 0) as net_revenue,
+        count(*) filter (where is_valid_order and discount_amount > 0) as discounted_order_count,
+        count(*) filter (where is_valid_order and coupon_code is not null) as coupon_order_count,
+        coalesce(sum(discount_amount) filter (where is_valid_order), 0) as discount_amount,
+        count(*) filter (
+            where
+            is_valid_order
+            and ordered_at >= {{ as_of_ts() }} - interval '365 days'
+        ) as orders_365d,
+        coalesce(sum(total_amount) filter (
+            where
+            is_valid_order
+            and ordered_at >= {{ as_of_ts() }} - interval '365 days'
+        ), 0) as revenue_365d
+
+    from orders
+    group by customer_id
+
+),
+
+category_totals as (
+
+    select
+        orders.customer_id,
+        order_lines.category,
+        sum(order_lines.line_amount) as category_revenue,
+        sum(order_lines.quantity) as category_units
+
+    from orders
+    inner join order_lines
+        on orders.order_id = order_lines.order_id
+    where orders.is_valid_order
+    group by orders.customer_id, order_lines.category
+
+),
+
+category_ranked as (
+
+    select
+        customer_id,
+        category,
+        row_number() over (
+            partition by customer_id
+            order by category_revenue desc, category_units desc, category asc
+        ) as category_rank
+
+    from category_totals
+
+),
+
+final as (
+
+    select
+        customer_orders.*,
+        category_ranked.category as favourite_category
+
+    from customer_orders
+    left join category_ranked
+        on
+            customer_orders.customer_id = category_ranked.customer_id
+            and category_ranked.category_rank = 1
+
+)
+
+select * from final

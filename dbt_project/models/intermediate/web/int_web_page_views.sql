@@ -1,0 +1,60 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='view_date',
+        on_schema_change='append_new_columns',
+        indexes=[
+            {'columns': ['visitor_id', 'viewed_at']},
+            {'columns': ['view_date']},
+        ]
+    )
+}}
+-- Human page views: GET requests answered 2xx/3xx that are neither bots nor static assets, one
+-- row per log line. A visitor is the hash of (remote address, user agent). Incremental: every run
+-- replaces the days [run_date - web_lookback_days, run_date] (late log files, reruns); days after
+-- run_date, if already built, stay as they are.
+with
+
+requests as (
+
+    select * from {{ ref('stg_web__requests') }}
+
+),
+
+page_requests as (
+
+    select * from requests
+    where
+        requested_at < {{ as_of_ts() }}
+        and requested_at >= {{ incremental_since() }}::timestamp at time zone 'UTC'
+        and not is_bot
+        and not is_static
+        and http_method = 'GET'
+        and http_status between 200 and 399
+
+),
+
+final as (
+
+    select
+        request_id as page_view_id,
+        md5(ip_address || '|' || coalesce(user_agent, '')) as visitor_id,
+        requested_at as viewed_at,
+        {{ utc_date('requested_at') }} as view_date,
+        path,
+        query_string,
+        referrer,
+        lower(substring(referrer from '^[a-zA-Z][a-zA-Z0-9+.-]*://([^/:?#]+)')) as referrer_host,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        customer_token,
+        order_id,
+        http_status
+
+    from page_requests
+
+)
+
+select * from final
