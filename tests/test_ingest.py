@@ -201,3 +201,17 @@ def test_landing_zone_on_another_fsspec_backend(conn):
     results = ingest(conn, "shop", folder, INTERVAL)
     assert [r.status for r in results] == ["succeeded"] * 3
     assert conn.execute("select file from ops.load_ledger where source = 'orders'").fetchone()[0].startswith("memory://")
+
+
+def test_order_lines_fast_path_falls_back_on_existing_or_repeated_keys(conn, tmp_path):
+    """Lines normally only add rows and go straight into raw.order_lines; a re-exported line (a key
+    already loaded) or a key repeated within the file takes the staging + merge path instead."""
+    line = "o-1,{n},p-1,Mug,Kitchen,{q},10.00,0.00,{ts}\n"
+    ingest(conn, "shop", write_shop(tmp_path / "d1", orders="", lines=line.format(n=1, q=1, ts=TS)), INTERVAL)
+    later = "2026-10-02T08:00:00+00:00"
+    lines = line.format(n=1, q=3, ts=later) + line.format(n=2, q=1, ts=later) + line.format(n=2, q=2, ts=later)
+    results = ingest(conn, "shop", write_shop(tmp_path / "d2", orders="", lines=lines), day_interval(date(2026, 10, 2)))
+    result = next(r for r in results if r.source == "order_lines")
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (3, 2, 1)
+    assert conn.execute("select line_number, quantity from raw.order_lines order by 1").fetchall() == [(1, 3), (2, 2)]
+    assert [r[3] for r in quarantine(conn)] == ["duplicate order_id/line_number o-1/2 within the file (a later line wins)"]
