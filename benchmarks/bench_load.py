@@ -101,7 +101,8 @@ def run_variant(variant: str, kind: str, folder: Path, url: str) -> dict:
                 engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
                 rows = 0
                 stamp = "updated_at" if kind == "order_lines" else "requested_at"
-                for frame in pd.read_csv(prepared, chunksize=200_000, parse_dates=[stamp]):
+                for frame in pd.read_csv(prepared, chunksize=200_000, parse_dates=[stamp], true_values=["t"],
+                                         false_values=["f"]):
                     frame.to_sql(table.split(".")[1], engine, schema="raw", if_exists="append", index=False)
                     rows += len(frame)
             seconds = time.perf_counter() - t0
@@ -154,7 +155,7 @@ def main() -> None:
         copy = next(c for c in results if c["kind"] == r["kind"] and c["variant"] == "copy")
         print(f"{r['rows']:>9} {r['kind']:<13} {r['variant']:<7} {r['rows_per_s']:>10,} "
               f"{r['rows_per_s'] / copy['rows_per_s']:>8.2f} {r['peak_rss_mb']:>7} MB")
-    EmbeddedWarehouse(work / "warehouse").stop()
+    EmbeddedWarehouse(work / "warehouse").destroy()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def warehouse(tmp_path_factory):
     wh = EmbeddedWarehouse(tmp_path_factory.mktemp("warehouse"))
     wh.start()
     yield wh
-    wh.stop()
+    wh.destroy()
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ def test_start_is_reused_and_serves_sql(tmp_path):
         wh.stop()
     assert not wh.is_running()
     assert wh.status() == "stopped"
+    wh.destroy()
+    assert not wh.runtime.exists()
 
 
 def test_restart_keeps_data(tmp_path):
@@ -33,4 +35,4 @@ def test_restart_keeps_data(tmp_path):
     wh.stop()
     with psycopg.connect(wh.start()) as conn:
         assert conn.execute("select x from kept").fetchone()[0] == 42
-    wh.stop()
+    wh.destroy()

@@ -102,6 +102,10 @@ class EmbeddedWarehouse:
         self.runtime = self.folder
         if self.user and not _reachable(self.folder.parent, self.user):
             self.runtime = Path("/var/tmp") / ("ecrm-" + self.folder.as_posix().strip("/").replace("/", "_"))
+            if not self.port_file.exists() and self.runtime.exists():
+                # Left by an earlier folder of the same path (pytest reuses names): never reuse its data.
+                self._run_stop_quietly()
+                shutil.rmtree(self.runtime, ignore_errors=True)
 
     # -- paths ---------------------------------------------------------------------------
     @property
@@ -174,6 +178,16 @@ class EmbeddedWarehouse:
     def stop(self) -> None:
         if self.is_running():
             self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w")
+
+    def _run_stop_quietly(self) -> None:
+        if (self.pgdata / "PG_VERSION").exists():
+            self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "immediate", check=False)
+
+    def destroy(self) -> None:
+        """Stop the server and delete its data (tests and benchmarks clean up after themselves)."""
+        self.stop()
+        shutil.rmtree(self.runtime, ignore_errors=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def status(self) -> str:
         if self.is_running():
