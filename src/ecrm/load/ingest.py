@@ -42,6 +42,7 @@ class FileKind:
     direct: bool = False   # files normally only add rows: try COPY straight into raw.* first
 
 
+LINE_KEY = ("_load_id", "_line")  # rows keyed by their place in the file: unique by construction
 WEB_COLUMNS = ("requested_at", "remote_addr", "remote_user", "method", "path", "query_string", "protocol",
                "status", "bytes_sent", "referrer", "user_agent", "is_bot", "is_static", "utm_source",
                "utm_medium", "utm_campaign", "customer_token", "order_id")
@@ -66,7 +67,7 @@ SOURCES: dict[str, list[tuple[FileKind, tuple[str, ...]]]] = {
     ],
     "weblogs": [
         (FileKind("web_logs", "web_requests", WEB_COLUMNS, weblogs.parse_access_log, "replace_interval",
-                  ("_file", "_line"), "requested_at", direct=True), ("access.log*", "*.log", "*.log.*")),
+                  ("_load_id", "_line"), "requested_at", direct=True), ("access.log*", "*.log", "*.log.*")),
     ],
     "email": [
         (FileKind("email_events", "email_events", EVENT_COLUMNS, email.parse_events, "replace_interval",
@@ -229,7 +230,7 @@ def _stream(conn, kind: FileKind, path, interval, target: str, display: str, loa
                                                              row.raw_text, load_id))) + "\n")
                     continue
                 # COPY text lines built here and sent in ~1 MB chunks: ~5x cheaper than write_row per row.
-                buffer.append("\t".join(map(_copy_text, row)) + file_field + str(line_no) + load_field)
+                buffer.append(_copy_line(row) + file_field + str(line_no) + load_field)
                 if len(buffer) >= 5000:
                     copy.write("".join(buffer))
                     buffer.clear()
@@ -261,6 +262,18 @@ def _copy_text(value) -> str:
     return text
 
 
+def _copy_line(row: tuple) -> str:
+    """A row as one COPY text line. Values are joined inline and the joined line is checked once
+    for characters that need escaping (rare), which is ~3x cheaper than escaping value by value."""
+    parts = ["\\N" if v is None else ("t" if v is True else "f" if v is False else (v if v.__class__ is str else str(v)))
+             for v in row]
+    line = "\t".join(parts)
+    # Every NULL marker holds one backslash; any other backslash, a tab, or a newline needs escaping.
+    if line.count("\\") != row.count(None) or "\n" in line or "\r" in line or line.count("\t") != len(parts) - 1:
+        return "\t".join(map(_copy_text, row))
+    return line
+
+
 def _with_file_errors(rows: Iterator, display: str) -> Iterator:
     try:
         yield from rows
@@ -273,7 +286,7 @@ def _reject_duplicates(conn, kind: FileKind, staging: str, load_id: int) -> int:
 
     A cheap hash aggregate finds repeated keys; the window query only runs when there are some.
     """
-    if kind.key == ("_file", "_line"):
+    if kind.key == LINE_KEY:
         return 0
     keys = ", ".join(kind.key)
     repeated = conn.execute(f"select 1 from {staging} group by {keys} having count(*) > 1 limit 1").fetchone()
@@ -308,7 +321,7 @@ def _merge(conn, kind: FileKind, staging: str, load_id: int, display: str) -> in
         return 0
     # replace_interval: the interval's rows were deleted; ids seen in other intervals are duplicates.
     duplicates = 0
-    if kind.key != ("_file", "_line"):
+    if kind.key != LINE_KEY:
         keys = ", ".join(kind.key)
         duplicates = conn.execute(
             "insert into quarantine.rejected_rows (source, _file, _line, reason, raw_text, _load_id) "

@@ -46,6 +46,11 @@ def _offset(text: str) -> timezone:
 
 
 @lru_cache(maxsize=8192)  # a busy day has ~12 requests per second sharing one timestamp
+def _log_time_iso(text: str) -> tuple[datetime, str]:
+    value = parse_log_time(text)
+    return value, value.isoformat()
+
+
 def parse_log_time(text: str) -> datetime:
     """`01/Oct/2026:13:05:22 +0000`, about 4x faster than strptime."""
     day, month, rest = text.split("/", 2)
@@ -68,7 +73,7 @@ def parse_line(text: str, interval: tuple[datetime, datetime]) -> tuple | str:
         return "not a combined-format log line"
     addr, user, stamp, request, status, size, referrer, agent = match.groups()
     try:
-        requested_at = parse_log_time(stamp)
+        requested_at, requested_at_iso = _log_time_iso(stamp)
     except (ValueError, KeyError):
         return f"bad timestamp {stamp!r}"
     if not (interval[0] <= requested_at < interval[1]):
@@ -92,8 +97,9 @@ def parse_line(text: str, interval: tuple[datetime, datetime]) -> tuple | str:
         order_id = _first(params, "order") if path == "/checkout/complete" else None
     lowered = path.lower()
     agent = _unescape(agent)
+    # The timestamp goes out as ISO text (cached per second): what COPY needs, without a str() per row.
     return (
-        requested_at, addr, None if user == "-" else user, method, path, query or None, protocol,
+        requested_at_iso, addr, None if user == "-" else user, method, path, query or None, protocol,
         int(status), None if size == "-" else int(size), _unescape(referrer), agent, is_bot(agent),
         lowered.startswith("/static/") or lowered.endswith(STATIC_SUFFIXES),
         utm_source, utm_medium, utm_campaign, token, order_id,
