@@ -187,7 +187,8 @@ def _load_file(conn, kind: FileKind, path, digest: str, size: int, interval, run
         try:
             with conn.transaction():
                 streamed = _stream(conn, kind, path, interval, f"raw.{kind.table}", display, load_id, extra)
-        except psycopg.errors.UniqueViolation:
+        except psycopg.errors.UniqueViolation as exc:
+            log.info("%s: %s; loading it through staging and merge instead", display, exc.diag.message_detail)
             extra.clear()
             streamed = None
     late_rejects = 0
