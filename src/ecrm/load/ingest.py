@@ -266,9 +266,13 @@ def _copy_text(value) -> str:
 def _copy_line(row: tuple) -> str:
     """A row as one COPY text line. Values are joined inline and the joined line is checked once
     for characters that need escaping (rare), which is ~3x cheaper than escaping value by value."""
-    parts = ["\\N" if v is None else ("t" if v is True else "f" if v is False else (v if v.__class__ is str else str(v)))
-             for v in row]
-    line = "\t".join(parts)
+    try:
+        line = "\t".join(row)  # all text: the common case for CSV sources
+        parts = row
+    except TypeError:
+        parts = ["\\N" if v is None else ("t" if v is True else "f" if v is False else (v if v.__class__ is str else str(v)))
+                 for v in row]
+        line = "\t".join(parts)
     # Every NULL marker holds one backslash; any other backslash, a tab, or a newline needs escaping.
     if line.count("\\") != row.count(None) or "\n" in line or "\r" in line or line.count("\t") != len(parts) - 1:
         return "\t".join(map(_copy_text, row))

@@ -69,12 +69,13 @@ def _order(r: list[str]) -> tuple:
 
 def _order_line(r: list[str]) -> tuple:
     order_id, line_number, product_id, product_name, category, quantity, unit_price, discount, updated_at = r
-    if not quantity.isdigit() or quantity == "0" or int(quantity) <= 0:
+    # Integers are checked here and handed to COPY as the validated text (no int() round trip).
+    if not (quantity.isdigit() and len(quantity) < 10 and int(quantity) > 0):
         raise ValueError(f"quantity must be a positive integer: {quantity!r}")
-    if not line_number.isdigit():
+    if not (line_number.isdigit() and len(line_number) < 10):
         raise ValueError(f"line_number must be a positive integer: {line_number!r}")
-    return (_required(order_id, "order_id"), int(line_number), _required(product_id, "product_id"),
-            product_name, _required(category, "category"), int(quantity), check_amount(unit_price),
+    return (_required(order_id, "order_id"), line_number, _required(product_id, "product_id"),
+            product_name, _required(category, "category"), quantity, check_amount(unit_price),
             check_amount(discount), updated_at)
 
 
@@ -91,22 +92,18 @@ SPECS = {
 }
 
 
-def _has_undecodable(text: str) -> bool:
-    """surrogateescape turns bytes that are not UTF-8 into lone surrogates, which cannot be encoded."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _decoded_lines(path) -> Iterator[str]:
-    """Lines decoded with surrogateescape, so non-UTF-8 bytes survive to be detected per row."""
+def _decoded_lines(path, undecodable: set[int]) -> Iterator[str]:
+    """Lines as text; a line that is not UTF-8 is decoded with surrogateescape (so the CSV reader
+    can go on) and its physical line number is added to `undecodable`."""
     with path.open("rb") as raw:
         stream = gzip.GzipFile(fileobj=raw) if str(path).endswith(".gz") else raw
         try:
-            for line in stream:
-                yield line.decode("utf-8", errors="surrogateescape")
+            for number, line in enumerate(stream, start=1):
+                try:
+                    yield line.decode("utf-8")
+                except UnicodeDecodeError:
+                    undecodable.add(number)
+                    yield line.decode("utf-8", errors="surrogateescape")
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise FileError(str(path), f"corrupt or truncated gzip ({exc})") from None
 
@@ -170,7 +167,8 @@ def parse_jsonl(spec: CsvSpec, path, interval, extra_columns=None) -> Iterator[t
 def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
               extra_columns: list[str] | None = None) -> Iterator[tuple[int, tuple | Reject]]:
     """Yield (line, typed row | Reject). Header problems raise FileError (schema drift)."""
-    reader = csv.reader(_decoded_lines(path), strict=True)
+    undecodable: set[int] = set()
+    reader = csv.reader(_decoded_lines(path, undecodable), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -185,6 +183,7 @@ def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
         extra_columns.extend(c for c in header if c not in spec.columns)
     positions = [header.index(c) for c in spec.columns]
     width = len(header)
+    in_order = positions == list(range(width))  # the usual case: no reordering per row
     start, end = interval
     ts_index = spec.columns.index(spec.timestamp_column)
     while True:
@@ -196,26 +195,25 @@ def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
             yield reader.line_num, Reject(f"malformed CSV: {exc}", "")
             continue
         line_no = reader.line_num
-        raw_text = ",".join(fields)
         if not fields:
             yield line_no, Reject("empty line", "")
             continue
-        if not raw_text.isascii() and _has_undecodable(raw_text):
-            yield line_no, Reject("non-UTF-8 bytes", raw_text.encode("utf-8", "replace").decode())
+        if undecodable and line_no in undecodable:
+            text = ",".join(fields).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            yield line_no, Reject("non-UTF-8 bytes", text)
             continue
         if len(fields) != width:
-            yield line_no, Reject(f"expected {width} fields, got {len(fields)} (truncated line?)", raw_text)
+            yield line_no, Reject(f"expected {width} fields, got {len(fields)} (truncated line?)", ",".join(fields))
             continue
         try:
-            ordered = [fields[p] for p in positions]
+            ordered = fields if in_order else [fields[p] for p in positions]
             row = spec.convert(ordered)
             stamp = check_ts(ordered[ts_index])
         except (ValueError, KeyError) as exc:
-            yield line_no, Reject(str(exc), raw_text)
+            yield line_no, Reject(str(exc), ",".join(fields))
             continue
         if not (start <= stamp < end):
             yield line_no, Reject(f"{spec.timestamp_column} {stamp.isoformat()} outside the load interval "
-                                  f"[{start.isoformat()}, {end.isoformat()})", raw_text)
+                                  f"[{start.isoformat()}, {end.isoformat()})", ",".join(fields))
             continue
         yield line_no, row
-
