@@ -32,7 +32,16 @@ EVENT_TABLES = {
 SNAPSHOT_TABLES = {
     "marts.fct_customer_rfm_daily": "snapshot_date, customer_id",
     "marts.fct_segment_summary_daily": "snapshot_date, segment",
+    "marts.fct_rfm_kpis_daily": "snapshot_date",
 }
+# incremental tables behind as-of views (fct_order_attribution, fct_campaign_recipients): a run
+# re-derives what can have changed; a full refresh must give the same rows
+REDERIVED_TABLES = {
+    "intermediate.int_order_attribution": "order_id",
+    "intermediate.int_campaign_recipients": "campaign_recipient_id",
+}
+# derived from the snapshot history (a full refresh of everything keeps only the last snapshot)
+TRANSITION_TABLE, TRANSITION_KEY = "marts.fct_segment_transitions", "transition_date, customer_id"
 # rebuilt whole every run, as of run_date
 AS_OF_TABLES = {
     "marts.dim_customers": "customer_id",
@@ -113,7 +122,7 @@ def test_full_refresh_equals_day_by_day_incremental(history, warehouse):
     with psycopg.connect(url) as conn:
         assert conn.execute("select count(*) from marts.fct_web_sessions").fetchone()[0] > 500
         assert conn.execute("select count(distinct session_date) from marts.fct_web_sessions").fetchone()[0] >= DAYS
-    for table, key in EVENT_TABLES.items():
+    for table, key in {**EVENT_TABLES, **REDERIVED_TABLES}.items():
         assert rows(refreshed, table, key) == rows(url, table, key), table
     # history tables: a full refresh on the last day holds that day; it equals the incremental one
     for table, key in SNAPSHOT_TABLES.items():
@@ -131,8 +140,32 @@ def test_rebuilding_a_past_day_reproduces_it(history, warehouse):
         assert rows(rebuilt, table, key) == rows(url, table, key), table
     for table, key in EVENT_TABLES.items():     # facts of later days are kept, not truncated
         assert rows(rebuilt, table, key) == rows(url, table, key), table
+    assert rows(rebuilt, TRANSITION_TABLE, TRANSITION_KEY) == rows(url, TRANSITION_TABLE, TRANSITION_KEY)
     for table, key in AS_OF_TABLES.items():     # as-of tables equal the day's first build
         assert rows(rebuilt, table, key) == as_of[past][table], table
+
+
+def test_segment_transitions_match_the_snapshots(history, warehouse):
+    """Day-by-day transitions = consecutive snapshots compared in Python = a full build of the model."""
+    url, _ = history
+    with psycopg.connect(url) as conn:
+        snapshots = conn.execute("select customer_id, snapshot_date, segment from marts.fct_customer_rfm_daily "
+                                 "order by customer_id, snapshot_date").fetchall()
+    expected, run = [], {}  # run: customer -> (segment, since, last snapshot)
+    for customer_id, day, segment in snapshots:
+        if customer_id in run and run[customer_id][0] != segment:
+            previous, since, last = run[customer_id]
+            expected.append((customer_id, previous, segment, day, (day - since).days, since, last))
+        if customer_id not in run or run[customer_id][0] != segment:
+            run[customer_id] = (segment, day, day)
+        else:
+            run[customer_id] = (segment, run[customer_id][1], day)
+    expected.sort(key=lambda r: (r[3], r[0]))
+    assert len({r[3] for r in expected}) == DAYS - 1  # every day after the first has transitions
+    assert rows(url, TRANSITION_TABLE, TRANSITION_KEY) == expected
+    refreshed = clone(warehouse, url, "marts_transitions_full")
+    dbt_run(START + timedelta(days=DAYS - 1), refreshed, "--select", "fct_segment_transitions", "--full-refresh")
+    assert rows(refreshed, TRANSITION_TABLE, TRANSITION_KEY) == expected
 
 
 def _ntile(ordered_ids: list[str], buckets: int = 5) -> dict[str, int]:

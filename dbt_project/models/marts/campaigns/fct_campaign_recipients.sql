@@ -1,160 +1,27 @@
+{{
+    config(
+        materialized='view'
+    )
+}}
 -- One row per campaign and recipient (e-mail address) as of the end of run_date: what the ESP
 -- reported, and whether the recipient ordered within the attribution window after the send.
--- Any-touch attribution: an order inside the windows of two campaigns counts for both.
+-- A view on the incremental table int_campaign_recipients, adding the as-of flag.
 with
-
-campaigns as (
-
-    select * from {{ ref('stg_esp__campaigns') }}
-
-),
-
-email_events as (
-
-    select * from {{ ref('stg_esp__email_events') }}
-
-),
-
-customers as (
-
-    select * from {{ ref('stg_shop__customers') }}
-
-),
-
-orders as (
-
-    select * from {{ ref('int_orders_as_of') }}
-
-),
-
-campaigns_sent as (
-
-    select * from campaigns
-    where sent_at < {{ as_of_ts() }}
-
-),
-
-campaign_events as (
-
-    select * from email_events
-    where
-        occurred_at < {{ as_of_ts() }}
-        and campaign_id is not null
-
-),
-
-customers_by_email as (
-
-    -- several customer records may share an address: take the smallest id, deterministically
-    select
-        email,
-        min(customer_id) as customer_id
-
-    from customers
-    group by email
-
-),
-
-recipient_events as (
-
-    select
-        campaign_id,
-        email,
-        max(customer_id) as event_customer_id,
-        bool_or(event_type = 'delivered') as is_delivered,
-        bool_or(event_type = 'bounce') as is_bounced,
-        bool_or(is_hard_bounce) as is_hard_bounced,
-        bool_or(event_type = 'open' and not is_machine_open) as has_opened,
-        bool_or(event_type = 'click') as has_clicked,
-        bool_or(event_type = 'unsubscribe') as has_unsubscribed,
-        bool_or(event_type = 'spamreport') as has_complained,
-        min(occurred_at) filter (
-            where event_type = 'open' and not is_machine_open
-        ) as first_open_at,
-        min(occurred_at) filter (where event_type = 'click') as first_click_at
-
-    from campaign_events
-    group by campaign_id, email
-
-),
 
 recipients as (
 
-    select
-        md5(recipient_events.campaign_id || '|' || recipient_events.email) as campaign_recipient_id,
-        recipient_events.campaign_id,
-        recipient_events.email,
-        coalesce(
-            recipient_events.event_customer_id, customers_by_email.customer_id
-        ) as customer_id,
-        campaigns_sent.audience,
-        campaigns_sent.sent_at,
-        recipient_events.is_delivered,
-        recipient_events.is_bounced,
-        recipient_events.is_hard_bounced,
-        recipient_events.has_opened,
-        recipient_events.has_clicked,
-        recipient_events.has_unsubscribed,
-        recipient_events.has_complained,
-        recipient_events.first_open_at,
-        recipient_events.first_click_at
-
-    from recipient_events
-    inner join campaigns_sent
-        on recipient_events.campaign_id = campaigns_sent.campaign_id
-    left join customers_by_email
-        on recipient_events.email = customers_by_email.email
-
-),
-
-attributed_orders as (
-
-    select
-        recipients.campaign_recipient_id,
-        count(orders.order_id) as attributed_orders,
-        coalesce(sum(orders.total_amount), 0) as attributed_revenue,
-        min(orders.ordered_at) as first_attributed_order_at
-
-    from recipients
-    inner join orders
-        on
-            recipients.customer_id = orders.customer_id
-            and orders.is_valid_order
-            and recipients.sent_at <= orders.ordered_at
-            and recipients.sent_at + interval '{{ var("attribution_window_days") | int }} days'
-            > orders.ordered_at
-    group by recipients.campaign_recipient_id
+    select * from {{ ref('int_campaign_recipients') }}
 
 ),
 
 final as (
 
     select
-        recipients.campaign_recipient_id,
-        recipients.campaign_id,
-        recipients.email,
-        recipients.customer_id,
-        recipients.audience,
-        recipients.sent_at,
-        recipients.is_delivered,
-        recipients.is_bounced,
-        recipients.is_hard_bounced,
-        recipients.has_opened,
-        recipients.has_clicked,
-        recipients.has_unsubscribed,
-        recipients.has_complained,
-        recipients.first_open_at,
-        recipients.first_click_at,
-        coalesce(attributed_orders.attributed_orders, 0) > 0 as has_converted,
-        attributed_orders.first_attributed_order_at,
-        coalesce(attributed_orders.attributed_orders, 0) as attributed_orders,
-        coalesce(attributed_orders.attributed_revenue, 0)::numeric(14, 2) as attributed_revenue,
-        recipients.sent_at + interval '{{ var("attribution_window_days") | int }} days'
+        *,
+        sent_at + interval '{{ var("attribution_window_days") | int }} days'
         <= {{ as_of_ts() }} as is_attribution_window_complete
 
     from recipients
-    left join attributed_orders
-        on recipients.campaign_recipient_id = attributed_orders.campaign_recipient_id
 
 )
 
