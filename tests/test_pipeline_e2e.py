@@ -127,3 +127,19 @@ def test_rerunning_a_day_changes_nothing(pipeline):
         assert str(airflow_env.run_day(dags, dag_id, last).state) == "success", dag_id
     assert {t: table_digest(url, t, o) for t, o in tables.items()} == before
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in outbox.iterdir()} == files_before
+
+
+def test_rerunning_a_past_day_audits_it_but_does_not_roll_back_published_audiences(pipeline):
+    """A backfill of an old day must not push older segments over today's (nor trip the breaker)."""
+    url, data, dags, _, _ = pipeline
+    with psycopg.connect(url) as conn:
+        syncs_before = conn.execute("select count(*) from mailer.sync_runs").fetchone()[0]
+    published_before = table_digest(url, "published.audience_members", "audience, customer_id")
+    for dag_id in airflow_env.DAG_ORDER:
+        assert str(airflow_env.run_day(dags, dag_id, START).state) == "success", dag_id
+    assert table_digest(url, "published.audience_members", "audience, customer_id") == published_before
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*) from mailer.sync_runs").fetchone()[0] == syncs_before
+        detail = conn.execute("select detail from ops.stage_runs where stage = 'publish_segments' "
+                              "and run_date = %s", (START,)).fetchone()[0]
+    assert "already published" in detail["skipped"]

@@ -123,11 +123,12 @@ def day_is_current(day: date, url: str | None = None, orders_folder: str = "shop
         conn.execute(STAGES_DDL)
         known = conn.execute("select count(distinct checksum) from ops.load_ledger where checksum = any(%s) "
                              "and status in ('succeeded', 'skipped_duplicate')", (checksums,)).fetchone()[0]
+        # Stage rows are keyed by the day they processed (a load's ledger interval can be wider: the
+        # orders pull re-reads a lookback window).
         published_after_loads = conn.execute(
             "select exists (select 1 from ops.stage_runs p where p.stage = 'publish_segments' and p.run_date = %s "
-            "and p.finished_at >= all (select l.finished_at from ops.load_ledger l "
-            "where l.interval_start = %s and l.finished_at is not null))",
-            (day, day_interval(day)[0])).fetchone()[0]
+            "and p.finished_at >= all (select i.finished_at from ops.stage_runs i "
+            "where i.run_date = %s and i.stage like 'ingest_%%'))", (day, day)).fetchone()[0]
     return known == len(set(checksums)) and published_after_loads
 
 
@@ -140,6 +141,13 @@ def build_marts(start: datetime, end: datetime, run_id: str | None = None, url: 
     return {"day": day.isoformat(), "dbt": counts}
 
 
+def _latest_published_after(conn, day: date) -> date | None:
+    exists = conn.execute("select to_regclass('ops.publish_runs') is not null").fetchone()[0]
+    if not exists:
+        return None
+    return conn.execute("select max(as_of_date) from ops.publish_runs where as_of_date > %s", (day,)).fetchone()[0]
+
+
 def publish_segments(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
     """Quality gate, then publish and push; a failed gate raises and leaves yesterday's audiences as they are."""
     day = interval_day(start, end)
@@ -147,6 +155,14 @@ def publish_segments(start: datetime, end: datetime, run_id: str | None = None, 
     settings = get_settings()
     with connect(url) as conn:
         checks = gate.enforce(conn, url, day)
+        later = _latest_published_after(conn, day)
+        if later:
+            # Rerunning a past day (a backfill) must not roll the published audiences and the ESP back
+            # to older segments: it re-audits the day and leaves what is published and pushed alone.
+            detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks), "checks": len(checks),
+                      "skipped": f"{later.isoformat()} is already published; a past day is audited, not re-published"}
+            _mark_stage(conn, "publish_segments", day, run_id, detail)
+            return detail
         counts = publish(conn, day)
         mailer = sync_audiences(conn, day)  # ECRM_MAILER: outbox (default), listmonk or mailchimp
         detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks), "checks": len(checks),
