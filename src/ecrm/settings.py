@@ -29,7 +29,6 @@ class Settings:
     landing: str                # local folder or any fsspec URL (s3://bucket/prefix)
     outbox: Path
     data_dir: Path
-    mailer: str
     holdout_pct: int
     orders_lookback_days: int   # shop DB pull: re-read this many days for late refunds and edits
     shop_db_url: str | None     # the shop's own database (Airflow: connection `ecrm_shop_db`)
@@ -56,7 +55,6 @@ def get_settings() -> Settings:
         landing=os.environ.get("ECRM_LANDING", str(data_dir / "landing")),
         outbox=Path(os.environ.get("ECRM_OUTBOX", data_dir / "outbox")),
         data_dir=data_dir,
-        mailer=os.environ.get("ECRM_MAILER", "outbox"),
         holdout_pct=int(os.environ.get("ECRM_HOLDOUT_PCT", "10")),
         orders_lookback_days=int(os.environ.get("ECRM_ORDERS_LOOKBACK_DAYS", "3")),
         shop_db_url=os.environ.get("ECRM_SHOP_DB_URL") or None,

@@ -15,8 +15,6 @@ import os
 from datetime import date
 from pathlib import Path
 
-import psycopg
-
 COLUMNS = ("customer_id", "email", "first_name", "segment")
 
 
@@ -46,13 +44,3 @@ def write_outbox(outbox: Path, day: date, audiences: dict[str, list[tuple]], ext
     _write_atomic(folder / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return manifest
 
-
-def push_outbox(conn: psycopg.Connection, day: date, outbox: Path) -> dict:
-    """Write the published audiences of `day` as they are (no diff, no re-check); returns the manifest.
-    The mailer sync (ecrm.mailer.sync with the outbox adapter) supersedes this."""
-    audiences: dict[str, list[tuple]] = {}
-    for row in conn.execute(
-            f"select audience, {', '.join(COLUMNS)} from published.audience_members where as_of_date = %s "
-            "order by audience, customer_id", (day,)):
-        audiences.setdefault(row[0], []).append(tuple(row[1:]))
-    return write_outbox(outbox, day, audiences)
