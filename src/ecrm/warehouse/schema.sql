@@ -108,6 +108,8 @@ create table if not exists raw.email_events (
     _load_id        bigint not null
 );
 create index if not exists email_events_occurred_at on raw.email_events (occurred_at);
+-- Campaign marts re-derive one campaign's events at a time.
+create index if not exists email_events_campaign on raw.email_events (campaign_id);
 
 -- ESP campaign metadata.
 create table if not exists raw.email_campaigns (
