@@ -54,3 +54,123 @@ def test_nginx_json_log_format_gives_the_same_row_as_combined():
                                INTERVAL)
     assert json_row == combined
     assert "invalid JSON" in parse_json_line('{"time": "2026-10-01T', INTERVAL)
+
+
+# -- the column-wise fast path gives exactly what the line-by-line parser gives -------------------
+EDGE_LINES = [
+    '203.0.113.9 - - [01/Oct/2026:08:00:00 +0000] "GET /product/p-1 HTTP/1.1" 200 512 "https://www.google.com/" '
+    '"Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"',
+    '2001:db8::1 - alice [01/Oct/2026:02:00:00 +0200] "GET /a?b=1?c HTTP/2.0" 304 - "-" "-"',
+    '10.0.0.1 - - [01/Oct/2026:23:59:59 +0000] "GET /static/app.css HTTP/1.1" 200 10 "-" ""',
+    '10.0.0.1 - - [01/Oct/2026:12:00:00 +0000] "GET /IMG/LOGO.PNG? HTTP/1.1" 200 10 "-" "curl/8.5"',
+    '10.0.0.1 - - [01/Oct/2026:12:00:00 +0000] "GET /STATIC/x HTTP/1.1" 200 10 "-" "Googlebot/2.1"',
+    '10.0.0.2 - - [01/Oct/2026:12:00:00 +0000] "GET /c?utm_source=email&utm_campaign=cmp%201&ct=ab HTTP/1.1" '
+    '200 1 "-" "Mozilla/5.0"',
+    '10.0.0.2 - - [01/Oct/2026:12:00:01 +0000] "GET /checkout/complete?order=o-9 HTTP/1.1" 200 1 "-" "Mozilla/5.0"',
+    '10.0.0.3 - - [01/Oct/2026:12:00:00 +0000] "GET /q HTTP/1.1" 200 1 "-" "Mozilla/5.0 \\"quoted\\" agent"',
+    '10.0.0.3 - - [01/Oct/2026:12:00:00 +0000] "GET /tab HTTP/1.1" 200 1 "-" "agent\twith tab"',
+    '10.0.0.3 - - [01/Oct/2026:12:00:00 +0000] "GET /ü HTTP/1.1" 200 1 "-" "Mozilla/5.0 (Ünïcode)"',
+    '10.0.0.3 - - [01/Oct/2026:12:00:00 +0000] "GET  /double-space HTTP/1.1" 200 1 "-" "x"',
+    '10.0.0.3 - - [01/Oct/2026:12:00:00 +0000] "\\x16\\x03\\x01" 400 157 "-" "-"',
+    '10.0.0.3 - - [01/Oct/2026:12:00:00 +0000] "GET / HTTP/1.1" 200 123456789012345678901 "-" "x"',
+    '10.0.0.3 - - [31/Feb/2026:12:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"',
+    '10.0.0.3 - - [01/oct/2026:12:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"',
+    '10.0.0.3 - - [02/Oct/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"',
+    '10.0.0.3 - - [01/Oct/2026:01:00:00 +0200] "GET / HTTP/1.1" 200 1 "-" "x"',
+    '10.0.0.3 - - [01/Oct/2026:12:00:00 +2500] "GET / HTTP/1.1" 200 1 "-" "x"',
+    '10.0.0.3 - - [01/Oct/2026:12:00:00 +0000] "GET /no-agent HTTP/1.1" 200 1',
+    '10.0.0.3 - - [01/Oct/2026:12:00:00 +0000] "GET /trailing HTTP/1.1" 200 1 "-" "x" "198.51.100.7"',
+    '{"time": "2026-10-01T09:15:00+00:00", "remote_addr": "2001:db8::2", "request": "GET /j HTTP/2.0", '
+    '"status": 200, "body_bytes_sent": 5, "http_referer": "", "http_user_agent": "Mozilla/5.0"}',
+    "",
+    "   ",
+    "garbage",
+]
+
+
+def _as_copy_values(items) -> list:
+    """Both parser outputs in one shape: (line, values as COPY would see them) or (line, reason)."""
+    from ecrm.sources import Reject, RowBlock
+
+    out = []
+    for item in items:
+        if isinstance(item, RowBlock):
+            columns = [c.to_pylist() for c in item.columns]
+            out += [(n, tuple(col[i] for col in columns)) for i, n in enumerate(item.line_numbers.to_pylist())]
+        elif isinstance(item[1], Reject):
+            out.append((item[0], item[1].reason))
+        else:
+            out.append((item[0], tuple(None if v is None else {True: "t", False: "f"}.get(v, v) if isinstance(v, bool)
+                                       else str(v) for v in item[1])))
+    return sorted(out)
+
+
+def test_fast_path_equals_line_by_line_parser(tmp_path):
+    import random
+
+    from ecrm.sources.weblogs import parse_access_log
+
+    rng = random.Random(7)
+    lines = []
+    for i in range(3000):  # many ordinary lines so that blocks mix fast and slow rows
+        lines.append(EDGE_LINES[i % len(EDGE_LINES)] if i % 4 == 0 else
+                     f'198.51.100.{rng.randrange(256)} - - [01/Oct/2026:{rng.randrange(24):02d}:{rng.randrange(60):02d}:'
+                     f'{rng.randrange(60):02d} +0000] "GET /product/p-{rng.randrange(50)} HTTP/1.1" 200 '
+                     f'{rng.randrange(9999)} "-" "Mozilla/5.0 (agent {rng.randrange(40)})"')
+    log = tmp_path / "access.log"
+    log.write_bytes(("\r\n".join(lines[:1000]) + "\n" + "\n".join(lines[1000:])).encode())
+    fast = list(parse_access_log(log, INTERVAL))
+    assert _as_copy_values(fast) == _as_copy_values(parse_access_log(log, INTERVAL, fast=False))
+    assert sum(len(b) for b in fast if not isinstance(b, tuple)) > 2000  # most lines took the fast path
+
+
+def test_fast_path_keeps_line_numbers_across_blocks_and_bad_bytes(tmp_path):
+    from ecrm.sources.common import read_blocks, read_lines
+
+    payload = b"".join(f"line {i}\n".encode() if i % 7 else b"\xff\xfe bad\n" for i in range(1, 400)) + b"no newline"
+    path = tmp_path / "x.log"
+    path.write_bytes(payload)
+    by_line = [(n, raw) for n, _, raw in read_lines(path, "x.log")]
+    by_block = [(first + k, raw) for first, block in read_blocks(path, "x.log", size=37)
+                for k, raw in enumerate(block.split(b"\n"))]
+    assert by_block == by_line
+
+
+def test_access_log_loads_with_nulls_flags_and_reconciled_counts(conn, tmp_path):
+    import gzip
+
+    from ecrm.load.ingest import ingest
+
+    folder = tmp_path / "weblogs"
+    folder.mkdir()
+    (folder / "access.log.gz").write_bytes(gzip.compress(("\n".join(EDGE_LINES) + "\n").encode()))
+    [result] = ingest(conn, "weblogs", folder, INTERVAL)
+    assert result.rows_read == len(EDGE_LINES) == result.rows_loaded + result.rows_quarantined
+    assert result.rows_quarantined == 9  # 31 Feb, 2 Oct, +2500, lower-case month, bigint size, 4 blank/garbage
+    row = conn.execute("select requested_at, remote_user, bytes_sent, referrer, user_agent, is_bot, is_static, "
+                       "query_string, _line from raw.web_requests where path = '/a'").fetchone()
+    assert row[1:] == ("alice", None, None, None, True, False, "b=1?c", 2)
+    assert row[0].isoformat() == "2026-10-01T00:00:00+00:00"
+    flags = dict(conn.execute("select path, is_static from raw.web_requests where path in "
+                              "('/static/app.css', '/IMG/LOGO.PNG', '/STATIC/x', '/product/p-1')").fetchall())
+    assert flags == {"/static/app.css": True, "/IMG/LOGO.PNG": True, "/STATIC/x": True, "/product/p-1": False}
+    quarantined = conn.execute("select count(*) from quarantine.rejected_rows").fetchone()[0]
+    assert quarantined == result.rows_quarantined
+
+
+def test_cut_off_gzip_access_log_loads_nothing_and_names_the_file(conn, tmp_path):
+    import gzip
+
+    import pytest
+
+    from ecrm.load.ingest import ingest
+    from ecrm.sources import FileError
+
+    folder = tmp_path / "weblogs"
+    folder.mkdir()
+    data = gzip.compress(("\n".join(EDGE_LINES[:3]) + "\n").encode() * 20000)
+    (folder / "access.log.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(FileError, match="access.log.gz.*truncated gzip"):
+        ingest(conn, "weblogs", folder, INTERVAL)
+    assert conn.execute("select count(*) from raw.web_requests").fetchone()[0] == 0
+    assert conn.execute("select status from ops.load_ledger").fetchall() == [("failed",)]

@@ -13,10 +13,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from urllib.parse import parse_qs
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from crawlerdetect import CrawlerDetect
 
-from . import Reject
-from .common import read_lines
+from . import Reject, RowBlock
+from .common import read_blocks
 
 # Quoted fields use the "unrolled loop" form [^"\\]*(?:\\.[^"\\]*)*: same language as
 # (?:[^"\\]|\\.)* but ~5x faster in Python's backtracking engine.
@@ -78,6 +81,8 @@ def parse_line(text: str, interval: tuple[datetime, datetime]) -> tuple | str:
         return f"bad timestamp {stamp!r}"
     if not (interval[0] <= requested_at < interval[1]):
         return f"timestamp {requested_at.isoformat()} outside the load interval"
+    if len(size) > 18:
+        return f"bytes sent out of range for a bigint: {size}"
     if "\\" in request:
         request = _unescape(request) or ""
     parts = request.split(" ")
@@ -140,13 +145,112 @@ def parse_json_line(text: str, interval: tuple[datetime, datetime]) -> tuple | s
     return parse_line(line, interval)
 
 
-def parse_access_log(path, interval: tuple[datetime, datetime], extra_columns=None) -> Iterator[tuple[int, tuple | Reject]]:
-    for line_no, text, raw in read_lines(path, str(path)):
-        if text is None:
-            yield line_no, Reject("non-UTF-8 bytes", raw.decode("utf-8", "replace"))
+def parse_access_log(path, interval: tuple[datetime, datetime], extra_columns=None,
+                     fast: bool = True) -> Iterator[tuple[int, tuple | Reject] | RowBlock]:
+    """Rows of an access log, block by block (~1 MB): the common lines column-wise in C++
+    (pyarrow kernels, see _fast_rows), every other line through `_parse_one`."""
+    for first, block in read_blocks(path, str(path)):
+        try:
+            lines = pc.split_pattern(pa.array([block], pa.binary()).cast(pa.string()), "\n").flatten()
+        except pa.ArrowInvalid:  # not valid UTF-8 somewhere in the block: line by line
+            for offset, raw in enumerate(block.split(b"\n")):
+                raw = raw.rstrip(b"\r")
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    yield first + offset, Reject("non-UTF-8 bytes", raw.decode("utf-8", "replace"))
+                    continue
+                yield first + offset, _parse_one(text, interval)
             continue
-        if not text.strip():
-            yield line_no, Reject("empty line", "")
-            continue
-        parsed = parse_json_line(text, interval) if text.startswith("{") else parse_line(text, interval)
-        yield line_no, Reject(parsed, text) if isinstance(parsed, str) else parsed
+        if b"\r" in block:
+            lines = pc.utf8_rtrim(lines, characters="\r")
+        slow = range(len(lines))
+        if fast:
+            rows, slow = _fast_rows(lines, first, interval)
+            if rows is not None:
+                yield rows
+        for offset, text in zip(slow, lines.take(pa.array(slow, pa.int64())).to_pylist(), strict=True):
+            yield first + offset, _parse_one(text, interval)
+
+
+def _parse_one(text: str, interval) -> tuple | Reject:
+    if not text.strip():
+        return Reject("empty line", "")
+    parsed = parse_json_line(text, interval) if text.startswith("{") else parse_line(text, interval)
+    return Reject(parsed, text) if isinstance(parsed, str) else parsed
+
+
+# The common shape of a combined-format line (RE2 syntax), stricter than COMBINED so that plain
+# splits find the fields: printable ASCII without quote, backslash or brackets in the unquoted
+# fields (so str.lower and ascii_lower agree), a timestamp in the one nginx/Apache layout, no
+# backslash, tab or carriage return inside quotes (nothing to unescape, nothing to COPY-escape), a
+# size that fits a bigint. Any other line is still parsed: by parse_line, one at a time.
+_TOKEN = r'[!#-Z^-~]+'
+_FAST = (r'^' + _TOKEN + ' ' + _TOKEN + ' ' + _TOKEN +
+         r' \[[0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4}\] '
+         r'"' + _TOKEN + r' [!#-Z^-~]* ' + _TOKEN + r'" [0-9]{3} (?:[0-9]{1,18}|-) '
+         r'"[^"\\\t\r\x00]*" "[^"\\\t\r\x00]*"')
+_STATIC = r"^/static/|\.(?:" + "|".join(s[1:] for s in STATIC_SUFFIXES) + r")$"
+_SPECIAL_QUERY = "utm_|ct=|order="  # these go through parse_qs in parse_line (percent-decoding)
+
+
+def _fast_rows(lines: pa.Array, first: int, interval) -> tuple[RowBlock | None, list[int]]:
+    """The rows of the lines that match _FAST, computed column-wise, and the offsets of the others.
+
+    Hand-rolled on pyarrow's string kernels because no maintained library parses access logs
+    column-wise; splitting on quotes and spaces is ~2x faster than RE2 with capture groups.
+    Per-value Python work (timestamp, bot check) runs once per distinct value of the block through
+    the same cached functions parse_line uses, so both paths agree by construction (and a test
+    compares them line by line). A line whose timestamp is bad or outside the interval, or whose
+    query has utm/token/order parameters, is left to parse_line (it owns the reject reasons and
+    the query decoding).
+    """
+    matched = pc.match_substring_regex(lines, _FAST)
+    candidates = np.flatnonzero(matched.to_numpy(zero_copy_only=False))
+    if not len(candidates):
+        return None, list(range(len(lines)))
+    quoted = pc.split_pattern(lines.filter(matched), '"')  # head, request, status+size, referrer, " ", agent
+    head = pc.split_pattern(pc.list_element(quoted, 0), " ")  # addr, ident, user, [day:time, zone], ""
+    stamps = pc.dictionary_encode(pc.binary_join_element_wise(pc.list_element(head, 3), pc.list_element(head, 4), " "))
+    iso = pc.take(pa.array([_stamp_iso(s[1:-1], interval) for s in stamps.dictionary.to_pylist()], pa.string()),
+                  stamps.indices)
+    request = pc.split_pattern(pc.list_element(quoted, 1), " ")  # method, target, protocol
+    # target + "?" always splits in two: path and query + "?" (query is "" when there was none)
+    target = pc.split_pattern(pc.binary_join_element_wise(pc.list_element(request, 1), "?", ""), "?", max_splits=1)
+    query = pc.utf8_slice_codeunits(pc.list_element(target, 1), 0, -1)
+    keep = pc.and_(iso.is_valid(), pc.invert(pc.match_substring_regex(query, _SPECIAL_QUERY)))
+    fast = candidates[keep.to_numpy(zero_copy_only=False)]
+    is_fast = np.zeros(len(lines), dtype=bool)
+    is_fast[fast] = True
+    slow = np.flatnonzero(~is_fast).tolist()
+    if not len(fast):
+        return None, slow
+    head, iso, query = head.filter(keep), iso.filter(keep), query.filter(keep)
+    quoted, request, target = quoted.filter(keep), request.filter(keep), target.filter(keep)
+    agents = pc.dictionary_encode(pc.list_element(quoted, 5))
+    distinct = [None if a == "-" else a for a in agents.dictionary.to_pylist()]
+    agent = pc.take(pa.array(distinct, pa.string()), agents.indices)
+    bot = pc.take(pa.array(["t" if is_bot(a) else "f" for a in distinct], pa.string()), agents.indices)
+    path = pc.list_element(target, 0)
+    sizes = pc.split_pattern(pc.list_element(quoted, 2), " ")  # "", status, size, ""
+    none = pa.nulls(len(path), pa.string())
+    columns = [iso, pc.list_element(head, 0), _dash_null(pc.list_element(head, 2)), pc.list_element(request, 0),
+               path, pc.if_else(pc.equal(query, ""), None, query), pc.list_element(request, 2),
+               pc.list_element(sizes, 1), _dash_null(pc.list_element(sizes, 2)),
+               _dash_null(pc.list_element(quoted, 3)), agent, bot,
+               pc.if_else(pc.match_substring_regex(pc.ascii_lower(path), _STATIC), "t", "f"),
+               none, none, none, none, none]
+    return RowBlock(columns, pa.array(fast + first, pa.int64())), slow
+
+
+def _dash_null(values: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(values, "-"), None, values)
+
+
+def _stamp_iso(stamp: str, interval) -> str | None:
+    """The ISO text of a log timestamp inside the interval; None sends the line to parse_line."""
+    try:
+        value, text = _log_time_iso(stamp)
+    except (ValueError, KeyError, IndexError):
+        return None
+    return text if interval[0] <= value < interval[1] else None
