@@ -47,3 +47,27 @@ def conn(db_url):
 @pytest.fixture(scope="session")
 def airflow_home() -> Path:
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def copy_values():
+    """A parser's output in one comparable shape, whichever path produced it: sorted (line, values
+    as COPY text sees them) for rows, (line, reason) for rejects. The column-wise fast paths and
+    the line-by-line parsers must give the same list."""
+
+    def normalize(items) -> list:
+        from ecrm.sources import Reject, RowBlock
+
+        out = []
+        for item in items:
+            if isinstance(item, RowBlock):
+                columns = [c.to_pylist() for c in item.columns]
+                out += [(n, tuple(col[i] for col in columns)) for i, n in enumerate(item.line_numbers.to_pylist())]
+            elif isinstance(item[1], Reject):
+                out.append((item[0], item[1].reason))
+            else:
+                out.append((item[0], tuple(None if v is None else ("t" if v else "f") if isinstance(v, bool)
+                                           else str(v) for v in item[1])))
+        return sorted(out)
+
+    return normalize

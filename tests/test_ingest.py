@@ -227,3 +227,74 @@ def test_copy_lines_escape_exactly_what_copy_text_format_needs(conn):
         for row in rows:
             copy.write(_copy_line(row) + "\n")
     assert conn.execute("select * from t").fetchall() == [tuple(r) for r in rows]
+
+
+SHOP_EDGE_ROWS = {
+    "order_lines": [
+        f"o-1,1,p-1,Mug,Kitchen,1,10.00,0.00,{TS}",
+        f'o-1,2,p-2,"Mug, large",Kitchen,2,12.50,1.00,{TS}',            # quoted comma
+        f'o-1,3,p-3,"Mug ""Deluxe""",Kitchen,1,9.99,0,{TS}',             # escaped quotes
+        f"o-1,4,p-4,Müsli Schale,Küche,1,10,0.00,{TS}",                 # non-ASCII text and category
+        f"o-1,5,p-5,,Kitchen,3,1.5,0.00,{TS}",                          # empty product name stays ''
+        f"o-2,1,p-1, Mug ,Kitchen ,1,10.00,0.00,{TS}",                  # spaces a converter strips
+        f"o-2,2,p-1,Mug,Kitchen,0,10.00,0.00,{TS}",                     # quantity 0
+        f"o-2,3,p-1,Mug,Kitchen,007,10.00,0.00,{TS}",
+        f"o-2,4,p-1,Mug,Kitchen,1,-1.00,0.00,{TS}",                     # negative amount
+        f"o-2,5,p-1,Mug,Kitchen,1,1.005,0.00,{TS}",                     # three decimals
+        f"o-2,x,p-1,Mug,Kitchen,1,1.00,0.00,{TS}",
+        "o-2,6,p-1,Mug,Kitchen,1,1.00,0.00,2026-10-02T00:00:00+00:00",  # outside the interval
+        "o-2,7,p-1,Mug,Kitchen,1,1.00,0.00,2026-10-01T10:00:00",        # no offset
+        "o-2,8,p-1,Mug,Kitchen,1,1.00,0.00,2026-02-30T10:00:00+00:00",
+        f"o-2,9,p-1,Mug,Kitchen,1,1.00,{TS}",                           # a field short
+        "",
+        f",10,p-1,Mug,Kitchen,1,1.00,0.00,{TS}",                        # empty key
+        f"o-3,1,p-1,Mug\tTab,Kitchen,1,1.00,0.00,{TS}",
+        f"o-3,2,p-1,Mug\\Slash,Kitchen,1,1.00,0.00,{TS}",
+        f'o-3,3,p-1,"two\nlines",Kitchen,1,1.00,0.00,{TS}',              # a value over two lines
+        f"o-3,4,p-1,Mug,Kitchen,1,1.00,0.00,{TS}",
+    ],
+    "orders": [
+        f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,10.00,0.00,",
+        f"o-2,c-1, a@example.com ,{TS},{TS},PAID,eur,10.00,0.00, WELCOME ",
+        f"o-3,c-1,a@example.com,{TS},{TS},lost,EUR,10.00,0.00,",
+        f"o-4,c-1,a@example.com,{TS},{TS},paid,XXX,10.00,0.00,",
+        f"o-5,c-1,not-an-email,{TS},{TS},paid,EUR,10.00,0.00,",
+        f"o-6,c-1,a+b.c@sub.example.co.uk,{TS},{TS},refunded,GBP,0,0,SUMMER10",
+    ],
+    "customers": [
+        f"c-1,a@example.com,Ann,DE,{TS},{TS},true",
+        f"c-2,b@example.com,,,{TS},{TS}, Yes ",
+        f"c-3,c@example.com,Zoë,FR,{TS},{TS},maybe",
+        f"c-4,d@example.com,Bo,SE,yesterday,{TS},0",
+    ],
+}
+SHOP_HEADERS = {"order_lines": LINES_HEADER, "orders": ORDERS_HEADER, "customers": CUSTOMERS_HEADER}
+
+
+@pytest.mark.parametrize("name", list(SHOP_EDGE_ROWS))
+def test_shop_csv_fast_path_equals_line_by_line_parser(tmp_path, copy_values, name):
+    from ecrm.sources.shop import SPECS, parse_csv
+
+    rows = [r for r in SHOP_EDGE_ROWS[name] if "\n" not in r]
+    body = [rows[i % len(rows)].replace("o-", f"o{i}-").replace("c-", f"c{i}-") for i in range(600)]
+    body[550:550] = [r for r in SHOP_EDGE_ROWS[name] if "\n" in r]
+    path = tmp_path / f"{name}.csv"
+    # CRLF in the first half, a non-UTF-8 line in the middle; the multi-line value comes late
+    path.write_bytes(SHOP_HEADERS[name].encode() + "\r\n".join(body[:300]).encode() + b"\r\n"
+                     + b"caf\xe9,1\n" + "\n".join(body[300:]).encode() + b"\n")
+    fast = list(parse_csv(SPECS[name], path, INTERVAL))
+    assert copy_values(fast) == copy_values(parse_csv(SPECS[name], path, INTERVAL, fast=False))
+    assert sum(len(b) for b in fast if not isinstance(b, tuple)) > 100  # the fast path did the bulk
+
+
+def test_shop_csv_with_extra_and_reordered_columns_takes_the_fast_path_too(tmp_path, copy_values):
+    from ecrm.sources.shop import SPECS, parse_csv
+
+    header = "line_number,order_id,gift_wrap,product_id,product_name,category,quantity,unit_price,discount_amount,updated_at\n"
+    path = tmp_path / "order_lines.csv"
+    path.write_text(header + "".join(f"{i},o-1,no,p-1,Mug,Kitchen,1,10.00,0.00,{TS}\n" for i in range(1, 50)))
+    extra: list[str] = []
+    fast = list(parse_csv(SPECS["order_lines"], path, INTERVAL, extra))
+    assert extra == ["gift_wrap"]
+    assert copy_values(fast) == copy_values(parse_csv(SPECS["order_lines"], path, INTERVAL, fast=False))
+    assert [len(b) for b in fast] == [49]

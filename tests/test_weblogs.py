@@ -88,24 +88,7 @@ EDGE_LINES = [
 ]
 
 
-def _as_copy_values(items) -> list:
-    """Both parser outputs in one shape: (line, values as COPY would see them) or (line, reason)."""
-    from ecrm.sources import Reject, RowBlock
-
-    out = []
-    for item in items:
-        if isinstance(item, RowBlock):
-            columns = [c.to_pylist() for c in item.columns]
-            out += [(n, tuple(col[i] for col in columns)) for i, n in enumerate(item.line_numbers.to_pylist())]
-        elif isinstance(item[1], Reject):
-            out.append((item[0], item[1].reason))
-        else:
-            out.append((item[0], tuple(None if v is None else {True: "t", False: "f"}.get(v, v) if isinstance(v, bool)
-                                       else str(v) for v in item[1])))
-    return sorted(out)
-
-
-def test_fast_path_equals_line_by_line_parser(tmp_path):
+def test_fast_path_equals_line_by_line_parser(tmp_path, copy_values):
     import random
 
     from ecrm.sources.weblogs import parse_access_log
@@ -120,7 +103,7 @@ def test_fast_path_equals_line_by_line_parser(tmp_path):
     log = tmp_path / "access.log"
     log.write_bytes(("\r\n".join(lines[:1000]) + "\n" + "\n".join(lines[1000:])).encode())
     fast = list(parse_access_log(log, INTERVAL))
-    assert _as_copy_values(fast) == _as_copy_values(parse_access_log(log, INTERVAL, fast=False))
+    assert copy_values(fast) == copy_values(parse_access_log(log, INTERVAL, fast=False))
     assert sum(len(b) for b in fast if not isinstance(b, tuple)) > 2000  # most lines took the fast path
 
 

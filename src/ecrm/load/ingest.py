@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -227,10 +228,7 @@ def _stream(conn, kind: FileKind, path, interval, target: str, display: str, loa
     read = rejected = 0
     with tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+") as rejects:
         cursor = conn.cursor()
-        # A writer thread sends the data while this thread parses the next rows: parse and the
-        # server's COPY overlap on two cores instead of taking turns.
-        with cursor.copy(f"copy {target} ({', '.join(columns)}) from stdin",
-                         writer=QueuedLibpqWriter(cursor)) as copy:
+        with cursor.copy(f"copy {target} ({', '.join(columns)}) from stdin", writer=_BoundedWriter(cursor)) as copy:
             for item in _with_file_errors(kind.parse(path, interval, extra_columns=extra), display):
                 if isinstance(item, RowBlock):
                     read += len(item)
@@ -257,6 +255,16 @@ def _stream(conn, kind: FileKind, path, interval, target: str, display: str, loa
                 while chunk := rejects.read(1 << 20):
                     copy.write(chunk)
     return read, rejected
+
+
+class _BoundedWriter(QueuedLibpqWriter):
+    """psycopg's writer thread, so that parsing and the server's COPY overlap on two cores instead
+    of taking turns, with a short queue: psycopg's own holds up to 1024 chunks of 128 KB, and when
+    the server is the slower side that backlog (not the file size) set the loader's peak memory."""
+
+    def __init__(self, cursor) -> None:
+        super().__init__(cursor)
+        self._queue = queue.Queue(maxsize=32)  # 32 x 128 KB in flight at most
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

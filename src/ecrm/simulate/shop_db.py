@@ -43,7 +43,7 @@ def apply_changes(shop_url: str, folder) -> int:
             path = folder / f"{name}.csv"
             if not path.exists():
                 continue
-            rows = [row for _, row in parse_shop_file(spec, path, EVERYTHING) if not isinstance(row, Reject)]
+            rows = [row for _, row in parse_shop_file(spec, path, EVERYTHING, fast=False) if not isinstance(row, Reject)]
             cols = ", ".join(spec.columns)
             keys = ", ".join(spec.key)
             updates = ", ".join(f"{c} = excluded.{c}" for c in spec.columns if c not in spec.key)

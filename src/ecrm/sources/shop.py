@@ -6,15 +6,18 @@ Each row is validated and typed here; the loader COPYs the good rows and quarant
 from __future__ import annotations
 
 import csv
-import gzip
+import itertools
 import json
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import FileError, Reject
-from .common import CURRENCIES, check_amount, check_email, check_ts, read_lines
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import FileError, Reject, RowBlock
+from .common import AMOUNT_RE, CURRENCIES, check_amount, check_email, check_ts, read_blocks, read_lines
 
 ORDER_STATUSES = frozenset({"placed", "paid", "shipped", "cancelled", "refunded"})
 
@@ -92,22 +95,6 @@ SPECS = {
 }
 
 
-def _decoded_lines(path, undecodable: set[int]) -> Iterator[str]:
-    """Lines as text; a line that is not UTF-8 is decoded with surrogateescape (so the CSV reader
-    can go on) and its physical line number is added to `undecodable`."""
-    with path.open("rb") as raw:
-        stream = gzip.GzipFile(fileobj=raw) if str(path).endswith(".gz") else raw
-        try:
-            for number, line in enumerate(stream, start=1):
-                try:
-                    yield line.decode("utf-8")
-                except UnicodeDecodeError:
-                    undecodable.add(number)
-                    yield line.decode("utf-8", errors="surrogateescape")
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise FileError(str(path), f"corrupt or truncated gzip ({exc})") from None
-
-
 def _json_text(value) -> str:
     if value is None:
         return ""
@@ -117,11 +104,12 @@ def _json_text(value) -> str:
 
 
 def parse_shop_file(spec: CsvSpec, path, interval: tuple[datetime, datetime],
-                    extra_columns: list[str] | None = None) -> Iterator[tuple[int, tuple | Reject]]:
-    """CSV or JSON lines (by extension, optionally .gz): the same columns, checks and rejects."""
+                    extra_columns: list[str] | None = None, fast: bool = True) -> Iterator:
+    """CSV or JSON lines (by extension, optionally .gz): the same columns, checks and rejects.
+    `fast=False` yields only (line, row | Reject), never RowBlocks."""
     if ".jsonl" in path.name or ".ndjson" in path.name:
         return parse_jsonl(spec, path, interval, extra_columns)
-    return parse_csv(spec, path, interval, extra_columns)
+    return parse_csv(spec, path, interval, extra_columns, fast)
 
 
 def parse_jsonl(spec: CsvSpec, path, interval, extra_columns=None) -> Iterator[tuple[int, tuple | Reject]]:
@@ -165,55 +153,243 @@ def parse_jsonl(spec: CsvSpec, path, interval, extra_columns=None) -> Iterator[t
 
 
 def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
-              extra_columns: list[str] | None = None) -> Iterator[tuple[int, tuple | Reject]]:
-    """Yield (line, typed row | Reject). Header problems raise FileError (schema drift)."""
-    undecodable: set[int] = set()
-    reader = csv.reader(_decoded_lines(path, undecodable), strict=True)
+              extra_columns: list[str] | None = None, fast: bool = True) -> Iterator[tuple[int, tuple | Reject] | RowBlock]:
+    """Yield (line, typed row | Reject) or RowBlocks. Header problems raise FileError (schema drift).
+
+    Lines are read in ~1 MB blocks. Lines that look like a plain row of this file (no quotes) are
+    checked column-wise (see _FastRows); any other line goes through `_RowCheck` with the csv
+    module, and from a line that opens a quoted multi-line value on, the rest of the file does.
+    """
+    blocks = read_blocks(path, str(path))
+    first_block = next(blocks, None)
+    if first_block is None or not first_block[1].strip():
+        raise FileError(str(path), "empty file: no header row")
+    header_bytes, newline, rest = first_block[1].partition(b"\n")
     try:
-        header = next(reader)
-    except StopIteration:
-        raise FileError(str(path), "empty file: no header row") from None
-    except csv.Error as exc:
+        header = next(csv.reader([header_bytes.decode("utf-8").rstrip("\r")], strict=True))
+    except (UnicodeDecodeError, csv.Error, StopIteration) as exc:
         raise FileError(str(path), f"unreadable header: {exc}", 1) from None
-    header = [h.strip().lstrip("\ufeff") for h in header]
-    missing = [c for c in spec.columns if c not in header]
-    if missing:
-        raise FileError(str(path), f"schema drift: missing column(s) {', '.join(missing)}", 1)
+    check = _RowCheck(spec, [h.strip().lstrip("\ufeff") for h in header], interval, str(path))
     if extra_columns is not None:
-        extra_columns.extend(c for c in header if c not in spec.columns)
-    positions = [header.index(c) for c in spec.columns]
-    width = len(header)
-    in_order = positions == list(range(width))  # the usual case: no reordering per row
-    start, end = interval
-    ts_index = spec.columns.index(spec.timestamp_column)
-    while True:
+        extra_columns.extend(c for c in check.header if c not in spec.columns)
+    pending = itertools.chain([(2, rest)] if newline else [], blocks)
+    if not fast:  # the csv module over the whole file: what the fast path is tested against
+        yield from check.stream((b"\n" + b if i else b for i, (_, b) in enumerate(pending)), 2)
+        return
+    fast_rows = _FastRows(spec, check, interval)
+    for first, block in pending:
+        bad: set[int] = set()
         try:
-            fields = next(reader)
-        except StopIteration:
+            lines = pc.split_pattern(pa.array([block], pa.binary()).cast(pa.string()), "\n").flatten()
+            odd = pc.not_equal(pc.bit_wise_and(pc.count_substring(lines, '"'), 1), 0)
+            opening = pc.index(odd, True).as_py() if pc.any(odd).as_py() else -1
+        except pa.ArrowInvalid:  # some line is not UTF-8: decode line by line
+            raw_lines = block.split(b"\n")
+            texts = []
+            for offset, raw in enumerate(raw_lines):
+                try:
+                    texts.append(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    bad.add(offset)
+                    texts.append(raw.decode("utf-8", "replace"))
+            lines = pa.array(texts, pa.string())
+            opening = next((i for i, raw in enumerate(raw_lines) if raw.count(b'"') % 2), -1)
+        # A line with an odd number of quotes opens a value that goes on in the next line(s): from
+        # there on the csv module reads the rest of the file as one stream.
+        head = lines if opening < 0 else lines.slice(0, opening)
+        rows, slow = fast_rows(head, first, bad)
+        if rows is not None:
+            yield rows
+        for offset, text in zip(slow, head.take(pa.array(slow, pa.int64())).to_pylist(), strict=True):
+            yield first + offset, (Reject("non-UTF-8 bytes", text) if offset in bad
+                                   else check.line(text.rstrip("\r"), first + offset))
+        if opening >= 0:
+            tail = b"\n".join(block.split(b"\n")[opening:])
+            yield from check.stream(itertools.chain([tail], (b"\n" + b for _, b in pending)), first + opening)
             return
-        except csv.Error as exc:
-            yield reader.line_num, Reject(f"malformed CSV: {exc}", "")
-            continue
-        line_no = reader.line_num
-        if not fields:
-            yield line_no, Reject("empty line", "")
-            continue
-        if undecodable and line_no in undecodable:
-            text = ",".join(fields).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            yield line_no, Reject("non-UTF-8 bytes", text)
-            continue
-        if len(fields) != width:
-            yield line_no, Reject(f"expected {width} fields, got {len(fields)} (truncated line?)", ",".join(fields))
-            continue
+
+
+class _RowCheck:
+    """The per-row checks of one CSV file, for lines taken one at a time or as a stream."""
+
+    def __init__(self, spec: CsvSpec, header: list[str], interval, display: str) -> None:
+        missing = [c for c in spec.columns if c not in header]
+        if missing:
+            raise FileError(display, f"schema drift: missing column(s) {', '.join(missing)}", 1)
+        self.spec, self.header, self.interval = spec, header, interval
+        self.positions = [header.index(c) for c in spec.columns]
+        self.width = len(header)
+        self.in_order = self.positions == list(range(self.width))  # the usual case: no reordering per row
+        self.ts_index = spec.columns.index(spec.timestamp_column)
+
+    def line(self, text: str, line_no: int) -> tuple | Reject:
         try:
-            ordered = fields if in_order else [fields[p] for p in positions]
-            row = spec.convert(ordered)
-            stamp = check_ts(ordered[ts_index])
+            fields = next(csv.reader([text], strict=True), [])
+        except csv.Error as exc:
+            return Reject(f"malformed CSV: {exc}", text)
+        return self.fields(fields, line_no)
+
+    def fields(self, fields: list[str], line_no: int) -> tuple | Reject:
+        if not fields:
+            return Reject("empty line", "")
+        if len(fields) != self.width:
+            return Reject(f"expected {self.width} fields, got {len(fields)} (truncated line?)", ",".join(fields))
+        try:
+            ordered = fields if self.in_order else [fields[p] for p in self.positions]
+            row = self.spec.convert(ordered)
+            stamp = check_ts(ordered[self.ts_index])
         except (ValueError, KeyError) as exc:
-            yield line_no, Reject(str(exc), ",".join(fields))
-            continue
+            return Reject(str(exc), ",".join(fields))
+        start, end = self.interval
         if not (start <= stamp < end):
-            yield line_no, Reject(f"{spec.timestamp_column} {stamp.isoformat()} outside the load interval "
-                                  f"[{start.isoformat()}, {end.isoformat()})", ",".join(fields))
-            continue
-        yield line_no, row
+            return Reject(f"{self.spec.timestamp_column} {stamp.isoformat()} outside the load interval "
+                          f"[{start.isoformat()}, {end.isoformat()})", ",".join(fields))
+        return row
+
+    def stream(self, chunks: Iterator[bytes], first_line: int) -> Iterator[tuple[int, tuple | Reject]]:
+        """The csv module over the rest of the file (multi-line quoted values); a line that is not
+        UTF-8 is decoded with surrogateescape so the reader can go on, and quarantined."""
+        undecodable: set[int] = set()
+
+        def lines() -> Iterator[str]:
+            for number, line in enumerate(_split(chunks), start=1):
+                try:
+                    yield line.decode("utf-8")
+                except UnicodeDecodeError:
+                    undecodable.add(number)
+                    yield line.decode("utf-8", errors="surrogateescape")
+
+        reader = csv.reader(lines(), strict=True)
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield first_line - 1 + reader.line_num, Reject(f"malformed CSV: {exc}", "")
+                continue
+            line_no = first_line - 1 + reader.line_num
+            if fields and reader.line_num in undecodable:
+                text = ",".join(fields).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                yield line_no, Reject("non-UTF-8 bytes", text)
+                continue
+            yield line_no, self.fields(fields, line_no)
+
+
+def _split(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Lines (with their b"\\n") of a stream given in chunks, without holding it all."""
+    rest = b""
+    for chunk in chunks:
+        data = rest + chunk
+        *lines, rest = data.split(b"\n")
+        for line in lines:
+            yield line + b"\n"
+    if rest:
+        yield rest
+
+
+# What a field must look like to take the column-wise path: text that each converter returns
+# unchanged (or as NULL when empty), in RE2 syntax. Anything else takes _RowCheck, which owns the
+# reject reasons. Columns whose check is Python (timestamps, booleans, status, currency, quantity)
+# are checked once per distinct value of a block.
+_TEXT = r'[^,"\\\t\r\x00]*'                               # returned as is
+_ASCII = r'[!#-+\--\[\]-~]'                               # printable ASCII but , " \\ and space
+_TRIMMED = _ASCII + r'(?:[ !#-+\--\[\]-~]*' + _ASCII + r')?'  # non-empty, no outer spaces
+_AMOUNT = AMOUNT_RE.pattern[1:-1]
+_EMAIL = r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z0-9-]+"
+_UINT = "[0-9]{1,9}"
+
+
+def _python(check: Callable[[str], str]) -> Callable[[str], str | None]:
+    def fast(text: str) -> str | None:
+        try:
+            return check(text)
+        except ValueError:
+            return None
+    return fast
+
+
+def _positive(text: str) -> str:
+    if not (text.isascii() and text.isdigit() and len(text) < 10 and int(text) > 0):
+        raise ValueError(text)
+    return text
+
+
+def _choice(allowed: frozenset[str]) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if text not in allowed:  # only the canonical spelling; others go through the converter
+            raise ValueError(text)
+        return text
+    return check
+
+
+def _ts_text(text: str) -> str:
+    check_ts(text)
+    return text
+
+
+# (pattern, how a value becomes COPY text): None keeps it, "null" makes "" NULL, a function is
+# applied per distinct value (None from it sends the line to _RowCheck).
+FAST_COLUMNS: dict[str, tuple[tuple[str, object], ...]] = {
+    "customers": ((_TRIMMED, None), (_EMAIL, None), (_TEXT, "null"), (_TEXT, "null"), (_TEXT, _python(_ts_text)),
+                  (_TEXT, None), (_TEXT, _python(lambda t: "t" if _bool(t) else "f"))),
+    "orders": ((_TRIMMED, None), (_TRIMMED, None), (_EMAIL, None), (_TEXT, _python(_ts_text)), (_TEXT, None),
+               (_TEXT, _python(_choice(ORDER_STATUSES))), (_TEXT, _python(_choice(CURRENCIES))), (_AMOUNT, None),
+               (_AMOUNT, None), ("(?:" + _TRIMMED + ")?", "null")),
+    "order_lines": ((_TRIMMED, None), (_UINT, None), (_TRIMMED, None), (_TEXT, None), (_TRIMMED, None),
+                    (_TEXT, _python(_positive)), (_AMOUNT, None), (_AMOUNT, None), (_TEXT, None)),
+}
+
+
+class _FastRows:
+    """Column-wise checks of plain CSV lines (no quotes) with pyarrow kernels: one RE2 match per
+    line for the shape, one split, and Python once per distinct value where Python must look.
+
+    Hand-rolled because pyarrow's own CSV reader cannot say which line a row came from once
+    quoted values span lines, and the quarantine needs the line; the twin `_RowCheck` path is
+    compared with this one line by line in the tests.
+    """
+
+    def __init__(self, spec: CsvSpec, check: _RowCheck, interval) -> None:
+        by_column = dict(zip(spec.columns, FAST_COLUMNS[spec.name], strict=True))
+        patterns = [by_column.get(name, (_TEXT, None))[0] for name in check.header]
+        self.shape = "^" + ",".join(f"(?:{p})" for p in patterns) + "\r?$"
+        self.columns = [(check.positions[i], *by_column[name]) for i, name in enumerate(spec.columns)]
+        self.ts_position = check.positions[check.ts_index]
+        start, end = interval
+        self.in_interval = _python(lambda t: t if start <= check_ts(t) < end else _raise(t))
+
+    def __call__(self, lines: pa.Array, first: int, bad: set[int]) -> tuple[RowBlock | None, list[int]]:
+        matched = pc.match_substring_regex(lines, self.shape)
+        if bad:  # lines that are not UTF-8 carry a decoded stand-in: never a row
+            matched = pc.and_(matched, pa.array([i not in bad for i in range(len(lines))]))
+        candidates = np.flatnonzero(matched.to_numpy(zero_copy_only=False))
+        if not len(candidates):
+            return None, list(range(len(lines)))
+        fields = pc.split_pattern(pc.utf8_rtrim(lines.filter(matched), characters="\r"), ",")
+        keep = pc.is_valid(self._per_value(pc.list_element(fields, self.ts_position), self.in_interval))
+        columns = []
+        for position, _, convert in self.columns:
+            values = pc.list_element(fields, position)
+            if callable(convert):
+                values = self._per_value(values, convert)
+                keep = pc.and_(keep, pc.is_valid(values))
+            elif convert == "null":
+                values = pc.if_else(pc.equal(values, ""), None, values)
+            columns.append(values)
+        fast = candidates[keep.to_numpy(zero_copy_only=False)]
+        is_fast = np.zeros(len(lines), dtype=bool)
+        is_fast[fast] = True
+        slow = np.flatnonzero(~is_fast).tolist()
+        if not len(fast):
+            return None, slow
+        return RowBlock([c.filter(keep) for c in columns], pa.array(fast + first, pa.int64())), slow
+
+    @staticmethod
+    def _per_value(values: pa.Array, convert) -> pa.Array:
+        codes = pc.dictionary_encode(values)
+        return pc.take(pa.array([convert(v) for v in codes.dictionary.to_pylist()], pa.string()), codes.indices)
+
+
+def _raise(text: str) -> str:
+    raise ValueError(text)
