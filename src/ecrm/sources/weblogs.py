@@ -191,7 +191,8 @@ _FAST = (r'^' + _TOKEN + ' ' + _TOKEN + ' ' + _TOKEN +
          r'"' + _TOKEN + r' [!#-Z^-~]* ' + _TOKEN + r'" [0-9]{3} (?:[0-9]{1,18}|-) '
          r'"[^"\\\t\r\x00]*" "[^"\\\t\r\x00]*"')
 _STATIC = r"^/static/|\.(?:" + "|".join(s[1:] for s in STATIC_SUFFIXES) + r")$"
-_SPECIAL_QUERY = "utm_|ct=|order="  # these go through parse_qs in parse_line (percent-decoding)
+_SPECIAL_QUERY = "utm_|ct=|order="
+_QUERY_PARAMS = (("utm_source", 13), ("utm_medium", 14), ("utm_campaign", 15), ("ct", 16), ("order", 17))
 
 
 def _fast_rows(lines: pa.Array, first: int, interval) -> tuple[RowBlock | None, list[int]]:
@@ -202,8 +203,8 @@ def _fast_rows(lines: pa.Array, first: int, interval) -> tuple[RowBlock | None, 
     Per-value Python work (timestamp, bot check) runs once per distinct value of the block through
     the same cached functions parse_line uses, so both paths agree by construction (and a test
     compares them line by line). A line whose timestamp is bad or outside the interval, or whose
-    query has utm/token/order parameters, is left to parse_line (it owns the reject reasons and
-    the query decoding).
+    utm/token/order query needs percent- or plus-decoding, is left to parse_line (it owns the
+    reject reasons and parse_qs).
     """
     matched = pc.match_substring_regex(lines, _FAST)
     candidates = np.flatnonzero(matched.to_numpy(zero_copy_only=False))
@@ -218,14 +219,15 @@ def _fast_rows(lines: pa.Array, first: int, interval) -> tuple[RowBlock | None, 
     # target + "?" always splits in two: path and query + "?" (query is "" when there was none)
     target = pc.split_pattern(pc.binary_join_element_wise(pc.list_element(request, 1), "?", ""), "?", max_splits=1)
     query = pc.utf8_slice_codeunits(pc.list_element(target, 1), 0, -1)
-    keep = pc.and_(iso.is_valid(), pc.invert(pc.match_substring_regex(query, _SPECIAL_QUERY)))
+    special = pc.match_substring_regex(query, _SPECIAL_QUERY)
+    keep = pc.and_(iso.is_valid(), pc.invert(pc.and_(special, pc.match_substring_regex(query, "[%+]"))))
     fast = candidates[keep.to_numpy(zero_copy_only=False)]
     is_fast = np.zeros(len(lines), dtype=bool)
     is_fast[fast] = True
     slow = np.flatnonzero(~is_fast).tolist()
     if not len(fast):
         return None, slow
-    head, iso, query = head.filter(keep), iso.filter(keep), query.filter(keep)
+    head, iso, query, special = head.filter(keep), iso.filter(keep), query.filter(keep), special.filter(keep)
     quoted, request, target = quoted.filter(keep), request.filter(keep), target.filter(keep)
     agents = pc.dictionary_encode(pc.list_element(quoted, 5))
     distinct = [None if a == "-" else a for a in agents.dictionary.to_pylist()]
@@ -240,7 +242,20 @@ def _fast_rows(lines: pa.Array, first: int, interval) -> tuple[RowBlock | None, 
                _dash_null(pc.list_element(quoted, 3)), agent, bot,
                pc.if_else(pc.match_substring_regex(pc.ascii_lower(path), _STATIC), "t", "f"),
                none, none, none, none, none]
+    if pc.any(special).as_py():
+        _query_params(columns, query, special, path)
     return RowBlock(columns, pa.array(fast + first, pa.int64())), slow
+
+
+def _query_params(columns: list, query: pa.Array, special: pa.Array, path: pa.Array) -> None:
+    """utm parameters, click token and order id of the (few) rows whose query has them, as
+    parse_qs would give them for a query without %- or +-escapes: the first non-empty value."""
+    subset = query.filter(special)
+    for name, column in _QUERY_PARAMS:
+        found = pc.extract_regex(subset, f"(?:^|&){name}=(?P<v>[^&]+)")
+        values = pc.if_else(found.is_valid(), found.field("v"), None)
+        columns[column] = pc.replace_with_mask(columns[column], special, values)
+    columns[17] = pc.if_else(pc.equal(path, "/checkout/complete"), columns[17], None)
 
 
 def _dash_null(values: pa.Array) -> pa.Array:
