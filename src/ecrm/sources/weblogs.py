@@ -210,11 +210,10 @@ def _fast_rows(lines: pa.Array, first: int, interval) -> tuple[RowBlock | None, 
     candidates = np.flatnonzero(matched.to_numpy(zero_copy_only=False))
     if not len(candidates):
         return None, list(range(len(lines)))
-    quoted = pc.split_pattern(lines.filter(matched), '"')  # head, request, status+size, referrer, " ", agent
+    quoted = pc.split_pattern(lines.filter(matched) if len(candidates) < len(lines) else lines, '"')  # head, request, status+size, referrer, " ", agent
     head = pc.split_pattern(pc.list_element(quoted, 0), " ")  # addr, ident, user, [day:time, zone], ""
     stamps = pc.dictionary_encode(pc.binary_join_element_wise(pc.list_element(head, 3), pc.list_element(head, 4), " "))
-    iso = pc.take(pa.array([_stamp_iso(s[1:-1], interval) for s in stamps.dictionary.to_pylist()], pa.string()),
-                  stamps.indices)
+    iso = pc.take(_stamps_iso(stamps.dictionary, interval), stamps.indices)
     request = pc.split_pattern(pc.list_element(quoted, 1), " ")  # method, target, protocol
     # target + "?" always splits in two: path and query + "?" (query is "" when there was none)
     target = pc.split_pattern(pc.binary_join_element_wise(pc.list_element(request, 1), "?", ""), "?", max_splits=1)
@@ -227,8 +226,9 @@ def _fast_rows(lines: pa.Array, first: int, interval) -> tuple[RowBlock | None, 
     slow = np.flatnonzero(~is_fast).tolist()
     if not len(fast):
         return None, slow
-    head, iso, query, special = head.filter(keep), iso.filter(keep), query.filter(keep), special.filter(keep)
-    quoted, request, target = quoted.filter(keep), request.filter(keep), target.filter(keep)
+    if len(fast) < len(candidates):  # filtering copies: only when some line is left out
+        head, iso, query, special = head.filter(keep), iso.filter(keep), query.filter(keep), special.filter(keep)
+        quoted, request, target = quoted.filter(keep), request.filter(keep), target.filter(keep)
     agents = pc.dictionary_encode(pc.list_element(quoted, 5))
     distinct = [None if a == "-" else a for a in agents.dictionary.to_pylist()]
     agent = pc.take(pa.array(distinct, pa.string()), agents.indices)
@@ -262,10 +262,21 @@ def _dash_null(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(values, "-"), None, values)
 
 
-def _stamp_iso(stamp: str, interval) -> str | None:
-    """The ISO text of a log timestamp inside the interval; None sends the line to parse_line."""
-    try:
-        value, text = _log_time_iso(stamp)
-    except (ValueError, KeyError, IndexError):
-        return None
-    return text if interval[0] <= value < interval[1] else None
+def _stamps_iso(stamps: pa.Array, interval) -> pa.Array:
+    """`[01/Oct/2026:13:05:22 +0200]` -> ISO text in UTC, as parse_line's `_log_time_iso` gives
+    it; null (the line goes to parse_line) for a timestamp that is invalid or outside the interval.
+    Run on a block's distinct timestamps; the round trip through strftime rejects what strptime
+    would silently roll over (31 Feb) and month names in another case."""
+    local_text = pc.utf8_slice_codeunits(stamps, 1, 21)
+    local = pc.strptime(local_text, format="%d/%b/%Y:%H:%M:%S", unit="s", error_is_null=True)
+    valid = pc.equal(pc.strftime(local, format="%d/%b/%Y:%H:%M:%S"), local_text)
+    sign = pc.if_else(pc.equal(pc.utf8_slice_codeunits(stamps, 22, 23), "-"), -1, 1)
+    hours = pc.cast(pc.utf8_slice_codeunits(stamps, 23, 25), pa.int64())
+    minutes = pc.cast(pc.utf8_slice_codeunits(stamps, 25, 27), pa.int64())
+    offset = pc.multiply(sign, pc.add(pc.multiply(hours, 3600), pc.multiply(minutes, 60)))
+    utc = pc.subtract(pc.cast(local, pa.int64()), offset)
+    start, end = (bound.timestamp() for bound in interval)
+    valid = pc.and_kleene(valid, pc.and_(pc.less(pc.abs(offset), 86400),
+                                         pc.and_(pc.greater_equal(utc, start), pc.less(utc, end))))
+    iso = pc.strftime(pc.cast(utc, pa.timestamp("s", tz="UTC")), format="%Y-%m-%dT%H:%M:%S+00:00")
+    return pc.if_else(pc.fill_null(valid, False), iso, None)
