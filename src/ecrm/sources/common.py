@@ -10,6 +10,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from . import FileError
 
 # Deliberately simple: one @, no spaces, a dot in the domain. RFC 5322 allows more, ESPs don't.
@@ -106,3 +110,20 @@ def read_lines(path, display: str) -> Iterator[tuple[int, str | None, bytes]]:
                     yield number, None, data
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise FileError(display, f"corrupt or truncated gzip ({exc})", number + 1) from None
+
+
+# -- shared by the column-wise fast paths (weblogs, shop CSV) -------------------------------------
+def split_fast_slow(candidates: np.ndarray, keep: pa.Array, total: int) -> tuple[np.ndarray, list[int]]:
+    """Offsets in the block of the candidate lines `keep` marks, and of every other line (those go
+    to the line-by-line parser)."""
+    fast = candidates[keep.to_numpy(zero_copy_only=False)]
+    is_fast = np.zeros(total, dtype=bool)
+    is_fast[fast] = True
+    return fast, np.flatnonzero(~is_fast).tolist()
+
+
+def per_distinct(values: pa.Array, convert) -> pa.Array:
+    """`convert` (Python, returning text or None) applied once per distinct value, spread back
+    over the rows: a block repeats few user agents, statuses, timestamps."""
+    codes = pc.dictionary_encode(values, null_encoding="encode")  # None is a value too
+    return pc.take(pa.array([convert(v) for v in codes.dictionary.to_pylist()], pa.string()), codes.indices)

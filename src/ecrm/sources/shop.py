@@ -17,7 +17,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import FileError, Reject, RowBlock
-from .common import AMOUNT_RE, CURRENCIES, check_amount, check_email, check_ts, read_blocks, read_lines
+from .common import (
+    AMOUNT_RE,
+    CURRENCIES,
+    check_amount,
+    check_email,
+    check_ts,
+    per_distinct,
+    read_blocks,
+    read_lines,
+    split_fast_slow,
+)
 
 ORDER_STATUSES = frozenset({"placed", "paid", "shipped", "cancelled", "refunded"})
 
@@ -367,28 +377,20 @@ class _FastRows:
         if not len(candidates):
             return None, list(range(len(lines)))
         fields = pc.split_pattern(pc.utf8_rtrim(lines.filter(matched), characters="\r"), ",")
-        keep = pc.is_valid(self._per_value(pc.list_element(fields, self.ts_position), self.in_interval))
+        keep = pc.is_valid(per_distinct(pc.list_element(fields, self.ts_position), self.in_interval))
         columns = []
         for position, _, convert in self.columns:
             values = pc.list_element(fields, position)
             if callable(convert):
-                values = self._per_value(values, convert)
+                values = per_distinct(values, convert)
                 keep = pc.and_(keep, pc.is_valid(values))
             elif convert == "null":
                 values = pc.if_else(pc.equal(values, ""), None, values)
             columns.append(values)
-        fast = candidates[keep.to_numpy(zero_copy_only=False)]
-        is_fast = np.zeros(len(lines), dtype=bool)
-        is_fast[fast] = True
-        slow = np.flatnonzero(~is_fast).tolist()
+        fast, slow = split_fast_slow(candidates, keep, len(lines))
         if not len(fast):
             return None, slow
         return RowBlock([c.filter(keep) for c in columns], pa.array(fast + first, pa.int64())), slow
-
-    @staticmethod
-    def _per_value(values: pa.Array, convert) -> pa.Array:
-        codes = pc.dictionary_encode(values)
-        return pc.take(pa.array([convert(v) for v in codes.dictionary.to_pylist()], pa.string()), codes.indices)
 
 
 def _raise(text: str) -> str:

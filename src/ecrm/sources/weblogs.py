@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from crawlerdetect import CrawlerDetect
 
 from . import Reject, RowBlock
-from .common import read_blocks
+from .common import per_distinct, read_blocks, split_fast_slow
 
 # Quoted fields use the "unrolled loop" form [^"\\]*(?:\\.[^"\\]*)*: same language as
 # (?:[^"\\]|\\.)* but ~5x faster in Python's backtracking engine.
@@ -220,19 +220,14 @@ def _fast_rows(lines: pa.Array, first: int, interval) -> tuple[RowBlock | None, 
     query = pc.utf8_slice_codeunits(pc.list_element(target, 1), 0, -1)
     special = pc.match_substring_regex(query, _SPECIAL_QUERY)
     keep = pc.and_(iso.is_valid(), pc.invert(pc.and_(special, pc.match_substring_regex(query, "[%+]"))))
-    fast = candidates[keep.to_numpy(zero_copy_only=False)]
-    is_fast = np.zeros(len(lines), dtype=bool)
-    is_fast[fast] = True
-    slow = np.flatnonzero(~is_fast).tolist()
+    fast, slow = split_fast_slow(candidates, keep, len(lines))
     if not len(fast):
         return None, slow
     if len(fast) < len(candidates):  # filtering copies: only when some line is left out
         head, iso, query, special = head.filter(keep), iso.filter(keep), query.filter(keep), special.filter(keep)
         quoted, request, target = quoted.filter(keep), request.filter(keep), target.filter(keep)
-    agents = pc.dictionary_encode(pc.list_element(quoted, 5))
-    distinct = [None if a == "-" else a for a in agents.dictionary.to_pylist()]
-    agent = pc.take(pa.array(distinct, pa.string()), agents.indices)
-    bot = pc.take(pa.array(["t" if is_bot(a) else "f" for a in distinct], pa.string()), agents.indices)
+    agent = _dash_null(pc.list_element(quoted, 5))
+    bot = per_distinct(agent, lambda a: "t" if is_bot(a) else "f")
     path = pc.list_element(target, 0)
     sizes = pc.split_pattern(pc.list_element(quoted, 2), " ")  # "", status, size, ""
     none = pa.nulls(len(path), pa.string())
