@@ -69,7 +69,7 @@ def check_email(text: str) -> str:
     return email
 
 
-def read_blocks(path, display: str, size: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+def read_blocks(path, display: str, size: int = 4 << 20) -> Iterator[tuple[int, bytes]]:
     """Yield (number of the first line, block of whole lines joined by b"\\n"), about `size` bytes
     each, streaming, gzip by extension: the block-wise twin of read_lines, same line numbers."""
     with path.open("rb") as raw:

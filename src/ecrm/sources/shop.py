@@ -166,7 +166,7 @@ def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
               extra_columns: list[str] | None = None, fast: bool = True) -> Iterator[tuple[int, tuple | Reject] | RowBlock]:
     """Yield (line, typed row | Reject) or RowBlocks. Header problems raise FileError (schema drift).
 
-    Lines are read in ~1 MB blocks. Lines that look like a plain row of this file (no quotes) are
+    Lines are read in ~4 MB blocks. Lines that look like a plain row of this file (no quotes) are
     checked column-wise (see _FastRows); any other line goes through `_RowCheck` with the csv
     module, and from a line that opens a quoted multi-line value on, the rest of the file does.
     """

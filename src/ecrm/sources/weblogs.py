@@ -147,7 +147,7 @@ def parse_json_line(text: str, interval: tuple[datetime, datetime]) -> tuple | s
 
 def parse_access_log(path, interval: tuple[datetime, datetime], extra_columns=None,
                      fast: bool = True) -> Iterator[tuple[int, tuple | Reject] | RowBlock]:
-    """Rows of an access log, block by block (~1 MB): the common lines column-wise in C++
+    """Rows of an access log, block by block (~4 MB): the common lines column-wise in C++
     (pyarrow kernels, see _fast_rows), every other line through `_parse_one`."""
     for first, block in read_blocks(path, str(path)):
         try:
