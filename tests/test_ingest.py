@@ -298,3 +298,22 @@ def test_shop_csv_with_extra_and_reordered_columns_takes_the_fast_path_too(tmp_p
     assert extra == ["gift_wrap"]
     assert copy_values(fast) == copy_values(parse_csv(SPECS["order_lines"], path, INTERVAL, fast=False))
     assert [len(b) for b in fast] == [49]
+
+
+@pytest.mark.parametrize("block_size", [64, 200, 1 << 20])
+def test_shop_csv_blocks_and_multi_line_values_across_block_ends(tmp_path, copy_values, monkeypatch, block_size):
+    from functools import partial
+
+    from ecrm.sources import common, shop
+
+    monkeypatch.setattr(shop, "read_blocks", partial(common.read_blocks, size=block_size))
+    rows = [f"o-{i},1,p-1,Mug,Kitchen,1,10.00,0.00,{TS}" for i in range(40)]
+    rows[25] = f'o-25,1,p-1,"a mug\nover, three\nlines",Kitchen,1,10.00,0.00,{TS}'
+    rows[30] = f'o-30,1,p-1,"Mug, ""large""",Kitchen,1,10.00,0.00,{TS}'
+    path = tmp_path / "order_lines.csv"
+    path.write_text(LINES_HEADER + "\n".join(rows) + "\n")
+    fast = list(shop.parse_csv(shop.SPECS["order_lines"], path, INTERVAL))
+    slow = copy_values(shop.parse_csv(shop.SPECS["order_lines"], path, INTERVAL, fast=False))
+    assert copy_values(fast) == slow
+    assert [line for line, _ in slow][24:28] == [26, 27, 30, 31]  # a 3-line value is reported where it starts
+    assert sum(len(b) for b in fast if not isinstance(b, tuple)) >= 20

@@ -271,15 +271,15 @@ class _RowCheck:
 
         reader = csv.reader(lines(), strict=True)
         while True:
+            line_no = first_line + reader.line_num  # where the record starts (a value may span lines)
             try:
                 fields = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield first_line - 1 + reader.line_num, Reject(f"malformed CSV: {exc}", "")
+                yield line_no, Reject(f"malformed CSV: {exc}", "")
                 continue
-            line_no = first_line - 1 + reader.line_num
-            if fields and reader.line_num in undecodable:
+            if fields and undecodable.intersection(range(line_no - first_line + 1, reader.line_num + 1)):
                 text = ",".join(fields).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                 yield line_no, Reject("non-UTF-8 bytes", text)
                 continue
