@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
 
+import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -305,11 +306,11 @@ def _copy_block(block: RowBlock, file_text: str, load_id: int) -> memoryview:
     lines = pc.binary_join_element_wise(
         *block.columns, pa.scalar(file_text), pc.cast(block.line_numbers, pa.string()), pa.scalar(f"{load_id}\n"),
         pa.scalar("\t"), null_handling="replace", null_replacement="\\N")
-    # A fresh string array keeps its values back to back: the payload is its data buffer up to the
-    # last offset.
+    # A string array keeps its values back to back: the payload is its data buffer between the
+    # first and the last offset, sent without another copy.
     offsets, data = lines.buffers()[1:3]
-    end = int.from_bytes(offsets[4 * (lines.offset + len(lines)):][:4], "little", signed=True)
-    return memoryview(data)[:end]
+    bounds = np.frombuffer(offsets, dtype=np.int32)[lines.offset:lines.offset + len(lines) + 1]
+    return memoryview(data)[bounds[0]:bounds[-1]]
 
 
 def _with_file_errors(rows: Iterator, display: str) -> Iterator:
