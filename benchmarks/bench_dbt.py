@@ -9,6 +9,9 @@ daily run and build are repeated (`--repeat`, default 3; a rerun of the day does
 every incremental model replaces its day), alternating between the two histories so that shifts in
 background load hit both, and the fastest of them is reported, as wall time and as
 the summed execution time of the dbt nodes (the database work, without dbt's start-up and parsing).
+It then lists the nodes of the daily build whose execution time grows most from the short to the
+long history (`--nodes N`, default 8; what dbt writes to target/run_results.json per node), which is
+where to look when the ratio is over budget.
 
     .venv/bin/python benchmarks/bench_dbt.py                       # 10k and 100k customers
     .venv/bin/python benchmarks/bench_dbt.py --customers 1000000   # 1M (tens of minutes on 2 cores)
@@ -115,15 +118,33 @@ def dbt(command: str, day: date, url: str) -> float:
     return dbt_timed(command, day, url)[0]
 
 
-def dbt_timed(command: str, day: date, url: str) -> tuple[float, float]:
-    """(wall seconds, summed node execution seconds): the second leaves out dbt's fixed start-up and
-    parsing and shows the database work, the part that could grow with history."""
+def fastest_per_node(timings: list[tuple[float, float, dict[str, float]]]) -> dict[str, float]:
+    """Each node's fastest execution time over the repeats."""
+    nodes: dict[str, float] = {}
+    for _, _, per_node in timings:
+        for node, seconds in per_node.items():
+            nodes[node] = min(seconds, nodes.get(node, seconds))
+    return nodes
+
+
+def growers(short: dict, long: dict, top: int) -> list[str]:
+    """The `top` nodes of the daily build whose time grows most from the short to the long history."""
+    a, b = short["daily_build_per_node"], long["daily_build_per_node"]
+    grown = sorted(((b.get(n, 0.0) - a.get(n, 0.0), n) for n in a.keys() | b.keys()), reverse=True)[:top]
+    return [f"    {delta:+6.2f} s  {a.get(n, 0.0):6.2f} -> {b.get(n, 0.0):6.2f} s  {n}" for delta, n in grown]
+
+
+def dbt_timed(command: str, day: date, url: str) -> tuple[float, float, dict[str, float]]:
+    """(wall seconds, summed node execution seconds, execution seconds per node): the second leaves
+    out dbt's fixed start-up and parsing and shows the database work, the part that could grow with
+    history; the third (what target/run_results.json holds) shows where it grows."""
     from ecrm.transform import run_dbt
 
     started = time.perf_counter()
     result = run_dbt([command, "--vars", json.dumps({"run_date": day.isoformat()}), "--quiet"], url)
     wall = time.perf_counter() - started
-    return wall, sum(node.execution_time for node in result.result.results)
+    nodes = {node.node.unique_id: node.execution_time for node in result.result.results}
+    return wall, sum(nodes.values()), nodes
 
 
 def prepare(warehouse, customers: int, history_days: int) -> dict:
@@ -148,9 +169,10 @@ def measure(warehouse, customers: int, histories: list[int], repeat: int = 3) ->
         for db in dbs:
             db["builds"].append(dbt_timed("build", RUN_DAY, db["url"]))
     for db in dbs:
-        db.update(daily_run_s=min(w for w, _ in db["runs"]), daily_build_s=min(w for w, _ in db["builds"]),
-                  daily_run_nodes_s=min(n for _, n in db["runs"]),
-                  daily_build_nodes_s=min(n for _, n in db["builds"]))
+        db.update(daily_run_s=min(w for w, _, _ in db["runs"]), daily_build_s=min(w for w, _, _ in db["builds"]),
+                  daily_run_nodes_s=min(n for _, n, _ in db["runs"]),
+                  daily_build_nodes_s=min(n for _, n, _ in db["builds"]),
+                  daily_build_per_node=fastest_per_node(db["builds"]))
     return dbs
 
 
@@ -159,6 +181,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--history", type=int, nargs=2, default=[30, 365], metavar=("SHORT", "LONG"))
     parser.add_argument("--repeat", type=int, default=3, help="time the daily run/build N times, report the fastest")
+    parser.add_argument("--nodes", type=int, default=8, metavar="N",
+                        help="print the N nodes of the daily build that grow most with history (0: none)")
     args = parser.parse_args()
 
     from ecrm.warehouse.embedded import EmbeddedWarehouse
@@ -181,6 +205,10 @@ def main() -> None:
                   f"build {long['daily_build_s'] / short['daily_build_s']:.2f}x; summed node times run "
                   f"{long['daily_run_nodes_s'] / short['daily_run_nodes_s']:.2f}x, "
                   f"build {long['daily_build_nodes_s'] / short['daily_build_nodes_s']:.2f}x", flush=True)
+            if args.nodes:
+                print(f"{customers:>9,} customers: top {args.nodes} growers of the daily build "
+                      f"(node time, fastest of {args.repeat}, {args.history[0]} -> {args.history[1]} days):")
+                print("\n".join(growers(short, long, args.nodes)), flush=True)
     finally:
         warehouse.stop()
 

@@ -11,3 +11,19 @@
         cast('1900-01-01' as date)
     {%- endif -%}
 {%- endmacro %}
+
+{#-
+    Pre-hook of the incremental tables partitioned by a date: delete the days this run rebuilds,
+    [incremental_since(lookback_days), run_date], through the table's index on that date; the model
+    then appends them (incremental_strategy 'append'). dbt's own delete+insert deletes by
+    `date in (select distinct date from <unanalyzed temp table>)`, which PostgreSQL plans as a
+    scan of the whole table: the daily run then grows with history. Nothing on a full build.
+-#}
+{% macro delete_days_to_rebuild(column, lookback_days=none) -%}
+    {%- if is_incremental() -%}
+delete from {{ this }}
+where {{ column }} between {{ incremental_since(lookback_days) }} and {{ run_date() }}
+    {%- else -%}
+select 1
+    {%- endif -%}
+{%- endmacro %}

@@ -1,23 +1,61 @@
 {#-
-    Pre-hook of int_order_attribution (incremental): delete the orders this run re-attributes,
-    i.e. placed since run_date - attribution_window_days (including any placed after run_date, so
-    a rebuilt past day holds nothing later), or whose status changed or row was reloaded since
-    then. The model then inserts those that are valid as of run_date. Nothing on a full build.
+    Orders whose facts as of run_date can differ from what the incremental tables hold: placed since
+    run_date - lookback (including any placed after run_date, so a rebuilt past day holds nothing
+    later), or whose status changed or row was reloaded since then. All orders on a full build.
+    `orders_changed_since` is the SELECT of their order_id (arguments: relations or CTE names of
+    stg_shop__orders and stg_shop__order_status_history); raw.orders and raw.order_status_history
+    are indexed on created_at / updated_at for it.
+    `delete_orders_to_reattribute` is the pre-hook of int_orders_as_of and int_order_attribution:
+    it deletes exactly those orders; the model then inserts those placed before the end of run_date.
 -#}
+{% macro orders_changed_since(orders, status_history, lookback_days=none) -%}
+    {%- set since_ts = incremental_since(var('attribution_window_days') if lookback_days is none else lookback_days)
+        ~ "::timestamp at time zone 'UTC'" -%}
+    select order_id from {{ orders }}
+    where ordered_at >= {{ since_ts }}
+    union
+    select order_id from {{ status_history }}
+    where status_changed_at >= {{ since_ts }}
+    union
+    select order_id from {{ orders }}
+    where updated_at >= {{ since_ts }}
+{%- endmacro %}
+
 {% macro delete_orders_to_reattribute() -%}
     {%- if is_incremental() -%}
-        {%- set since = incremental_since(var('attribution_window_days')) -%}
 delete from {{ this }}
-where
-    order_date >= {{ since }}
-    or order_id in (
-        select order_id from {{ ref('stg_shop__order_status_history') }}
-        where status_changed_at >= {{ since }}::timestamp at time zone 'UTC'
+where order_id in (
+    {{ orders_changed_since(ref('stg_shop__orders'), ref('stg_shop__order_status_history')) }}
+)
+    {%- else -%}
+select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+    Customers whose order facts can have changed: the customers of `orders_changed_since` and of
+    orders with an order line changed since then (the favourite category); all customers with an
+    order on a full build. Pre-hook `delete_customers_with_changed_orders` of
+    int_customer_orders_summarized deletes them; the model re-inserts those with an order placed
+    before the end of run_date.
+-#}
+{% macro customers_with_changed_orders(orders, status_history, order_lines) -%}
+    select distinct customer_id from {{ orders }}
+    where order_id in (
+        {{ orders_changed_since(orders, status_history) }}
+        union
+        select order_id from {{ order_lines }}
+        where updated_at >= {{ incremental_since(var('attribution_window_days')) }}::timestamp at time zone 'UTC'
     )
-    or order_id in (
-        select order_id from {{ ref('stg_shop__orders') }}
-        where updated_at >= {{ since }}::timestamp at time zone 'UTC'
-    )
+{%- endmacro %}
+
+{% macro delete_customers_with_changed_orders() -%}
+    {%- if is_incremental() -%}
+delete from {{ this }}
+where customer_id in (
+    {{ customers_with_changed_orders(ref('stg_shop__orders'), ref('stg_shop__order_status_history'),
+                                     ref('stg_shop__order_lines')) }}
+)
     {%- else -%}
 select 1
     {%- endif -%}

@@ -22,12 +22,9 @@
         on
             campaigns_in_window.sent_at <= orders_changed.ordered_at
             and campaigns_in_window.sent_at + {{ window }} > orders_changed.ordered_at
-    where
-        orders_changed.updated_at >= {{ since_ts }}
-        or orders_changed.order_id in (
-            select status_changed.order_id from {{ status_history }} as status_changed
-            where status_changed.status_changed_at >= {{ since_ts }}
-        )
+    where orders_changed.order_id in (
+        {{ orders_changed_since(orders, status_history) }}
+    )
 {%- endmacro %}
 
 {% macro delete_campaigns_to_recompute() -%}

@@ -155,3 +155,13 @@ create table if not exists ops.load_ledger (
     finished_at       timestamptz
 );
 create index if not exists load_ledger_source_interval on ops.load_ledger (source, interval_start);
+
+-- Raw indexes the daily incremental dbt models need to find what changed since
+-- run_date - lookback without reading the whole history (see docs/marts.md).
+create index if not exists orders_created_at on raw.orders (created_at);
+create index if not exists orders_updated_at on raw.orders (updated_at);
+create index if not exists orders_customer on raw.orders (customer_id);
+create index if not exists order_status_history_updated_at on raw.order_status_history (updated_at);
+create index if not exists order_lines_updated_at on raw.order_lines (updated_at);
+-- stg_esp__email_events trims campaign_id: the campaign marts look events up by that expression.
+create index if not exists email_events_campaign_trimmed on raw.email_events ((nullif(trim(campaign_id), '')));

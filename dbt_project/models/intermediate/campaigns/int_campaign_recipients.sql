@@ -1,8 +1,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='campaign_id',
+        incremental_strategy='append',
         on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['campaign_recipient_id'], 'unique': true},
@@ -44,21 +43,10 @@ orders as (
 
 ),
 
-status_history as (
-
-    select * from {{ ref('stg_shop__order_status_history') }}
-
-),
-
-orders_loaded as (
-
-    select * from {{ ref('stg_shop__orders') }}
-
-),
-
 campaigns_to_recompute as (
 
-    {{ campaigns_to_recompute('campaigns', 'email_events', 'status_history', 'orders_loaded') }}
+    {{ campaigns_to_recompute('campaigns', ref('stg_esp__email_events'), ref('stg_shop__order_status_history'),
+                              ref('stg_shop__orders')) }}
 
 ),
 
@@ -73,10 +61,17 @@ campaigns_sent as (
 
 campaign_events as (
 
-    select * from email_events
-    where
-        occurred_at < {{ as_of_ts() }}
-        and campaign_id in (select campaigns_sent.campaign_id from campaigns_sent)
+    -- per campaign through the index on the (trimmed) campaign id; offset 0 keeps the planner
+    -- from hash-joining the whole event table (it cannot estimate how few campaigns these are)
+    select events_of_campaign.*
+    from campaigns_sent
+    cross join lateral (
+        select email_events.* from email_events
+        where
+            email_events.campaign_id = campaigns_sent.campaign_id
+            and email_events.occurred_at < {{ as_of_ts() }}
+        offset 0  -- noqa: AM09
+    ) as events_of_campaign
 
 ),
 

@@ -1,8 +1,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='order_id',
+        incremental_strategy='append',
         on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['order_id'], 'unique': true},
@@ -22,6 +21,11 @@
 -- since run_date - attribution_window_days and every order whose status changed since then (a
 -- rebuilt past day includes later changes, so an order refunded later is valid again as of that
 -- day); the pre-hook first deletes exactly those orders and everything placed after run_date.
+-- Only e-mail events that can touch those orders are read (from the earliest of them minus the
+-- longer window), so the daily run does not read the whole event history.
+{%- set touch_reach_days = [
+    var('attribution_window_days') | int, var('attribution_click_window_days') | int
+] | max + 1 %}
 with
 
 orders as (
@@ -48,28 +52,9 @@ customers as (
 
 ),
 
-status_history as (
-
-    select * from {{ ref('stg_shop__order_status_history') }}
-
-),
-
-orders_loaded as (
-
-    select * from {{ ref('stg_shop__orders') }}
-
-),
-
 orders_to_attribute as (
 
-    select order_id from orders
-    where order_date >= {{ incremental_since(var('attribution_window_days')) }}
-    union
-    select order_id from status_history
-    where status_changed_at >= {{ incremental_since(var('attribution_window_days')) }}::timestamp at time zone 'UTC'
-    union
-    select order_id from orders_loaded
-    where updated_at >= {{ incremental_since(var('attribution_window_days')) }}::timestamp at time zone 'UTC'
+    {{ orders_changed_since(ref('stg_shop__orders'), ref('stg_shop__order_status_history')) }}
 
 ),
 
@@ -109,6 +94,11 @@ campaign_events as (
         on email_events.email = customers_by_email.email
     where
         email_events.occurred_at < {{ as_of_ts() }}
+        -- only touches that can reach an order being attributed: a touch's window starts at the
+        -- click or the send, the event comes after the send (one day of slack; index on occurred_at)
+        and email_events.occurred_at >= (
+            select min(valid_orders.ordered_at) as first_ordered_at from valid_orders
+        ) - interval '{{ touch_reach_days }} days'
         and email_events.event_type in ('delivered', 'click')
 
 ),

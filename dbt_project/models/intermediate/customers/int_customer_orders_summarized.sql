@@ -1,11 +1,42 @@
--- Order facts per customer as of the end of run_date (valid order: see int_orders_as_of):
--- counts, revenue, discounts and coupons, the last 365 days, and the favourite category (the
--- category with the most net line revenue over valid orders; ties: more units, then name).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        indexes=[{'columns': ['customer_id'], 'unique': true}],
+        pre_hook="{{ delete_customers_with_changed_orders() }}"
+    )
+}}
+-- Lifetime order facts per customer as of the end of run_date (valid order: see
+-- int_orders_as_of): counts, revenue, discounts and coupons, first and last order, and the
+-- favourite category (the category with the most net line revenue over valid orders; ties: more
+-- units, then name). None of them depends on run_date except through the customer's orders, so
+-- the table is incremental per customer: a run recomputes only the customers with an order placed,
+-- changed or reloaded (or an order line changed) since run_date - attribution_window_days, or later
+-- (a rebuilt past day drops what came after it), from their orders (index on
+-- int_orders_as_of.customer_id); the pre-hook deletes exactly those customers. The windowed
+-- figures (365-day orders and revenue) and everything relative to run_date (days since the last
+-- order, lifecycle) are computed daily for every customer in dim_customers.
 with
+
+customers_to_recompute as (
+
+    {{ customers_with_changed_orders(ref('stg_shop__orders'), ref('stg_shop__order_status_history'),
+                                     ref('stg_shop__order_lines')) }}
+
+),
 
 orders as (
 
-    select * from {{ ref('int_orders_as_of') }}
+    -- per customer through the index on customer_id; offset 0 keeps the planner from scanning all
+    -- orders (it cannot estimate how few customers these are)
+    select customer_orders_as_of.*
+    from customers_to_recompute
+    cross join lateral (
+        select orders_as_of.* from {{ ref('int_orders_as_of') }} as orders_as_of
+        where orders_as_of.customer_id = customers_to_recompute.customer_id
+        offset 0  -- noqa: AM09
+    ) as customer_orders_as_of
 
 ),
 
@@ -31,17 +62,7 @@ customer_orders as (
         coalesce(sum(total_amount) filter (where is_valid_order), 0) as net_revenue,
         count(*) filter (where is_valid_order and discount_amount > 0) as discounted_order_count,
         count(*) filter (where is_valid_order and coupon_code is not null) as coupon_order_count,
-        coalesce(sum(discount_amount) filter (where is_valid_order), 0) as discount_amount,
-        count(*) filter (
-            where
-            is_valid_order
-            and ordered_at >= {{ as_of_ts() }} - interval '365 days'
-        ) as orders_365d,
-        coalesce(sum(total_amount) filter (
-            where
-            is_valid_order
-            and ordered_at >= {{ as_of_ts() }} - interval '365 days'
-        ), 0) as revenue_365d
+        coalesce(sum(discount_amount) filter (where is_valid_order), 0) as discount_amount
 
     from orders
     group by customer_id

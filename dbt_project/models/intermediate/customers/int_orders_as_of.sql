@@ -1,5 +1,23 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        indexes=[
+            {'columns': ['order_id'], 'unique': true},
+            {'columns': ['customer_id']},
+            {'columns': ['ordered_at']},
+        ],
+        pre_hook="{{ delete_orders_to_reattribute() }}"
+    )
+}}
 -- Orders placed before the end of run_date, with the status they had at that moment
 -- (from the status history), so a later refund does not rewrite an earlier day.
+-- Incremental per order: a run re-derives the orders placed since run_date -
+-- attribution_window_days and every order whose status changed or row was reloaded since then
+-- (macros/reattribute.sql); the pre-hook deletes exactly those, including any placed after
+-- run_date, so a rebuilt past day holds the orders as of that day. The other orders cannot have
+-- changed: their status as of run_date is the one they had when last derived.
 with
 
 orders as (
@@ -14,10 +32,18 @@ status_history as (
 
 ),
 
+orders_to_derive as (
+
+    {{ orders_changed_since(ref('stg_shop__orders'), ref('stg_shop__order_status_history')) }}
+
+),
+
 orders_placed as (
 
-    select * from orders
-    where ordered_at < {{ as_of_ts() }}
+    select orders.* from orders
+    inner join orders_to_derive
+        on orders.order_id = orders_to_derive.order_id
+    where orders.ordered_at < {{ as_of_ts() }}
 
 ),
 
@@ -40,7 +66,9 @@ status_ranked as (
         ) as status_rank
 
     from status_history
-    where status_changed_at < {{ as_of_ts() }}
+    where
+        status_changed_at < {{ as_of_ts() }}
+        and order_id in (select orders_placed.order_id from orders_placed)
 
 ),
 

@@ -11,15 +11,12 @@
 -- click token `ct` of a known customer (first 16 hex of sha256('ecrm-token:' || customer_id)) or
 -- is the confirmation page /checkout/complete?order=<order_id> of a known order. The first
 -- identifying page view wins (ties: customer_id), so a visitor's customer never changes once set
--- and identified_at says since when we know it. Incremental: visitors with an identifying page view
--- in the lookback window are re-derived from their whole page-view history.
+-- and identified_at says since when we know it. Incremental: a run reads only the identifying page
+-- views of [run_date - web_lookback_days, run_date] and, for their visitors, compares them with the
+-- stored identification when that is older than the window (page views before the window do not
+-- change, so the first identification among them is the stored one; a stored one from the window
+-- on, e.g. after run_date when a past day is rebuilt, is re-derived).
 with
-
-page_views as (
-
-    select * from {{ ref('int_web_page_views') }}
-
-),
 
 customers as (
 
@@ -33,24 +30,13 @@ orders as (
 
 ),
 
-recently_identifying as (
+identifying_views as (
 
-    -- visitors with an identifying page view in the window (all of them on a full build)
-    select distinct visitor_id from page_views
+    -- identifying page views in the window (all of them on a full build; index on view_date)
+    select * from {{ ref('int_web_page_views') }}
     where
         (customer_token is not null or order_id is not null)
         and view_date between {{ incremental_since() }} and {{ run_date() }}
-
-),
-
-identifying_views as (
-
-    select page_views.* from page_views
-    inner join recently_identifying
-        on page_views.visitor_id = recently_identifying.visitor_id
-    where
-        (page_views.customer_token is not null or page_views.order_id is not null)
-        and page_views.view_date <= {{ run_date() }}
 
 ),
 
@@ -93,11 +79,34 @@ by_order as (
 
 ),
 
+previous as (
+
+    -- the stored identification of those visitors, if it is older than the window
+    {%- if is_incremental() %}
+    select
+        visitor_id,
+        identified_at as viewed_at,
+        customer_id,
+        identified_by
+
+    from {{ this }}
+    where
+        visitor_id in (select identifying_views.visitor_id from identifying_views)
+        and identified_at < {{ incremental_since() }}::timestamp at time zone 'UTC'
+    {%- else %}
+    select * from by_token
+    where false
+    {%- endif %}
+
+),
+
 identifications as (
 
     select * from by_token
     union all
     select * from by_order
+    union all
+    select * from previous
 
 ),
 

@@ -1,8 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='snapshot_date',
+        incremental_strategy='append',
+        pre_hook="{{ delete_days_to_rebuild('snapshot_date', 0) }}",
         on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['snapshot_date', 'segment']},
@@ -11,7 +11,7 @@
     )
 }}
 -- One row per customer per snapshot_date (= run_date). Each run replaces exactly its own
--- snapshot_date (delete+insert on snapshot_date), so reruns are idempotent and earlier days stay.
+-- snapshot_date (pre-hook delete through the index, then append), so reruns are idempotent and earlier days stay.
 {%- set f_thresholds = var('rfm_f_thresholds') %}
 {%- if execute and (f_thresholds | length) != 5 %}
     {{ exceptions.raise_compiler_error("var 'rfm_f_thresholds' needs 5 ascending order counts, e.g. [1, 2, 3, 5, 8]") }}

@@ -1,8 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='snapshot_date',
+        incremental_strategy='append',
+        pre_hook="{{ delete_days_to_rebuild('snapshot_date', 0) }}",
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['snapshot_date'], 'unique': true}]
     )
@@ -10,7 +10,7 @@
 -- One row per snapshot_date: the Pareto figure, the share of net revenue in the RFM window that
 -- comes from the top pareto_top_pct (default 20) percent of the customers with an order in the
 -- window, ranked by monetary (highest first, ties by customer_id), with its numerator and
--- denominator. Incremental, delete+insert on snapshot_date, like fct_segment_summary_daily.
+-- denominator. Incremental, replaces its snapshot_date like fct_segment_summary_daily.
 with
 
 rfm as (

@@ -1,8 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='snapshot_date',
+        incremental_strategy='append',
+        pre_hook="{{ delete_days_to_rebuild('snapshot_date', 0) }}",
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['snapshot_date', 'segment'], 'unique': true}]
     )

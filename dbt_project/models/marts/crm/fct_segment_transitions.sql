@@ -1,8 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='transition_date',
+        incremental_strategy='append',
+        pre_hook="{{ delete_days_to_rebuild('transition_date', 0) }}",
         on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['transition_date', 'to_segment']},
@@ -14,7 +14,7 @@
 -- previous snapshot (the latest fct_customer_rfm_daily snapshot_date <= transition_date - 1).
 -- Customers without a previous snapshot (first snapshot, new customers) and customers whose
 -- segment did not change produce no row. days_in_from_segment counts from the first snapshot of
--- the unbroken run of from_segment snapshots before the change. Incremental, delete+insert on
+-- the unbroken run of from_segment snapshots before the change. Incremental, replaces its
 -- transition_date: a run computes run_date only (a full build every snapshot up to run_date), and
 -- reads only snapshots before it, so rebuilding a past day reproduces it.
 -- fct_customer_rfm_daily is referenced directly in every join (no shared CTE, which PostgreSQL

@@ -1,8 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='view_date',
+        incremental_strategy='append',
+        pre_hook="{{ delete_days_to_rebuild('view_date') }}",
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['view_date', 'page_rank']}]
     )

@@ -2,29 +2,31 @@
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
-        unique_key='visitor_id',
+        unique_key='session_id',
         on_schema_change='append_new_columns',
+        pre_hook="{{ delete_sessions_to_resessionize() }}",
         indexes=[
             {'columns': ['session_id'], 'unique': true},
             {'columns': ['session_date']},
             {'columns': ['visitor_id']},
             {'columns': ['customer_id', 'started_at']},
+            {'columns': ['ended_at']},
         ]
     )
 }}
 -- One row per web session: a visitor's page views with no gap longer than
 -- web_session_timeout_minutes (default 30; a gap of exactly 30 minutes stays in the session).
 -- Sessions run across midnight. The visitor's customer (int_web_visitors_identified) is applied to
--- all of the visitor's sessions, also those before the identification. Incremental like the dbt
--- Segment package: every visitor with a page view in the lookback window is re-sessionized from
--- their whole history and replaces all of their rows (delete+insert on visitor_id).
+-- all of the visitor's sessions, also those before the identification.
+-- Incremental, bounded by the window: for every visitor with a page view in
+-- [run_date - web_lookback_days, run_date], the sessions that a page view of the window can touch
+-- (those ending at most web_session_timeout_minutes before the window, or later) are deleted by
+-- the pre-hook and rebuilt from the page views after the visitor's last remaining session; their
+-- numbers continue after the remaining sessions. Remaining sessions only get the visitor's
+-- customer rewritten when the identification changed (delete+insert on session_id). A page view
+-- of the window cannot join a session that ended earlier than that, so this equals
+-- re-sessionizing the visitor's whole history (tests/test_marts.py: full refresh = day by day).
 with
-
-page_views as (
-
-    select * from {{ ref('int_web_page_views') }}
-
-),
 
 visitors_identified as (
 
@@ -35,16 +37,64 @@ visitors_identified as (
 affected_visitors as (
 
     -- visitors with a page view in the window (all of them on a full build)
-    select distinct visitor_id from page_views
+    select distinct visitor_id from {{ ref('int_web_page_views') }}
     where view_date between {{ incremental_since() }} and {{ run_date() }}
+
+),
+
+kept_sessions as (
+
+    -- the affected visitors' sessions left after the pre-hook: all end before the window can reach
+    {%- if is_incremental() %}
+    select
+        visitor_id,
+        count(*) as sessions_kept,
+        max(ended_at) as kept_until
+
+    from {{ this }}
+    where visitor_id in (select affected_visitors.visitor_id from affected_visitors)
+    group by visitor_id
+    {%- else %}
+    select
+        null::text as visitor_id,
+        0 as sessions_kept,
+        null::timestamptz as kept_until
+
+    where false
+    {%- endif %}
+
+),
+
+resume_points as (
+
+    select
+        affected_visitors.visitor_id,
+        coalesce(kept_sessions.sessions_kept, 0) as sessions_kept,
+        coalesce(kept_sessions.kept_until, '-infinity'::timestamptz) as kept_until
+
+    from affected_visitors
+    left join kept_sessions
+        on affected_visitors.visitor_id = kept_sessions.visitor_id
 
 ),
 
 visitor_page_views as (
 
-    select page_views.* from page_views
-    inner join affected_visitors
-        on page_views.visitor_id = affected_visitors.visitor_id
+    -- the page views after the last kept session, per visitor (index on visitor_id, viewed_at)
+    select
+        page_views_after.*,
+        resume_points.sessions_kept
+
+    from resume_points
+    cross join lateral (
+        select page_views.* from {{ ref('int_web_page_views') }} as page_views
+        where
+            page_views.visitor_id = resume_points.visitor_id
+            and page_views.viewed_at > resume_points.kept_until
+        -- offset 0 keeps the subquery a per-visitor index range scan: flattened into a join, the
+        -- planner merge-joins the whole page-view table (it cannot estimate the affected visitors)
+        offset 0  -- noqa: AM09
+    ) as page_views_after
 
 ),
 
@@ -81,7 +131,7 @@ numbered as (
 
     select
         *,
-        sum(is_session_start) over (
+        sessions_kept + sum(is_session_start) over (
             partition by visitor_id
             order by viewed_at asc, page_view_id asc
             rows between unbounded preceding and current row
@@ -132,7 +182,7 @@ sessions as (
 
 ),
 
-final as (
+resessionized as (
 
     select
         md5(sessions.visitor_id || '|' || sessions.first_page_view_id) as session_id,
@@ -167,6 +217,59 @@ final as (
     from sessions
     left join visitors_identified
         on sessions.visitor_id = visitors_identified.visitor_id
+
+),
+
+restitched as (
+
+    -- remaining sessions of affected visitors whose identification changed in this run
+    {%- if is_incremental() %}
+    select
+        previous.session_id,
+        previous.visitor_id,
+        previous.session_number,
+        identified_now.customer_id,
+        identified_now.identified_at as customer_identified_at,
+        previous.started_at,
+        previous.ended_at,
+        previous.session_date,
+        previous.duration_seconds,
+        previous.page_views,
+        previous.unique_pages,
+        previous.landing_path,
+        previous.exit_path,
+        previous.referrer,
+        previous.referrer_host,
+        previous.utm_source,
+        previous.utm_medium,
+        previous.utm_campaign,
+        previous.orders,
+        previous.has_order,
+        previous.is_first_session,
+        previous.is_bounce,
+        previous.is_engaged
+
+    from {{ this }} as previous
+    left join {{ ref('int_web_visitors_identified') }} as identified_now
+        on previous.visitor_id = identified_now.visitor_id
+    where
+        previous.visitor_id in (select affected_visitors.visitor_id from affected_visitors)
+        and (
+            previous.customer_id is distinct from identified_now.customer_id
+            or previous.customer_identified_at is distinct from identified_now.identified_at
+        )
+    {%- else %}
+    select * from resessionized
+    where false
+    {%- endif %}
+
+),
+
+final as (
+
+    select * from resessionized
+    union all
+    select * from restitched
 
 )
 

@@ -1,0 +1,51 @@
+{#-
+    Customers whose web sessions can have changed since run_date - web_lookback_days: identified
+    customers of visitors with a page view since then (re-sessionized by fct_web_sessions) or
+    identified since then (also later: a rebuilt past day drops them). All identified customers on
+    a full build. `delete_customers_with_changed_sessions` is the pre-hook of
+    int_customer_web_activity.
+-#}
+{% macro customers_with_changed_sessions(page_views, visitors_identified) -%}
+    select customer_id from {{ visitors_identified }}
+    where visitor_id in (
+        select visitor_id from {{ page_views }}
+        where view_date >= {{ incremental_since() }}
+    )
+    union
+    select customer_id from {{ visitors_identified }}
+    where identified_at >= {{ incremental_since() }}::timestamp at time zone 'UTC'
+{%- endmacro %}
+
+{% macro delete_customers_with_changed_sessions() -%}
+    {%- if is_incremental() -%}
+delete from {{ this }}
+where customer_id in (
+    {{ customers_with_changed_sessions(ref('int_web_page_views'), ref('int_web_visitors_identified')) }}
+)
+    {%- else -%}
+select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+    Pre-hook of fct_web_sessions: delete the sessions of visitors with a page view in
+    [run_date - web_lookback_days, run_date] that a page view of that window can change, i.e. that
+    end less than (or exactly) web_session_timeout_minutes before it, or later. Nothing on a full
+    build.
+-#}
+{% macro delete_sessions_to_resessionize() -%}
+    {%- if is_incremental() -%}
+delete from {{ this }}
+where
+    visitor_id in (
+        select visitor_id from {{ ref('int_web_page_views') }}
+        where view_date between {{ incremental_since() }} and {{ run_date() }}
+    )
+    -- a constant range on the index on ended_at: the few sessions of the last days, whatever the
+    -- history (= any(array(...)) over the visitors degrades to a linear search per row at 1M)
+    and ended_at >= {{ incremental_since() }}::timestamp at time zone 'UTC'
+    - interval '{{ var("web_session_timeout_minutes") | int }} minutes'
+    {%- else -%}
+select 1
+    {%- endif -%}
+{%- endmacro %}
