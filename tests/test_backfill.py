@@ -31,14 +31,8 @@ def _free_port() -> int:
 
 
 def _airflow(env: dict, *args: str, timeout: int = 120) -> str:
-    # SQLite metadata: a CLI write can meet "database is locked" while the scheduler writes (the
-    # docker-compose stack uses PostgreSQL for this reason); such a command is simply retried.
-    for _ in range(10):
-        result = subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=env, capture_output=True,
-                                text=True, timeout=timeout)
-        if result.returncode == 0 or "database is locked" not in result.stderr:
-            break
-        time.sleep(3)
+    result = subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=env, capture_output=True,
+                            text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -57,6 +51,7 @@ def test_backfill_create_over_seven_days(warehouse, tmp_path):
     from ecrm.simulate import ShopSimulator
 
     url = warehouse.create_database("backfill")
+    metadata = warehouse.create_database("backfill_airflow_metadata")
     sim = ShopSimulator(landing=tmp_path / "landing", outbox=tmp_path / "outbox", truth=tmp_path / "truth",
                         start=START, customers=300, seed=11)
     for offset in range(DAYS):
@@ -71,7 +66,9 @@ def test_backfill_create_over_seven_days(warehouse, tmp_path):
            "AIRFLOW__CORE__PARALLELISM": "2",
            "AIRFLOW__API__PORT": str(port),
            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}",
+           # Metadata in PostgreSQL, as in docker-compose: on SQLite the scheduler and the CLI race
+           # ("database is locked", foreign-key errors creating a backfill's task instances).
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.replace("postgresql://", "postgresql+psycopg2://"),
            "AIRFLOW_CONN_ECRM_WAREHOUSE": url,
            "ECRM_LANDING": str(tmp_path / "landing"),
            "ECRM_HOME": str(ROOT),
