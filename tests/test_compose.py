@@ -66,3 +66,12 @@ def test_listmonk_profile_is_wired_to_the_mailer():
     example = (ROOT / ".env.example").read_text()
     for var in ("ECRM_MAILER", "ECRM_LISTMONK_TOKEN", "ECRM_MAILCHIMP_API_KEY", "ECRM_MAILER_MAX_REMOVE_SHARE"):
         assert var in example
+
+
+def test_warehouse_runs_with_the_embedded_warehouse_settings():
+    """The compose warehouse gets the same analytics memory settings the benchmarks were measured with."""
+    from ecrm.warehouse.embedded import SERVER_SETTINGS
+
+    command = _compose()["services"]["warehouse"]["command"]
+    for name, value in SERVER_SETTINGS.items():
+        assert f"-c {name}={value}" in command, f"docker-compose warehouse lacks {name}={value}"

@@ -6,7 +6,7 @@ import os
 
 import psycopg
 
-from ecrm.warehouse.embedded import EmbeddedWarehouse
+from ecrm.warehouse.embedded import SERVER_SETTINGS, EmbeddedWarehouse
 
 
 def test_start_is_reused_and_serves_sql(tmp_path):
@@ -17,6 +17,8 @@ def test_start_is_reused_and_serves_sql(tmp_path):
         assert wh.start() == url, "a second start must reuse the running server"
         with psycopg.connect(url) as conn:
             assert conn.execute("select current_database()").fetchone()[0] == "ecrm"
+            for name, value in SERVER_SETTINGS.items():  # analytics memory, not the OLTP defaults
+                assert conn.execute(f"show {name}").fetchone()[0] == value, name
         pid = int((wh.pgdata / "postmaster.pid").read_text().split()[0])
         owner = os.stat(f"/proc/{pid}").st_uid
         assert owner != 0, "PostgreSQL must never run as root"

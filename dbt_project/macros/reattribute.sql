@@ -24,9 +24,9 @@
 {% macro delete_orders_to_reattribute() -%}
     {%- if is_incremental() -%}
 delete from {{ this }}
-where order_id in (
+where order_id = any(array(
     {{ orders_changed_since(ref('stg_shop__orders'), ref('stg_shop__order_status_history')) }}
-)
+))
     {%- else -%}
 select 1
     {%- endif -%}
@@ -40,22 +40,34 @@ select 1
     before the end of run_date.
 -#}
 {% macro customers_with_changed_orders(orders, status_history, order_lines) -%}
-    select distinct customer_id from {{ orders }}
-    where order_id in (
-        {{ orders_changed_since(orders, status_history) }}
-        union
-        select order_id from {{ order_lines }}
-        where updated_at >= {{ incremental_since(var('attribution_window_days')) }}::timestamp at time zone 'UTC'
-    )
+    {%- set since_ts = incremental_since(var('attribution_window_days')) ~ "::timestamp at time zone 'UTC'" -%}
+    {#- each branch is one index range scan (status and line changes looked up per order through
+        the primary key, offset 0: otherwise the planner hash-joins the whole order table) -#}
+    select customer_id from {{ orders }}
+    where ordered_at >= {{ since_ts }}
+    union
+    select customer_id from {{ orders }}
+    where updated_at >= {{ since_ts }}
+    {%- for changed in [status_history, order_lines] %}
+    union
+    select orders_of_changed.customer_id
+    from {{ changed }} as changed
+    cross join lateral (
+        select customer_id from {{ orders }} as orders_by_id
+        where orders_by_id.order_id = changed.order_id
+        offset 0  -- noqa: AM09
+    ) as orders_of_changed
+    where changed.{{ 'status_changed_at' if loop.first else 'updated_at' }} >= {{ since_ts }}
+    {%- endfor %}
 {%- endmacro %}
 
 {% macro delete_customers_with_changed_orders() -%}
     {%- if is_incremental() -%}
 delete from {{ this }}
-where customer_id in (
+where customer_id = any(array(
     {{ customers_with_changed_orders(ref('stg_shop__orders'), ref('stg_shop__order_status_history'),
                                      ref('stg_shop__order_lines')) }}
-)
+))
     {%- else -%}
 select 1
     {%- endif -%}

@@ -17,23 +17,26 @@
     where occurred_at >= {{ since_ts }} and campaign_id is not null
     union
     select campaigns_in_window.campaign_id
-    from {{ campaigns }} as campaigns_in_window
-    inner join {{ orders }} as orders_changed
+    from ({{ orders_changed_since(orders, status_history) }}) as changed
+    cross join lateral (
+        -- per order through the primary key (offset 0: not a hash join over every order)
+        select orders_by_id.ordered_at from {{ orders }} as orders_by_id
+        where orders_by_id.order_id = changed.order_id
+        offset 0  -- noqa: AM09
+    ) as orders_changed
+    inner join {{ campaigns }} as campaigns_in_window
         on
             campaigns_in_window.sent_at <= orders_changed.ordered_at
             and campaigns_in_window.sent_at + {{ window }} > orders_changed.ordered_at
-    where orders_changed.order_id in (
-        {{ orders_changed_since(orders, status_history) }}
-    )
 {%- endmacro %}
 
 {% macro delete_campaigns_to_recompute() -%}
     {%- if is_incremental() -%}
 delete from {{ this }}
-where campaign_id in (
+where campaign_id = any(array(
     {{ campaigns_to_recompute(ref('stg_esp__campaigns'), ref('stg_esp__email_events'),
                               ref('stg_shop__order_status_history'), ref('stg_shop__orders')) }}
-)
+))
     {%- else -%}
 select 1
     {%- endif -%}

@@ -19,9 +19,9 @@
 {% macro delete_customers_with_changed_sessions() -%}
     {%- if is_incremental() -%}
 delete from {{ this }}
-where customer_id in (
+where customer_id = any(array(
     {{ customers_with_changed_sessions(ref('int_web_page_views'), ref('int_web_visitors_identified')) }}
-)
+))
     {%- else -%}
 select 1
     {%- endif -%}

@@ -27,6 +27,18 @@ import psycopg
 DATABASE = "ecrm"
 SUPERUSER = "postgres"
 
+# Memory for an analytics workload instead of PostgreSQL's OLTP defaults (work_mem 4MB, 128MB
+# buffers): the daily models aggregate and sort hundreds of thousands of customers, which spilled
+# to disk by the megabyte; random_page_cost 1.1 because the data sits on SSD or in the page cache.
+# docker-compose.yml's warehouse runs with the same settings (tests/test_compose.py checks).
+SERVER_SETTINGS = {
+    "shared_buffers": "1GB",
+    "work_mem": "64MB",
+    "maintenance_work_mem": "512MB",
+    "effective_cache_size": "8GB",
+    "random_page_cost": "1.1",
+}
+
 
 def find_pg_bin() -> Path:
     """ECRM_PG_BIN, else pgserver's bundled binaries, else the newest Debian-style system install."""
@@ -158,8 +170,10 @@ class EmbeddedWarehouse:
         if not self.is_running():
             port = _free_port()
             self.port_file.write_text(str(port))
+            settings = " ".join(f"-c {name}={value}" for name, value in SERVER_SETTINGS.items())
+            # fsync off: a local, rebuildable warehouse (tests, demo, benchmarks), never production
             options = (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
-                       "-c fsync=off -c synchronous_commit=off -c max_connections=100")
+                       f"-c fsync=off -c synchronous_commit=off -c max_connections=100 {settings}")
             result = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.pgdata),
                                "-l", str(self.logfile), "-o", options, check=False)
             if result.returncode != 0:

@@ -155,6 +155,12 @@ attributed_orders as (
             and recipients.sent_at <= orders.ordered_at
             and recipients.sent_at + interval '{{ var("attribution_window_days") | int }} days'
             > orders.ordered_at
+    -- only the orders of the recomputed campaigns' windows (index on ordered_at), not every order
+    where
+        orders.ordered_at >= (select min(campaigns_sent.sent_at) as first_sent_at from campaigns_sent)
+        and orders.ordered_at < (
+            select max(campaigns_sent.sent_at) as last_sent_at from campaigns_sent
+        ) + interval '{{ var("attribution_window_days") | int }} days'
     group by recipients.campaign_recipient_id
 
 ),

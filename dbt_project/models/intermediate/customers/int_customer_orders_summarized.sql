@@ -69,19 +69,36 @@ customer_orders as (
 
 ),
 
+valid_order_lines as (
+
+    -- lines per order through the primary key (order_id, line_number), offset 0 as above
+    select
+        orders.customer_id,
+        lines_of_order.category,
+        lines_of_order.line_amount,
+        lines_of_order.quantity
+
+    from orders
+    cross join lateral (
+        select order_lines.* from order_lines
+        where
+            order_lines.order_id = orders.order_id
+            and orders.is_valid_order
+        offset 0  -- noqa: AM09
+    ) as lines_of_order
+
+),
+
 category_totals as (
 
     select
-        orders.customer_id,
-        order_lines.category,
-        sum(order_lines.line_amount) as category_revenue,
-        sum(order_lines.quantity) as category_units
+        customer_id,
+        category,
+        sum(line_amount) as category_revenue,
+        sum(quantity) as category_units
 
-    from orders
-    inner join order_lines
-        on orders.order_id = order_lines.order_id
-    where orders.is_valid_order
-    group by orders.customer_id, order_lines.category
+    from valid_order_lines
+    group by customer_id, category
 
 ),
 

@@ -40,23 +40,30 @@ orders_to_derive as (
 
 orders_placed as (
 
-    select orders.* from orders
-    inner join orders_to_derive
-        on orders.order_id = orders_to_derive.order_id
-    where orders.ordered_at < {{ as_of_ts() }}
+    -- per order through the primary key; offset 0 keeps the planner from hash-joining the whole
+    -- order table (it cannot estimate how few orders the union above yields)
+    select order_rows.*
+    from orders_to_derive
+    cross join lateral (
+        select orders.* from orders
+        where
+            orders.order_id = orders_to_derive.order_id
+            and orders.ordered_at < {{ as_of_ts() }}
+        offset 0  -- noqa: AM09
+    ) as order_rows
 
 ),
 
 status_ranked as (
 
     select
-        order_id,
-        status,
+        order_history.order_id,
+        order_history.status,
         row_number() over (
-            partition by order_id
+            partition by order_history.order_id
             order by
-                status_changed_at desc,
-                case status
+                order_history.status_changed_at desc,
+                case order_history.status
                     when 'refunded' then 5
                     when 'cancelled' then 4
                     when 'shipped' then 3
@@ -65,10 +72,15 @@ status_ranked as (
                 end desc
         ) as status_rank
 
-    from status_history
-    where
-        status_changed_at < {{ as_of_ts() }}
-        and order_id in (select orders_placed.order_id from orders_placed)
+    from orders_placed
+    cross join lateral (
+        -- per order through the primary key (order_id, updated_at, status), as above
+        select status_history.* from status_history
+        where
+            status_history.order_id = orders_placed.order_id
+            and status_history.status_changed_at < {{ as_of_ts() }}
+        offset 0  -- noqa: AM09
+    ) as order_history
 
 ),
 

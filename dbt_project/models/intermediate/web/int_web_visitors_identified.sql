@@ -1,7 +1,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy='delete_insert_by_index',
         unique_key='visitor_id',
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['visitor_id'], 'unique': true}, {'columns': ['customer_id']}]

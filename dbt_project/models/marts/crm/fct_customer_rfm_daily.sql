@@ -13,6 +13,8 @@
 -- One row per customer per snapshot_date (= run_date). Each run replaces exactly its own
 -- snapshot_date (pre-hook delete through the index, then append), so reruns are idempotent and earlier days stay.
 {%- set f_thresholds = var('rfm_f_thresholds') %}
+{%- set rfm_days = var('rfm_window_days') | int %}
+-- depends_on: {{ ref('int_orders_as_of') }} (read only when rfm_window_days is not 365)
 {%- if execute and (f_thresholds | length) != 5 %}
     {{ exceptions.raise_compiler_error("var 'rfm_f_thresholds' needs 5 ascending order counts, e.g. [1, 2, 3, 5, 8]") }}
 {%- endif %}
@@ -25,18 +27,13 @@ customers as (
 
 ),
 
-orders as (
-
-    select * from {{ ref('int_orders_as_of') }}
-
-),
-
 segment_map as (
 
     select * from {{ ref('rfm_segment_map') }}
 
 ),
 
+{%- if rfm_days != 365 %}
 orders_in_window as (
 
     select
@@ -44,13 +41,15 @@ orders_in_window as (
         count(*) as frequency,
         sum(total_amount) as monetary
 
-    from orders
+    from {{ ref('int_orders_as_of') }}
     where
         is_valid_order
-        and ordered_at >= {{ as_of_ts() }} - interval '{{ var("rfm_window_days") | int }} days'
+        and ordered_at >= {{ as_of_ts() }} - interval '{{ rfm_days }} days'
+        and ordered_at < {{ as_of_ts() }}
     group by customer_id
 
 ),
+{%- endif %}
 
 customer_activity as (
 
@@ -58,15 +57,23 @@ customer_activity as (
         customers.customer_id,
         customers.last_order_at,
         customers.days_since_last_order as recency_days,
+        {%- if rfm_days == 365 %}
+        -- the default window: dim_customers' 365-day figures, not aggregated a second time
+        customers.orders_365d as frequency,
+        customers.revenue_365d as monetary,
+        {%- else %}
         coalesce(orders_in_window.frequency, 0) as frequency,
         coalesce(orders_in_window.monetary, 0)::numeric(14, 2) as monetary,
+        {%- endif %}
         customers.is_holdout,
         customers.is_contactable,
         customers.lifecycle_stage
 
     from customers
+    {%- if rfm_days != 365 %}
     left join orders_in_window
         on customers.customer_id = orders_in_window.customer_id
+    {%- endif %}
 
 ),
 

@@ -1,7 +1,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy='delete_insert_by_index',
         unique_key='session_id',
         on_schema_change='append_new_columns',
         pre_hook="{{ delete_sessions_to_resessionize() }}",
@@ -23,7 +23,7 @@
 -- (those ending at most web_session_timeout_minutes before the window, or later) are deleted by
 -- the pre-hook and rebuilt from the page views after the visitor's last remaining session; their
 -- numbers continue after the remaining sessions. Remaining sessions only get the visitor's
--- customer rewritten when the identification changed (delete+insert on session_id). A page view
+-- customer rewritten when the identification changed (delete and insert by session_id). A page view
 -- of the window cannot join a session that ended earlier than that, so this equals
 -- re-sessionizing the visitor's whole history (tests/test_marts.py: full refresh = day by day).
 with
