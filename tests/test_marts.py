@@ -39,6 +39,7 @@ SNAPSHOT_TABLES = {
 REDERIVED_TABLES = {
     "intermediate.int_order_attribution": "order_id",
     "intermediate.int_campaign_recipients": "campaign_recipient_id",
+    "intermediate.int_attribution_daily": "order_date",
 }
 # derived from the snapshot history (a full refresh of everything keeps only the last snapshot)
 TRANSITION_TABLE, TRANSITION_KEY = "marts.fct_segment_transitions", "transition_date, customer_id"
@@ -158,6 +159,41 @@ def test_rebuilding_a_past_day_reproduces_it(history, warehouse):
     assert rows(rebuilt, TRANSITION_TABLE, TRANSITION_KEY) == rows(url, TRANSITION_TABLE, TRANSITION_KEY)
     for table, key in AS_OF_TABLES.items():     # as-of tables equal the day's first build
         assert rows(rebuilt, table, key) == as_of[past][table], table
+
+
+def test_a_late_log_file_rebuilds_its_day_and_only_that(history, warehouse):
+    """int_web_page_views rebuilds a lookback day only when its log lines changed: a rerun leaves
+    the day before untouched (same row versions), a late file adding a line to it rebuilds it."""
+    url, _ = history
+    last = START + timedelta(days=DAYS - 1)
+    day_before = last - timedelta(days=1)
+    late = clone(warehouse, url, "marts_late_log")
+
+    def page_views_of(day: date) -> tuple:
+        with psycopg.connect(late) as conn:
+            return conn.execute("select count(*), array_agg(xmin::text order by page_view_id) "
+                                "from intermediate.int_web_page_views where view_date = %s", (day,)).fetchone()
+
+    built = page_views_of(day_before)
+    dbt_run(last, late)  # a rerun: nothing changed in the day before
+    assert page_views_of(day_before) == built, "an unchanged lookback day must not be rewritten"
+    with psycopg.connect(late, autocommit=True) as conn:
+        conn.execute("""
+            insert into raw.web_requests
+            select requested_at + interval '1 second', remote_addr, remote_user, method, path, query_string,
+                   protocol, status, bytes_sent, referrer, user_agent, is_bot, is_static, utm_source, utm_medium,
+                   utm_campaign, customer_token, order_id, 'late.log', 1, (select max(_load_id) + 1 from raw.web_requests)
+            from raw.web_requests
+            where requested_at >= %s and requested_at < %s and not is_bot and not is_static and method = 'GET'
+                  and status = 200
+            limit 1""", (datetime.combine(day_before, datetime.min.time(), UTC),
+                         datetime.combine(last, datetime.min.time(), UTC)))
+    dbt_run(last, late)
+    count, _ = page_views_of(day_before)
+    with psycopg.connect(late) as conn:
+        late_rows = conn.execute("select view_date from intermediate.int_web_page_views "
+                                 "where page_view_id = 'late.log:1'").fetchall()
+    assert (count, late_rows) == (built[0] + 1, [(day_before,)]), "the late page view must be in its day"
 
 
 def test_segment_transitions_match_the_snapshots(history, warehouse):

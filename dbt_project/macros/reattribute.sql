@@ -72,3 +72,29 @@ where customer_id = any(array(
 select 1
     {%- endif -%}
 {%- endmacro %}
+
+{#-
+    Order dates (UTC) whose attribution totals can have changed: the dates of `orders_changed_since`
+    (each changed order looked up by primary key). Pre-hook `delete_attribution_days_to_recompute`
+    of int_attribution_daily deletes those dates; the model re-aggregates them.
+-#}
+{% macro order_dates_changed_since(orders, status_history) -%}
+    select distinct orders_of_changed.order_date
+    from ({{ orders_changed_since(orders, status_history) }}) as changed
+    cross join lateral (
+        select orders_by_id.order_date from {{ orders }} as orders_by_id
+        where orders_by_id.order_id = changed.order_id
+        offset 0  -- noqa: AM09
+    ) as orders_of_changed
+{%- endmacro %}
+
+{% macro delete_attribution_days_to_recompute() -%}
+    {%- if is_incremental() -%}
+delete from {{ this }}
+where order_date = any(array(
+    {{ order_dates_changed_since(ref('stg_shop__orders'), ref('stg_shop__order_status_history')) }}
+))
+    {%- else -%}
+select 1
+    {%- endif -%}
+{%- endmacro %}

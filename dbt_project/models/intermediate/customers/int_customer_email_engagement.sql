@@ -1,7 +1,13 @@
+{{
+    config(
+        materialized='table'
+    )
+}}
 -- E-mail engagement per customer in the last email_engagement_days (default 90) days up to the end
 -- of run_date: messages delivered, human opens (machine/privacy-proxy opens excluded) and clicks.
 -- An event belongs to the customer of its customer_id custom argument, else to the customer with
--- that address (smallest id when several share it).
+-- that address (smallest id when several share it). A table, not a view: dim_customers and the
+-- data tests would each re-run the 90-day aggregation.
 with
 
 email_events as (

@@ -2,7 +2,7 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook="{{ delete_days_to_rebuild('view_date') }}",
+        pre_hook="{{ delete_web_page_days_to_rebuild() }}",
         on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['visitor_id', 'viewed_at']},
@@ -11,8 +11,9 @@
     )
 }}
 -- Human page views: GET requests answered 2xx/3xx that are neither bots nor static assets, one
--- row per log line. A visitor is the hash of (remote address, user agent). Incremental: every run
--- replaces the days [run_date - web_lookback_days, run_date] (late log files, reruns); days after
+-- row per log line. A visitor is the hash of (remote address, user agent). Incremental: a run
+-- replaces run_date and the days of [run_date - web_lookback_days, run_date) whose log lines
+-- changed since they were built (a late or reloaded file: macros/web_page_days.sql); days after
 -- run_date, if already built, stay as they are.
 with
 
@@ -26,12 +27,10 @@ page_requests as (
 
     select * from requests
     where
-        requested_at < {{ as_of_ts() }}
-        and requested_at >= {{ incremental_since() }}::timestamp at time zone 'UTC'
-        and not is_bot
-        and not is_static
-        and http_method = 'GET'
-        and http_status between 200 and 399
+        {{ web_page_requests_where('requests') }}  -- noqa: LT02
+        {%- if is_incremental() %}
+        and {{ utc_date('requests.requested_at') }} in ({{ web_page_days_to_rebuild() }})
+        {%- endif %}
 
 ),
 
@@ -51,7 +50,8 @@ final as (
         utm_campaign,
         customer_token,
         order_id,
-        http_status
+        http_status,
+        load_id
 
     from page_requests
 

@@ -67,15 +67,21 @@ by_token as (
 
 by_order as (
 
+    -- per order through the primary key; offset 0 keeps the planner from hash-joining the whole
+    -- order table (it cannot estimate how few confirmation pages the window holds)
     select
         identifying_views.visitor_id,
         identifying_views.viewed_at,
-        orders.customer_id,
+        confirmed_orders.customer_id,
         'order_confirmation' as identified_by
 
     from identifying_views
-    inner join orders
-        on identifying_views.order_id = orders.order_id
+    cross join lateral (
+        select orders.customer_id from orders
+        where
+            orders.order_id = identifying_views.order_id
+        offset 0  -- noqa: AM09
+    ) as confirmed_orders
 
 ),
 
