@@ -18,7 +18,13 @@
 {%- endmacro %}
 
 {% macro web_page_days_to_rebuild() -%}
-    {%- if is_incremental() -%}
+    {%- set built_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list
+        if is_incremental() else [] -%}
+    {%- if is_incremental() and 'load_id' not in built_columns -%}
+    -- built before load_id was kept (dbt adds the column after the pre-hook): every lookback day
+    select cast(day as date) as view_date
+    from generate_series({{ incremental_since() }}, {{ run_date() }}, interval '1 day') as days (day)
+    {%- elif is_incremental() -%}
     select coalesce(raw_days.view_date, built_days.view_date) as view_date
     from (
         select
