@@ -40,6 +40,7 @@ REDERIVED_TABLES = {
     "intermediate.int_order_attribution": "order_id",
     "intermediate.int_campaign_recipients": "campaign_recipient_id",
     "intermediate.int_attribution_daily": "order_date",
+    "intermediate.int_campaign_funnel": "campaign_id",
 }
 # derived from the snapshot history (a full refresh of everything keeps only the last snapshot)
 TRANSITION_TABLE, TRANSITION_KEY = "marts.fct_segment_transitions", "transition_date, customer_id"

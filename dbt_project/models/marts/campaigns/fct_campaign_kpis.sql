@@ -8,9 +8,9 @@ campaigns as (
 
 ),
 
-recipients as (
+funnel as (
 
-    select * from {{ ref('fct_campaign_recipients') }}
+    select * from {{ ref('int_campaign_funnel') }}
 
 ),
 
@@ -46,26 +46,6 @@ campaigns_sent as (
 
 ),
 
-recipient_counts as (
-
-    select
-        campaign_id,
-        count(*) as recipients,
-        count(*) filter (where is_delivered) as delivered,
-        count(*) filter (where is_bounced) as bounced,
-        count(*) filter (where is_delivered and has_opened) as human_openers,
-        count(*) filter (where is_delivered and has_clicked) as clickers,
-        count(*) filter (where has_unsubscribed) as unsubscribes,
-        count(*) filter (where has_complained) as complaints,
-        count(*) filter (where is_delivered and has_converted) as converters,
-        coalesce(sum(attributed_orders) filter (where is_delivered), 0) as attributed_orders,
-        coalesce(sum(attributed_revenue) filter (where is_delivered), 0) as attributed_revenue
-
-    from recipients
-    group by campaign_id
-
-),
-
 joined as (
 
     select
@@ -75,16 +55,16 @@ joined as (
         campaigns_sent.variant,
         campaigns_sent.sent_at,
         campaigns_sent.sent_date,
-        coalesce(recipient_counts.recipients, 0) as recipients,
-        coalesce(recipient_counts.delivered, 0) as delivered,
-        coalesce(recipient_counts.bounced, 0) as bounced,
-        coalesce(recipient_counts.human_openers, 0) as human_openers,
-        coalesce(recipient_counts.clickers, 0) as clickers,
-        coalesce(recipient_counts.unsubscribes, 0) as unsubscribes,
-        coalesce(recipient_counts.complaints, 0) as complaints,
-        coalesce(recipient_counts.converters, 0) as converters,
-        coalesce(recipient_counts.attributed_orders, 0) as attributed_orders,
-        coalesce(recipient_counts.attributed_revenue, 0) as attributed_revenue,
+        coalesce(funnel.recipients, 0) as recipients,
+        coalesce(funnel.delivered, 0) as delivered,
+        coalesce(funnel.bounced, 0) as bounced,
+        coalesce(funnel.human_openers, 0) as human_openers,
+        coalesce(funnel.clickers, 0) as clickers,
+        coalesce(funnel.unsubscribes, 0) as unsubscribes,
+        coalesce(funnel.complaints, 0) as complaints,
+        coalesce(funnel.converters, 0) as converters,
+        coalesce(funnel.attributed_orders, 0) as attributed_orders,
+        coalesce(funnel.attributed_revenue, 0) as attributed_revenue,
         coalesce(holdouts.holdout_customers, 0) as holdout_customers,
         coalesce(holdouts.holdout_converters, 0) as holdout_converters,
         coalesce(holdouts.holdout_revenue, 0) as holdout_revenue,
@@ -94,8 +74,8 @@ joined as (
         <= {{ as_of_ts() }} as is_attribution_window_complete
 
     from campaigns_sent
-    left join recipient_counts
-        on campaigns_sent.campaign_id = recipient_counts.campaign_id
+    left join funnel
+        on campaigns_sent.campaign_id = funnel.campaign_id
     left join holdouts
         on campaigns_sent.campaign_id = holdouts.campaign_id
     left join last_touch

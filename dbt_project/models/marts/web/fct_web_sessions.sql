@@ -4,7 +4,10 @@
         incremental_strategy='delete_insert_by_index',
         unique_key='session_id',
         on_schema_change='append_new_columns',
-        pre_hook="{{ delete_sessions_to_resessionize() }}",
+        pre_hook=[
+            "{{ ensure_sessions_number_index() }}",
+            "{{ delete_sessions_to_resessionize() }}",
+        ],
         indexes=[
             {'columns': ['session_id'], 'unique': true},
             {'columns': ['session_date']},
@@ -44,16 +47,26 @@ affected_visitors as (
 
 kept_sessions as (
 
-    -- the affected visitors' sessions left after the pre-hook: all end before the window can reach
+    -- the affected visitors' last session left after the pre-hook (all end before the window can
+    -- reach): sessions are numbered 1..n per visitor, so its number is the count kept. One index
+    -- probe per visitor on (visitor_id, session_number), not every session of a regular visitor
     {%- if is_incremental() %}
     select
-        visitor_id,
-        count(*) as sessions_kept,
-        max(ended_at) as kept_until
+        affected_visitors.visitor_id,
+        last_kept.session_number as sessions_kept,
+        last_kept.ended_at as kept_until
 
-    from {{ this }}
-    where visitor_id in (select affected_visitors.visitor_id from affected_visitors)
-    group by visitor_id
+    from affected_visitors
+    cross join lateral (
+        select
+            previous.session_number,
+            previous.ended_at
+        from {{ this }} as previous
+        where
+            previous.visitor_id = affected_visitors.visitor_id
+        order by previous.session_number desc
+        limit 1
+    ) as last_kept
     {%- else %}
     select
         null::text as visitor_id,
@@ -253,7 +266,14 @@ restitched as (
     left join {{ ref('int_web_visitors_identified') }} as identified_now
         on previous.visitor_id = identified_now.visitor_id
     where
-        previous.visitor_id in (select affected_visitors.visitor_id from affected_visitors)
+        -- only visitors int_web_visitors_identified re-derived (an identifying page view in the
+        -- window) can have a new identification; the others' sessions are not read
+        previous.visitor_id in (
+            select identifying_views.visitor_id from {{ ref('int_web_page_views') }} as identifying_views
+            where
+                identifying_views.view_date between {{ incremental_since() }} and {{ run_date() }}
+                and (identifying_views.customer_token is not null or identifying_views.order_id is not null)
+        )
         and (
             previous.customer_id is distinct from identified_now.customer_id
             or previous.customer_identified_at is distinct from identified_now.identified_at
