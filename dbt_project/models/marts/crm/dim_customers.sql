@@ -58,10 +58,11 @@ sessions as (
 
 orders_last_365d as materialized (
 
-    -- materialized: planned on its own it is one scan and a hash aggregate; inlined, PostgreSQL
-    -- fed a merge join from the customer_id index, a random heap read per order of the window
+    -- one sequential pass and a hash aggregate: grouped by customer_id itself, PostgreSQL reads
+    -- the window in customer order through the index (a random heap read per order, 4x slower at
+    -- 2M orders); the no-op concatenation keeps it from doing so
     select
-        customer_id,
+        customer_id || '' as customer_id,
         count(*) as orders_365d,
         sum(total_amount) as revenue_365d
 
@@ -70,7 +71,7 @@ orders_last_365d as materialized (
         is_valid_order
         and ordered_at >= {{ as_of_ts() }} - interval '365 days'
         and ordered_at < {{ as_of_ts() }}
-    group by customer_id
+    group by customer_id || ''
 
 ),
 
