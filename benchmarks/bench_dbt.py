@@ -15,6 +15,8 @@ where to look when the ratio is over budget.
 
     .venv/bin/python benchmarks/bench_dbt.py                       # 10k and 100k customers
     .venv/bin/python benchmarks/bench_dbt.py --customers 1000000   # 1M (tens of minutes on 2 cores)
+    .venv/bin/python benchmarks/bench_dbt.py --customers 1000000 --keep /data/bench   # reuse it later,
+        # after changing models: --keep /data/bench --refresh 'dim_customers+' (rebuilt from scratch)
 
 Daily volume per customer (fixed, whatever the history): 0.6% place an order (2 lines each),
 2% start a web session of 5 page views + 1 static request, a weekly campaign reaches 10% of the
@@ -154,17 +156,16 @@ def prepare(warehouse, customers: int, history_days: int, refresh: str | None = 
     the models of `refresh` (a dbt selector) rebuilt from scratch as of the day before, as the
     initial build would have left them: for timing a model change at 1M customers without spending
     half an hour on generating and building the history again."""
+    from ecrm.warehouse import apply_schema
+
     url = warehouse.create_database(f"bench_{customers}_{history_days}")
     with psycopg.connect(url, autocommit=True) as conn:
         prepared = conn.execute("select to_regclass('public.bench_prepared') is not null").fetchone()[0]
         if prepared:
+            apply_schema(conn)  # raw indexes added since the database was prepared
             counts = {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0]
                       for t in ("customers", "orders", "web_requests", "email_events")}
     if prepared:
-        from ecrm.warehouse import apply_schema
-
-        with psycopg.connect(url, autocommit=True) as conn:
-            apply_schema(conn)  # indexes added since the database was prepared
         initial = 0.0
         if refresh:
             dbt("seed", RUN_DAY, url)
