@@ -33,6 +33,29 @@ select 1
 {%- endmacro %}
 
 {#-
+    `changed_orders(orders, status_history, columns, more_order_ids)`: the distinct `columns` of the
+    orders of `orders_changed_since` (plus the order ids of the SELECT `more_order_ids`), each order
+    looked up by primary key. offset 0 keeps the lookups: joined by `order_id in (...)`, PostgreSQL
+    over-estimates the union and hash-joins the whole order table, which grows with the history.
+-#}
+{% macro changed_orders(orders, status_history, columns, more_order_ids=none) -%}
+    select distinct {% for column in columns %}changed_order.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+    from (
+        {{ orders_changed_since(orders, status_history) }}
+        {%- if more_order_ids %}
+        union
+        {{ more_order_ids }}
+        {%- endif %}
+    ) as changed
+    cross join lateral (
+        select {% for column in columns %}orders_by_id.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+        from {{ orders }} as orders_by_id
+        where orders_by_id.order_id = changed.order_id
+        offset 0  -- noqa: AM09
+    ) as changed_order
+{%- endmacro %}
+
+{#-
     Customers whose order facts can have changed: the customers of `orders_changed_since` and of
     orders with an order line changed since then (the favourite category); all customers with an
     order on a full build. Pre-hook `delete_customers_with_changed_orders` of
@@ -40,25 +63,9 @@ select 1
     before the end of run_date.
 -#}
 {% macro customers_with_changed_orders(orders, status_history, order_lines) -%}
-    {%- set since_ts = incremental_since(var('attribution_window_days')) ~ "::timestamp at time zone 'UTC'" -%}
-    {#- each branch is one index range scan (status and line changes looked up per order through
-        the primary key, offset 0: otherwise the planner hash-joins the whole order table) -#}
-    select customer_id from {{ orders }}
-    where ordered_at >= {{ since_ts }}
-    union
-    select customer_id from {{ orders }}
-    where updated_at >= {{ since_ts }}
-    {%- for changed in [status_history, order_lines] %}
-    union
-    select orders_of_changed.customer_id
-    from {{ changed }} as changed
-    cross join lateral (
-        select customer_id from {{ orders }} as orders_by_id
-        where orders_by_id.order_id = changed.order_id
-        offset 0  -- noqa: AM09
-    ) as orders_of_changed
-    where changed.{{ 'status_changed_at' if loop.first else 'updated_at' }} >= {{ since_ts }}
-    {%- endfor %}
+    {{ changed_orders(orders, status_history, ['customer_id'],
+                      "select order_id from " ~ order_lines ~ " where updated_at >= "
+                      ~ incremental_since(var('attribution_window_days')) ~ "::timestamp at time zone 'UTC'") }}
 {%- endmacro %}
 
 {% macro delete_customers_with_changed_orders() -%}
@@ -74,18 +81,11 @@ select 1
 {%- endmacro %}
 
 {#-
-    Order dates (UTC) whose attribution totals can have changed: the dates of `orders_changed_since`
-    (each changed order looked up by primary key). Pre-hook `delete_attribution_days_to_recompute`
+    Order dates (UTC) whose attribution totals can have changed: the dates of `changed_orders`. Pre-hook `delete_attribution_days_to_recompute`
     of int_attribution_daily deletes those dates; the model re-aggregates them.
 -#}
 {% macro order_dates_changed_since(orders, status_history) -%}
-    select distinct orders_of_changed.order_date
-    from ({{ orders_changed_since(orders, status_history) }}) as changed
-    cross join lateral (
-        select orders_by_id.order_date from {{ orders }} as orders_by_id
-        where orders_by_id.order_id = changed.order_id
-        offset 0  -- noqa: AM09
-    ) as orders_of_changed
+    {{ changed_orders(orders, status_history, ['order_date']) }}
 {%- endmacro %}
 
 {% macro delete_attribution_days_to_recompute() -%}

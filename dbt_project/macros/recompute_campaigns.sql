@@ -17,13 +17,7 @@
     where occurred_at >= {{ since_ts }} and campaign_id is not null
     union
     select campaigns_in_window.campaign_id
-    from ({{ orders_changed_since(orders, status_history) }}) as changed
-    cross join lateral (
-        -- per order through the primary key (offset 0: not a hash join over every order)
-        select orders_by_id.ordered_at from {{ orders }} as orders_by_id
-        where orders_by_id.order_id = changed.order_id
-        offset 0  -- noqa: AM09
-    ) as orders_changed
+    from ({{ changed_orders(orders, status_history, ['ordered_at']) }}) as orders_changed
     inner join {{ campaigns }} as campaigns_in_window
         on
             campaigns_in_window.sent_at <= orders_changed.ordered_at
