@@ -51,6 +51,7 @@ AS_OF_TABLES = {
     "intermediate.int_orders_as_of": "order_id",
     "intermediate.int_customer_orders_summarized": "customer_id",
     "intermediate.int_customer_web_activity": "customer_id",
+    "intermediate.int_customer_order_windows": "customer_id",
     "marts.dim_customers": "customer_id",
     "marts.fct_order_attribution": "order_id",
     "marts.fct_attribution_daily": "order_date",
@@ -62,6 +63,8 @@ AS_OF_TABLES = {
 AS_OF_COLUMNS = {
     "intermediate.int_orders_as_of": "order_id, customer_id, ordered_at, order_date, status, total_amount, "
                                      "discount_amount, coupon_code, is_valid_order, is_cancelled, is_refunded",
+    # computed_for_date: the day the row was last recomputed, not part of the facts
+    "intermediate.int_customer_order_windows": "customer_id, orders_365d, revenue_365d",
 }
 
 
@@ -195,6 +198,77 @@ def test_a_late_log_file_rebuilds_its_day_and_only_that(history, warehouse):
         late_rows = conn.execute("select view_date from intermediate.int_web_page_views "
                                  "where page_view_id = 'late.log:1'").fetchall()
     assert (count, late_rows) == (built[0] + 1, [(day_before,)]), "the late page view must be in its day"
+
+
+def test_order_windows_follow_orders_into_and_out_of_the_365_days(warehouse, db_url):
+    """int_customer_order_windows recomputes only the customers whose 365-day window changed (an order
+    entered, left or was refunded), and everyone on a rebuilt past day; both equal a full refresh."""
+    from ecrm.warehouse import apply_schema
+
+    day = date(2026, 10, 1)
+    at = {  # order -> (customer, placed at, refunded at)
+        "a1": ("c-a", datetime(2025, 10, 1, 12, tzinfo=UTC), None),   # leaves the window on `day`
+        "b1": ("c-b", datetime(2026, 9, 21, 12, tzinfo=UTC), datetime(2026, 10, 1, 8, tzinfo=UTC)),
+        "c1": ("c-c", datetime(2026, 10, 1, 9, tzinfo=UTC), None),    # enters on `day`
+        "e1": ("c-e", datetime(2026, 3, 15, 12, tzinfo=UTC), None),   # in the window throughout
+    }
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        apply_schema(conn)
+        for order_id, (customer, placed, refunded) in at.items():
+            last = refunded or placed
+            conn.execute("insert into raw.orders values (%s, %s, %s, %s, %s, %s, 'EUR', 20.00, 0, null, 'f', 1, 1)",
+                         (order_id, customer, f"{customer}@example.com", placed, last,
+                          "refunded" if refunded else "paid"))
+            conn.execute("insert into raw.order_status_history values (%s, 'paid', %s, 1)", (order_id, placed))
+            if refunded:
+                conn.execute("insert into raw.order_status_history values (%s, 'refunded', %s, 1)",
+                             (order_id, refunded))
+
+    def windows(url: str, run_day: date, *extra: str) -> dict[str, tuple]:
+        dbt_run(run_day, url, "--select", "+int_customer_order_windows", *extra)
+        with psycopg.connect(url) as conn:
+            return {c: (n, r, d) for c, n, r, d in conn.execute(
+                "select customer_id, orders_365d, revenue_365d, computed_for_date "
+                "from intermediate.int_customer_order_windows")}
+
+    before = day - timedelta(days=1)
+    first = windows(db_url, before)  # first build: every customer
+    assert first == {c: (1, Decimal("20.00"), before) for c in ("c-a", "c-b", "c-e")}
+    daily = windows(db_url, day)     # a1 left, b1 refunded, c1 entered; e1 not recomputed
+    assert daily == {"c-c": (1, Decimal("20.00"), day), "c-e": (1, Decimal("20.00"), before)}
+    refreshed = windows(clone(warehouse, db_url, "order_windows_refresh"), day, "--full-refresh")
+    assert {c: v[:2] for c, v in refreshed.items()} == {c: v[:2] for c, v in daily.items()}
+    rebuilt = windows(db_url, before)  # a past day: recomputed for everyone, as on its first build
+    assert {c: v[:2] for c, v in rebuilt.items()} == {c: v[:2] for c, v in first.items()}
+    assert windows(db_url, day) == {c: (n, r, day if c == "c-c" else before) for c, (n, r, _) in daily.items()}
+
+
+def test_tables_built_by_older_versions_get_the_current_indexes(history, warehouse):
+    """dbt creates configured indexes only with a table: migrate_indexes moves tables built before an
+    index change (fct_web_sessions, int_campaign_recipients) to the indexes a new build has."""
+    url, _ = history
+    old = clone(warehouse, url, "marts_old_indexes")
+
+    def indexes(db: str, table: str) -> set[str]:
+        with psycopg.connect(db) as conn:
+            return {d.split(" USING ")[1] for (d,) in conn.execute(
+                "select indexdef from pg_indexes where schemaname || '.' || tablename = %s", (table,))}
+
+    sessions, recipients = "marts.fct_web_sessions", "intermediate.int_campaign_recipients"
+    current = {t: indexes(url, t) for t in (sessions, recipients)}
+    assert "btree (visitor_id, session_number)" in current[sessions]
+    assert "btree (campaign_id, email)" in current[recipients]
+    with psycopg.connect(old, autocommit=True) as conn:  # the indexes an earlier version created
+        for table, column in ((sessions, "visitor_id, session_number"), (recipients, "campaign_id, email")):
+            name = conn.execute("select indexname from pg_indexes where schemaname || '.' || tablename = %s "
+                                "and indexdef like %s", (table, f"%({column})")).fetchone()[0]
+            conn.execute(f'drop index {table.split(".")[0]}."{name}"')
+        conn.execute(f"create unique index on {sessions} (session_id)")
+        conn.execute(f"create index on {sessions} (visitor_id)")
+        conn.execute(f"create unique index on {recipients} (campaign_recipient_id)")
+        conn.execute(f"create index on {recipients} (campaign_id)")
+    dbt_run(START + timedelta(days=DAYS - 1), old, "--select", "fct_web_sessions int_campaign_recipients")
+    assert {t: indexes(old, t) for t in (sessions, recipients)} == current
 
 
 def test_segment_transitions_match_the_snapshots(history, warehouse):

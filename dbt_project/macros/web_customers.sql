@@ -49,18 +49,3 @@ where
 select 1
     {%- endif -%}
 {%- endmacro %}
-
-{#-
-    fct_web_sessions resumes each affected visitor after their last kept session, found through an
-    index on (visitor_id, session_number). Created by this pre-hook on the first incremental run
-    (so tables built before it get it too; dbt's `indexes` config applies only when a table is
-    created), then a no-op.
--#}
-{% macro ensure_sessions_number_index() -%}
-    {%- if is_incremental() -%}
-create index if not exists fct_web_sessions_visitor_session_number
-on {{ this }} (visitor_id, session_number)
-    {%- else -%}
-select 1
-    {%- endif -%}
-{%- endmacro %}

@@ -4,12 +4,17 @@
         incremental_strategy='append',
         on_schema_change='append_new_columns',
         indexes=[
-            {'columns': ['campaign_recipient_id'], 'unique': true},
-            {'columns': ['campaign_id']},
+            {'columns': ['campaign_id', 'email'], 'unique': true},
         ],
-        pre_hook="{{ delete_campaigns_to_recompute() }}"
+        pre_hook=[
+            "{{ migrate_indexes([{'columns': ['campaign_id', 'email'], 'unique': true}], [['campaign_recipient_id'], ['campaign_id']]) }}",
+            "{{ delete_campaigns_to_recompute() }}",
+        ]
     )
 }}
+-- Unique index on (campaign_id, email), the key campaign_recipient_id is the md5 of: a campaign's
+-- recipients sit together in it, where a unique index on the md5 sent each daily insert to a
+-- random page of an index the size of all recipients ever (migrate_indexes moves older tables).
 -- One row per campaign and recipient (e-mail address) as of the end of run_date: what the ESP
 -- reported, and whether the recipient ordered within the attribution window after the send.
 -- Any-touch attribution: an order inside the windows of two campaigns counts for both.

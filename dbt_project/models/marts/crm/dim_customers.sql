@@ -1,17 +1,18 @@
 {{
     config(
         indexes=[
-            {'columns': ['customer_id'], 'unique': true},
             {'columns': ['email']},
             {'columns': ['lifecycle_stage']},
         ]
     )
 }}
+-- (customer_id is indexed by the contract's primary key.)
 -- One row per customer as of the end of run_date. Rebuilt every day (everything relative to
 -- run_date changes daily for every customer), but only from per-customer inputs and bounded
 -- windows: lifetime order facts and last-seen come from tables that are incremental per customer
--- (int_customer_orders_summarized, int_customer_web_activity), the 365-day order figures, 30/90-day
--- sessions and 90-day e-mail figures read only their window (indexed by date).
+-- (int_customer_orders_summarized, int_customer_web_activity) and the 365-day order figures from
+-- a table kept up to date per customer (int_customer_order_windows); the 30/90-day sessions and
+-- 90-day e-mail figures read only their window (indexed by date).
 with
 
 customers as (
@@ -44,34 +45,15 @@ web_activity as (
 
 ),
 
-orders as (
-
-    select * from {{ ref('int_orders_as_of') }}
-
-),
-
 sessions as (
 
     select * from {{ ref('fct_web_sessions') }}
 
 ),
 
-orders_last_365d as materialized (
+orders_last_365d as (
 
-    -- one sequential pass and a hash aggregate: grouped by customer_id itself, PostgreSQL reads
-    -- the window in customer order through the index (a random heap read per order, 4x slower at
-    -- 2M orders); the no-op concatenation keeps it from doing so
-    select
-        customer_id || '' as customer_id,
-        count(*) as orders_365d,
-        sum(total_amount) as revenue_365d
-
-    from orders
-    where
-        is_valid_order
-        and ordered_at >= {{ as_of_ts() }} - interval '365 days'
-        and ordered_at < {{ as_of_ts() }}
-    group by customer_id || ''
+    select * from {{ ref('int_customer_order_windows') }}
 
 ),
 

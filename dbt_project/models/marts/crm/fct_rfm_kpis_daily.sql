@@ -3,8 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         pre_hook="{{ delete_days_to_rebuild('snapshot_date', 0) }}",
-        on_schema_change='append_new_columns',
-        indexes=[{'columns': ['snapshot_date'], 'unique': true}]
+        on_schema_change='append_new_columns'
     )
 }}
 -- One row per snapshot_date: the Pareto figure, the share of net revenue in the RFM window that

@@ -3,8 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         pre_hook="{{ delete_days_to_rebuild('kpi_date') }}",
-        on_schema_change='append_new_columns',
-        indexes=[{'columns': ['kpi_date'], 'unique': true}]
+        on_schema_change='append_new_columns'
     )
 }}
 -- One row per day (the UTC date a session started): sessions, visitors (new vs returning), depth,

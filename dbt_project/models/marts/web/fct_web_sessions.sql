@@ -5,18 +5,20 @@
         unique_key='session_id',
         on_schema_change='append_new_columns',
         pre_hook=[
-            "{{ ensure_sessions_number_index() }}",
+            "{{ migrate_indexes([{'columns': ['visitor_id', 'session_number']}], [['session_id'], ['visitor_id']]) }}",
             "{{ delete_sessions_to_resessionize() }}",
         ],
         indexes=[
-            {'columns': ['session_id'], 'unique': true},
+            {'columns': ['visitor_id', 'session_number']},
             {'columns': ['session_date']},
-            {'columns': ['visitor_id']},
             {'columns': ['customer_id', 'started_at']},
             {'columns': ['ended_at']},
         ]
     )
 }}
+-- Indexes: session_id by the contract's primary key; (visitor_id, session_number) to resume each
+-- visitor after their last session. Tables built by earlier versions get it from migrate_indexes,
+-- which also drops their second unique index on session_id and the one on visitor_id alone.
 -- One row per web session: a visitor's page views with no gap longer than
 -- web_session_timeout_minutes (default 30; a gap of exactly 30 minutes stays in the session).
 -- Sessions run across midnight. The visitor's customer (int_web_visitors_identified) is applied to
