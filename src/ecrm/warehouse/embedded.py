@@ -37,11 +37,6 @@ SERVER_SETTINGS = {
     "maintenance_work_mem": "512MB",
     "effective_cache_size": "8GB",
     "random_page_cost": "1.1",
-    # fewer checkpoints: after each one, the first change to every page writes the whole page to
-    # the WAL, and the daily run's inserts into big indexes touch many pages (the 1GB / 5min
-    # defaults: 138 of 151 checkpoints over a 1M-customer benchmark were forced by WAL volume)
-    "max_wal_size": "8GB",
-    "checkpoint_timeout": "30min",
 }
 
 
