@@ -84,15 +84,16 @@ final as (
         select lines_of_order.category
         from {{ ref('int_orders_as_of') }} as valid_orders
         -- lines per order through the primary key; offset 0 keeps it from hash-joining all lines
-        cross join lateral (
-            select
-                order_lines.category,
-                order_lines.line_amount,
-                order_lines.quantity
-            from order_lines
-            where order_lines.order_id = valid_orders.order_id
-            offset 0  -- noqa: AM09
-        ) as lines_of_order
+        cross join
+            lateral (
+                select
+                    order_lines.category,
+                    order_lines.line_amount,
+                    order_lines.quantity
+                from order_lines
+                where order_lines.order_id = valid_orders.order_id
+                offset 0  -- noqa: AM09
+            ) as lines_of_order
         where
             valid_orders.customer_id = customer_orders.customer_id
             and valid_orders.is_valid_order
