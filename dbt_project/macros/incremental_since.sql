@@ -12,6 +12,11 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- incremental_since as a timestamptz (00:00 UTC of that day), for comparing timestamps. -#}
+{% macro incremental_since_ts(lookback_days=none) -%}
+    {{ incremental_since(lookback_days) }}::timestamp at time zone 'UTC'
+{%- endmacro %}
+
 {#-
     Pre-hook of the incremental tables partitioned by a date: delete the days this run rebuilds,
     [incremental_since(lookback_days), run_date], through the table's index on that date; the model

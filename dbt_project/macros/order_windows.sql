@@ -27,7 +27,7 @@
 {%- endmacro %}
 
 {% macro order_windows_to_recompute() -%}
-    {%- set since_ts = incremental_since(var('attribution_window_days')) ~ "::timestamp at time zone 'UTC'" -%}
+    {%- set since_ts = incremental_since_ts(var('attribution_window_days')) -%}
     {{ customers_with_changed_orders(ref('stg_shop__orders'), ref('stg_shop__order_status_history'),
                                      ref('stg_shop__order_lines')) }}
     union

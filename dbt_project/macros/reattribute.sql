@@ -9,8 +9,7 @@
     it deletes exactly those orders; the model then inserts those placed before the end of run_date.
 -#}
 {% macro orders_changed_since(orders, status_history, lookback_days=none) -%}
-    {%- set since_ts = incremental_since(var('attribution_window_days') if lookback_days is none else lookback_days)
-        ~ "::timestamp at time zone 'UTC'" -%}
+    {%- set since_ts = incremental_since_ts(var('attribution_window_days') if lookback_days is none else lookback_days) -%}
     select order_id from {{ orders }}
     where ordered_at >= {{ since_ts }}
     union
@@ -65,7 +64,7 @@ select 1
 {% macro customers_with_changed_orders(orders, status_history, order_lines) -%}
     {{ changed_orders(orders, status_history, ['customer_id'],
                       "select order_id from " ~ order_lines ~ " where updated_at >= "
-                      ~ incremental_since(var('attribution_window_days')) ~ "::timestamp at time zone 'UTC'") }}
+                      ~ incremental_since_ts(var('attribution_window_days'))) }}
 {%- endmacro %}
 
 {% macro delete_customers_with_changed_orders() -%}

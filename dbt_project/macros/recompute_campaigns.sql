@@ -8,7 +8,7 @@
     `delete_campaigns_to_recompute` the pre-hook of int_campaign_recipients.
 -#}
 {% macro campaigns_to_recompute(campaigns, email_events, status_history, orders) -%}
-    {%- set since_ts = incremental_since(var('attribution_window_days')) ~ "::timestamp at time zone 'UTC'" -%}
+    {%- set since_ts = incremental_since_ts(var('attribution_window_days')) -%}
     {%- set window = "interval '" ~ (var('attribution_window_days') | int) ~ " days'" -%}
     select campaign_id from {{ campaigns }}
     where sent_at >= {{ since_ts }} - {{ window }}

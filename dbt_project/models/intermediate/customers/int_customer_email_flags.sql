@@ -15,7 +15,7 @@
 -- combines them with the stored first occurrences before that day (stored ones from that day on,
 -- e.g. after run_date when a past day is rebuilt, are dropped). Like the campaign facts, an event
 -- that arrives more than attribution_window_days late is only applied by a --full-refresh.
-{%- set since_ts = incremental_since(var('attribution_window_days')) ~ "::timestamp at time zone 'UTC'" %}
+{%- set since_ts = incremental_since_ts(var('attribution_window_days')) %}
 with
 
 customers as (
