@@ -5,6 +5,7 @@ confidence interval covers the simulator's true effect. Real PostgreSQL, real db
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 from collections import defaultdict
@@ -65,6 +66,7 @@ AS_OF_COLUMNS = {
                                      "discount_amount, coupon_code, is_valid_order, is_cancelled, is_refunded",
     # computed_for_date: the day the row was last recomputed, not part of the facts
     "intermediate.int_customer_order_windows": "customer_id, orders_365d, revenue_365d",
+    "intermediate.int_customer_web_activity": "customer_id, last_seen_at, web_sessions_30d, web_sessions_90d",
 }
 
 
@@ -241,6 +243,54 @@ def test_order_windows_follow_orders_into_and_out_of_the_365_days(warehouse, db_
     rebuilt = windows(db_url, before)  # a past day: recomputed for everyone, as on its first build
     assert {c: v[:2] for c, v in rebuilt.items()} == {c: v[:2] for c, v in first.items()}
     assert windows(db_url, day) == {c: (n, r, day if c == "c-c" else before) for c, (n, r, _) in daily.items()}
+
+
+def test_web_windows_follow_sessions_into_and_out_of_the_30_and_90_days(warehouse, db_url):
+    """int_customer_web_activity recomputes only the customers whose 30/90-day session windows or
+    last-seen changed (a session entered or left a window), and everyone on a rebuilt past day; both
+    equal a full refresh."""
+    from ecrm.warehouse import apply_schema
+
+    day = date(2026, 10, 1)
+    sessions = {  # customer -> start of their one session (a page view carrying their click token)
+        "c-a": datetime(2026, 9, 1, 12, tzinfo=UTC),   # leaves the 30 days on `day`
+        "c-b": datetime(2026, 7, 3, 12, tzinfo=UTC),   # leaves the 90 days on `day`
+        "c-c": datetime(2026, 10, 1, 9, tzinfo=UTC),   # enters on `day`
+        "c-e": datetime(2026, 8, 12, 12, tzinfo=UTC),  # in the 90 days only, throughout
+    }
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        apply_schema(conn)
+        for line, (customer, started) in enumerate(sessions.items(), start=1):
+            conn.execute("insert into raw.customers values (%s, %s, null, 'DE', '2026-01-01', '2026-01-01', "
+                         "true, 'c.csv', %s, 1)", (customer, f"{customer}@example.com", line))
+            token = hashlib.sha256(f"ecrm-token:{customer}".encode()).hexdigest()[:16]
+            for minute, path in enumerate(("/", "/products/1")):
+                conn.execute(
+                    "insert into raw.web_requests (requested_at, remote_addr, method, path, status, user_agent, "
+                    "is_bot, is_static, customer_token, _file, _line, _load_id) "
+                    "values (%s, %s, 'GET', %s, 200, 'Firefox', false, false, %s, 'access.log', %s, 1)",
+                    (started + timedelta(minutes=minute), f"10.0.0.{line}", path, token if minute == 0 else None,
+                     line * 10 + minute))
+
+    def activity(url: str, run_day: date, *extra: str) -> dict[str, tuple]:
+        dbt_run(run_day, url, "--select", "+int_customer_web_activity", *extra)
+        with psycopg.connect(url) as conn:
+            return {c: (s30, s90, seen.date(), d) for c, s30, s90, seen, d in conn.execute(
+                "select customer_id, web_sessions_30d, web_sessions_90d, last_seen_at, computed_for_date "
+                "from intermediate.int_customer_web_activity")}
+
+    before = day - timedelta(days=1)
+    first = activity(db_url, before)  # first build: every customer
+    seen = {c: started.date() for c, started in sessions.items()}
+    assert first == {"c-a": (1, 1, seen["c-a"], before), "c-b": (0, 1, seen["c-b"], before),
+                     "c-e": (0, 1, seen["c-e"], before)}
+    daily = activity(db_url, day)     # c-a and c-b left a window, c-c entered; c-e not recomputed
+    assert daily == {"c-a": (0, 1, seen["c-a"], day), "c-b": (0, 0, seen["c-b"], day),
+                     "c-c": (1, 1, seen["c-c"], day), "c-e": (0, 1, seen["c-e"], before)}
+    refreshed = activity(clone(warehouse, db_url, "web_windows_refresh"), day, "--full-refresh")
+    assert {c: v[:3] for c, v in refreshed.items()} == {c: v[:3] for c, v in daily.items()}
+    rebuilt = activity(db_url, before)  # a past day: recomputed for everyone, as on its first build
+    assert rebuilt == first
 
 
 def test_tables_built_by_older_versions_get_the_current_indexes(history, warehouse):

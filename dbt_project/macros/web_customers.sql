@@ -2,8 +2,7 @@
     Customers whose web sessions can have changed since run_date - web_lookback_days: identified
     customers of visitors with a page view since then (re-sessionized by fct_web_sessions) or
     identified since then (also later: a rebuilt past day drops them). All identified customers on
-    a full build. `delete_customers_with_changed_sessions` is the pre-hook of
-    int_customer_web_activity.
+    a full build.
 -#}
 {% macro customers_with_changed_sessions(page_views, visitors_identified) -%}
     select customer_id from {{ visitors_identified }}
@@ -16,15 +15,22 @@
     where identified_at >= {{ incremental_since() }}::timestamp at time zone 'UTC'
 {%- endmacro %}
 
-{% macro delete_customers_with_changed_sessions() -%}
-    {%- if is_incremental() -%}
-delete from {{ this }}
-where customer_id = any(array(
+{#-
+    Customers of int_customer_web_activity to recompute: those whose sessions can have changed
+    since run_date - web_lookback_days, and those with a session that left the 30- or 90-day window
+    since then (started on [since - 30, run_date - 30] or [since - 90, run_date - 90]: the windows
+    end at midnight, so whole session dates; index on session_date).
+-#}
+{% macro web_activity_to_recompute() -%}
     {{ customers_with_changed_sessions(ref('int_web_page_views'), ref('int_web_visitors_identified')) }}
-))
-    {%- else -%}
-select 1
-    {%- endif -%}
+    union
+    select customer_id from {{ ref('fct_web_sessions') }}
+    where
+        customer_id is not null
+        and (
+            session_date between {{ incremental_since() }} - 30 and {{ run_date() }} - 30
+            or session_date between {{ incremental_since() }} - 90 and {{ run_date() }} - 90
+        )
 {%- endmacro %}
 
 {#-

@@ -3,16 +3,21 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='append_new_columns',
-        indexes=[{'columns': ['customer_id'], 'unique': true}],
-        pre_hook="{{ delete_customers_with_changed_sessions() }}"
+        indexes=[
+            {'columns': ['customer_id'], 'unique': true},
+            {'columns': ['computed_for_date']},
+        ],
+        pre_hook="{{ delete_customers_to_recompute(var('web_lookback_days'), web_activity_to_recompute()) }}"
     )
 }}
--- When each identified customer was last seen on the site, as of the end of run_date. Only sessions
--- of visitors identified before the as-of moment count, so rebuilding a past day ignores later
--- stitching. Incremental per customer: a customer's sessions change only when one of their visitors
--- has a page view in [run_date - web_lookback_days, ...) (re-sessionized) or was identified since
--- then; those customers are recomputed from their sessions (index on fct_web_sessions.customer_id),
--- the others keep their row. The 30/90-day session counts are windows: dim_customers counts them.
+-- Per identified customer, as of the end of run_date: when they were last seen on the site and
+-- their sessions in the last 30 and 90 days. Only sessions of visitors identified before the as-of
+-- moment count, so rebuilding a past day ignores later stitching. Kept up to date per customer
+-- (macros/per_customer_windows.sql): a run recomputes the customers whose sessions can have changed
+-- since run_date - web_lookback_days (a page view of one of their visitors since then, or a visitor
+-- identified since then) or left a window since then, each from its own sessions (index on
+-- fct_web_sessions (customer_id, started_at)); the others keep their row. Counting the windows in
+-- dim_customers every day read 90 days of sessions (3x more once history fills them).
 with
 
 sessions as (
@@ -21,9 +26,27 @@ sessions as (
 
 ),
 
+{% if recompute_all_customers(var('web_lookback_days')) -%}
+known_sessions as (
+
+    -- every identified customer: one pass over the sessions, hash-aggregated (customer_id || '':
+    -- grouped by customer_id PostgreSQL walks the index, one random heap read per session)
+    select
+        customer_id || '' as customer_id,
+        started_at,
+        ended_at
+
+    from sessions
+    where
+        customer_id is not null
+        and customer_identified_at < {{ as_of_ts() }}
+        and started_at < {{ as_of_ts() }}
+
+),
+{%- else -%}
 customers_to_recompute as (
 
-    {{ customers_with_changed_sessions(ref('int_web_page_views'), ref('int_web_visitors_identified')) }}
+    {{ web_activity_to_recompute() }}
 
 ),
 
@@ -34,7 +57,11 @@ known_sessions as (
     select customer_sessions.*
     from customers_to_recompute
     cross join lateral (
-        select sessions.* from sessions
+        select
+            sessions.customer_id,
+            sessions.started_at,
+            sessions.ended_at
+        from sessions
         where
             sessions.customer_id = customers_to_recompute.customer_id
             and sessions.customer_identified_at < {{ as_of_ts() }}
@@ -43,6 +70,7 @@ known_sessions as (
     ) as customer_sessions
 
 ),
+{%- endif %}
 
 final as (
 
@@ -51,7 +79,14 @@ final as (
         -- a session still running at the as-of moment counts from its start
         max(
             case when ended_at < {{ as_of_ts() }} then ended_at else started_at end
-        ) as last_seen_at
+        ) as last_seen_at,
+        count(*) filter (
+            where started_at >= {{ as_of_ts() }} - interval '30 days'
+        ) as web_sessions_30d,
+        count(*) filter (
+            where started_at >= {{ as_of_ts() }} - interval '90 days'
+        ) as web_sessions_90d,
+        {{ run_date() }} as computed_for_date
 
     from known_sessions
     group by customer_id

@@ -9,10 +9,10 @@
 -- (customer_id is indexed by the contract's primary key.)
 -- One row per customer as of the end of run_date. Rebuilt every day (everything relative to
 -- run_date changes daily for every customer), but only from per-customer inputs and bounded
--- windows: lifetime order facts and last-seen come from tables that are incremental per customer
--- (int_customer_orders_summarized, int_customer_web_activity) and the 365-day order figures from
--- a table kept up to date per customer (int_customer_order_windows); the 30/90-day sessions and
--- 90-day e-mail figures read only their window (indexed by date).
+-- windows: lifetime order facts come from a table that is incremental per customer
+-- (int_customer_orders_summarized), the 365-day order figures and the web activity (last seen,
+-- 30/90-day sessions) from tables kept up to date per customer (int_customer_order_windows,
+-- int_customer_web_activity); the 90-day e-mail figures read only their window (indexed by date).
 with
 
 customers as (
@@ -45,36 +45,9 @@ web_activity as (
 
 ),
 
-sessions as (
-
-    select * from {{ ref('fct_web_sessions') }}
-
-),
-
 orders_last_365d as (
 
     select * from {{ ref('int_customer_order_windows') }}
-
-),
-
-web_sessions_recent as (
-
-    -- sessions of visitors identified before the as-of moment (see int_customer_web_activity)
-    select
-        customer_id,
-        count(*) filter (
-            where started_at >= {{ as_of_ts() }} - interval '30 days'
-        ) as web_sessions_30d,
-        count(*) as web_sessions_90d
-
-    from sessions
-    where
-        customer_id is not null
-        and customer_identified_at < {{ as_of_ts() }}
-        and session_date between {{ run_date() }} - 90 and {{ run_date() }}
-        and started_at >= {{ as_of_ts() }} - interval '90 days'
-        and started_at < {{ as_of_ts() }}
-    group by customer_id
 
 ),
 
@@ -104,8 +77,8 @@ joined as (
         customer_orders.favourite_category,
         coalesce(orders_last_365d.orders_365d, 0) as orders_365d,
         coalesce(orders_last_365d.revenue_365d, 0)::numeric(14, 2) as revenue_365d,
-        coalesce(web_sessions_recent.web_sessions_30d, 0) as web_sessions_30d,
-        coalesce(web_sessions_recent.web_sessions_90d, 0) as web_sessions_90d,
+        coalesce(web_activity.web_sessions_30d, 0) as web_sessions_30d,
+        coalesce(web_activity.web_sessions_90d, 0) as web_sessions_90d,
         web_activity.last_seen_at,
         coalesce(email_engagement.emails_delivered, 0) as emails_delivered_90d,
         coalesce(email_engagement.human_opens, 0) as human_opens_90d,
@@ -127,8 +100,6 @@ joined as (
         on customers.customer_id = web_activity.customer_id
     left join orders_last_365d
         on customers.customer_id = orders_last_365d.customer_id
-    left join web_sessions_recent
-        on customers.customer_id = web_sessions_recent.customer_id
     -- customers who exist as of run_date (signed up, or already ordered as a guest)
     where
         customers.signed_up_at < {{ as_of_ts() }}

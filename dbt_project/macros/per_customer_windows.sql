@@ -1,0 +1,43 @@
+{#-
+    Tables of per-customer windows (int_customer_order_windows, int_customer_web_activity) are kept
+    up to date by recomputing only the customers whose window can have changed since the day the
+    table was last computed for; each row carries that day as computed_for_date.
+
+    `recompute_all_customers(lookback_days)`: true when every customer has to be recomputed: on a
+    first build or --full-refresh, and when the table's day (the largest computed_for_date, read
+    through its index) is not in [run_date - lookback_days - 1, run_date] (a rebuilt past day, or a
+    gap in the daily runs longer than the lookback): the customers a run lists are those with a
+    change since run_date - lookback_days.
+-#}
+{% macro recompute_all_customers(lookback_days) -%}
+    {%- if not is_incremental() -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- if not execute -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set last_day = run_query("select max(computed_for_date) from " ~ this).columns[0].values()[0] -%}
+    {%- if last_day is none -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- set day = modules.datetime.date.fromisoformat(run_date_str()) -%}
+    {%- set lookback = modules.datetime.timedelta(days=lookback_days | int + 1) -%}
+    {{ return(not (day - lookback <= last_day <= day)) }}
+{%- endmacro %}
+
+{#-
+    Pre-hook of those tables: nothing on a full build, every row when recomputing all, else the rows
+    of the customers `customers_sql` lists.
+-#}
+{% macro delete_customers_to_recompute(lookback_days, customers_sql) -%}
+    {%- if not is_incremental() -%}
+select 1
+    {%- elif recompute_all_customers(lookback_days) -%}
+truncate {{ this }}
+    {%- else -%}
+delete from {{ this }}
+where customer_id = any(array(
+    {{ customers_sql }}
+))
+    {%- endif -%}
+{%- endmacro %}
