@@ -2,16 +2,12 @@
     int_customer_order_windows: the 365-day order count and revenue per customer, kept up to date by
     recomputing only the customers whose window can have changed since the table's state.
 
-    `order_windows_recompute_all()`: true when the table has to be recomputed for every customer
-    (macros/per_customer_windows.sql; lookback attribution_window_days). Otherwise the customers of
-    `order_windows_to_recompute` are enough: every order that entered the window,
+    Every customer is recomputed when `recompute_all_customers(attribution_window_days)` says so
+    (macros/per_customer_windows.sql); otherwise the customers of `order_windows_to_recompute` are
+    enough: every order that entered the window,
     changed or left it since the table's day is in [since, end of run_date) or left in
     [since - 365 days, end of run_date - 365 days).
 -#}
-{% macro order_windows_recompute_all() -%}
-    {{ return(recompute_all_customers(var('attribution_window_days'))) }}
-{%- endmacro %}
-
 {% macro order_windows_to_recompute() -%}
     {%- set since_ts = incremental_since_ts(var('attribution_window_days')) -%}
     {{ customers_with_changed_orders(ref('stg_shop__orders'), ref('stg_shop__order_status_history'),
@@ -22,8 +18,4 @@
     where
         ordered_at >= {{ since_ts }} - interval '365 days'
         and ordered_at < {{ as_of_ts() }} - interval '365 days'
-{%- endmacro %}
-
-{% macro delete_order_windows_to_recompute() -%}
-    {{ delete_customers_to_recompute(var('attribution_window_days'), order_windows_to_recompute()) }}
 {%- endmacro %}

@@ -12,7 +12,7 @@
     )
     union
     select customer_id from {{ visitors_identified }}
-    where identified_at >= {{ incremental_since() }}::timestamp at time zone 'UTC'
+    where identified_at >= {{ incremental_since_ts() }}
 {%- endmacro %}
 
 {#-

@@ -7,7 +7,7 @@
             {'columns': ['customer_id'], 'unique': true},
             {'columns': ['computed_for_date']},
         ],
-        pre_hook="{{ delete_order_windows_to_recompute() }}"
+        pre_hook="{{ delete_customers_to_recompute(var('attribution_window_days'), order_windows_to_recompute()) }}"
     )
 }}
 -- Valid orders and their revenue over the 365 days up to the end of run_date, per customer with at
@@ -28,7 +28,7 @@ orders as (
 
 ),
 
-{% if order_windows_recompute_all() -%}
+{% if recompute_all_customers(var('attribution_window_days')) -%}
 window_orders as (
 
     -- grouped by customer_id || '' (a no-op) PostgreSQL scans the window and hash-aggregates it;
