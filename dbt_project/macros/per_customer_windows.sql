@@ -16,7 +16,7 @@
     {%- if not execute -%}
         {{ return(false) }}
     {%- endif -%}
-    {%- set last_day = run_query("select max(computed_for_date) from " ~ this).columns[0].values()[0] -%}
+    {%- set last_day = last_computed_for_date() -%}
     {%- if last_day is none -%}
         {{ return(true) }}
     {%- endif -%}
@@ -40,4 +40,20 @@ where customer_id = any(array(
     {{ customers_sql }}
 ))
     {%- endif -%}
+{%- endmacro %}
+
+{#-
+    The day the table was last computed for (the largest computed_for_date, through its index):
+    every row's windows are right as of that day, so a run only has to add what left a window
+    after it. None on an empty table and when the model is not incremental (first build,
+    --full-refresh); when not executing (parsing), run_date.
+-#}
+{% macro last_computed_for_date() -%}
+    {%- if not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if not execute -%}
+        {{ return(modules.datetime.date.fromisoformat(run_date_str())) }}
+    {%- endif -%}
+    {{ return(run_query("select max(computed_for_date) from " ~ this).columns[0].values()[0]) }}
 {%- endmacro %}

@@ -18,18 +18,23 @@
 {#-
     Customers of int_customer_web_activity to recompute: those whose sessions can have changed
     since run_date - web_lookback_days, and those with a session that left the 30- or 90-day window
-    since then (started on [since - 30, run_date - 30] or [since - 90, run_date - 90]: the windows
-    end at midnight, so whole session dates; index on session_date).
+    after the day the table was last computed for (last_computed_for_date; a window as of day d
+    holds the sessions started on d - 29 or later, so those of [last day - 29, run_date - 30] left
+    the 30-day one; whole session dates, index on session_date). One day of each window on a daily
+    run, none on a rerun of the day. Only used when recompute_all_customers is false, so the last
+    day is in [run_date - web_lookback_days - 1, run_date].
 -#}
 {% macro web_activity_to_recompute() -%}
+    {#- run_date when there is no last day: rendered for a full build's pre-hook, never run -#}
+    {%- set last_day = last_computed_for_date() or run_date_str() -%}
     {{ customers_with_changed_sessions(ref('int_web_page_views'), ref('int_web_visitors_identified')) }}
     union
     select customer_id from {{ ref('fct_web_sessions') }}
     where
         customer_id is not null
         and (
-            session_date between {{ incremental_since() }} - 30 and {{ run_date() }} - 30
-            or session_date between {{ incremental_since() }} - 90 and {{ run_date() }} - 90
+            session_date between cast('{{ last_day }}' as date) - 29 and {{ run_date() }} - 30
+            or session_date between cast('{{ last_day }}' as date) - 89 and {{ run_date() }} - 90
         )
 {%- endmacro %}
 

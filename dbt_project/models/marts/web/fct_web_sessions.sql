@@ -296,3 +296,9 @@ final as (
 )
 
 select * from final
+{%- if not is_incremental() %}
+-- a full build lays the sessions out by day, as the daily runs append them, not grouped by visitor
+-- (the window order): the daily reads by session_date and ended_at then touch the pages of those
+-- days, not a page per session all over the table
+order by session_date
+{%- endif %}
