@@ -1,18 +1,18 @@
 """Daily incremental dbt run vs history length: does the daily build grow with history?
 
-For each shop size (customers) it fills raw.* directly with SQL (generate_series) at the SAME
-daily volume with 30 and with 365 days of history (the web log a day per statement, in the order
-the days arrive, as the DAG appends it), builds everything once from scratch as of five days before
-(the initial, full build), runs the four daily runs up to the day before, then times the daily run
-of the last day: `dbt run` (models) and `dbt build` (models + data tests + unit tests, what the
-pipeline runs). Prints seconds and the 365/30 ratio. The issue's target: ratio <= 1.5. On a shared machine single timings are noisy: the
-daily run and build are repeated (`--repeat`, default 3; a rerun of the day does the same work,
-every incremental model replaces its day), alternating between the two histories so that shifts in
-background load hit both, and the fastest of them is reported, as wall time and as
-the summed execution time of the dbt nodes (the database work, without dbt's start-up and parsing).
-It then lists the nodes of the daily build whose execution time grows most from the short to the
-long history (`--nodes N`, default 8; what dbt writes to target/run_results.json per node), which is
-where to look when the ratio is over budget.
+For each shop size (customers) it fills raw.* directly with SQL (generate_series) at the SAME daily
+volume with 30 and with 365 days of history (the web log a day per statement, in the order the days
+arrive, as the DAG appends it), builds everything once from scratch as of five days before (the
+initial, full build), runs the four daily runs up to the day before, then times the daily run of the
+last day: `dbt run` (models) and `dbt build` (models + data tests + unit tests, what the pipeline
+runs). Prints seconds and the 365/30 ratio. The issue's target: ratio <= 1.5. On a shared machine
+single timings are noisy: the daily run and build are repeated (`--repeat`, default 3; a rerun of
+the day does the same work, every incremental model replaces its day), alternating between the two
+histories so that shifts in background load hit both, and the fastest of them is reported, as wall
+time and as the summed execution time of the dbt nodes (the database work, without dbt's start-up
+and parsing). It then lists the nodes of the daily build whose execution time grows most from the
+short to the long history (`--nodes N`, default 8; what dbt writes to target/run_results.json per
+node), which is where to look when the ratio is over budget.
 
     .venv/bin/python benchmarks/bench_dbt.py                       # 10k and 100k customers
     .venv/bin/python benchmarks/bench_dbt.py --customers 1000000   # 1M (tens of minutes on 2 cores)
