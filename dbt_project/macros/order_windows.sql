@@ -4,9 +4,8 @@
 
     Every customer is recomputed when `recompute_all_customers(attribution_window_days)` says so
     (macros/per_customer_windows.sql); otherwise the customers of `order_windows_to_recompute` are
-    enough: every order that entered the window,
-    changed or left it since the table's day is in [since, end of run_date) or left in
-    [since - 365 days, end of run_date - 365 days).
+    enough: every order that entered the window, changed or left it since the table's day is in
+    [since, end of run_date) or left in [since - 365 days, end of run_date - 365 days).
 -#}
 {% macro order_windows_to_recompute() -%}
     {%- set since_ts = incremental_since_ts(var('attribution_window_days')) -%}
