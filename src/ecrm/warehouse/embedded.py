@@ -11,18 +11,23 @@ warehouse, never a production one (point ECRM_WAREHOUSE_URL at that).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import logging
 import os
 import pwd
 import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+log = logging.getLogger(__name__)
 
 DATABASE = "ecrm"
 SUPERUSER = "postgres"
@@ -55,6 +60,109 @@ def find_pg_bin() -> Path:
     if shutil.which("pg_ctl"):
         return Path(shutil.which("pg_ctl")).parent  # type: ignore[arg-type]
     raise RuntimeError("no PostgreSQL binaries: install the `pgserver` wheel or set ECRM_PG_BIN")
+
+
+# Where shared copies of the binaries go when the service user cannot reach the venv.
+COPY_ROOT = Path("/var/tmp")
+
+
+def _install_layout(pg_bin: Path) -> tuple[Path, list[Path]]:
+    """(base, folders to copy, relative to base) for the install holding `pg_bin`.
+
+    pgserver's binaries load libpq & co. from the wheel's `pgserver.libs` through
+    RPATH $ORIGIN/../../../pgserver.libs, so a copy must keep `pgserver/pginstall` and
+    `pgserver.libs` side by side under one base (site-packages). Other installs are copied whole.
+    """
+    install = pg_bin.parent
+    site = install.parent.parent
+    if install.parent.name == "pgserver" and (site / "pgserver.libs").is_dir():
+        return site, [Path("pgserver") / install.name, Path("pgserver.libs")]
+    return install.parent, [Path(install.name)]
+
+
+def _install_version(pg_bin: Path) -> str:
+    """pgserver's version when the binaries come from its wheel (its dist-info sits beside it)."""
+    site = pg_bin.parent.parent.parent
+    for metadata in sorted(site.glob("pgserver-*.dist-info/METADATA")):
+        for line in metadata.read_text().splitlines():
+            if line.startswith("Version:"):
+                return "pgserver" + line.split(":", 1)[1].strip()
+    return "pg"
+
+
+def _install_digest(base: Path, parts: list[Path]) -> str:
+    """A short hash of every file's path, size and mtime: a changed install gets a new copy."""
+    h = hashlib.sha256()
+    for part in parts:
+        for path in sorted((base / part).rglob("*")):
+            st = path.lstat()
+            h.update(f"{path.relative_to(base)}\0{st.st_size}\0{st.st_mtime_ns}\0{stat.S_IFMT(st.st_mode)}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def pg_copy_dir(pg_bin: Path, user: pwd.struct_passwd) -> Path:
+    """The shared copy's folder, keyed by user, version and content (never reused across them)."""
+    base, parts = _install_layout(pg_bin)
+    name = f"ecrm-pginstall-{user.pw_name}-{_install_version(pg_bin)}-{_install_digest(base, parts)}"
+    return COPY_ROOT / name
+
+
+def _check_binaries(pg_bin: Path, user: pwd.struct_passwd) -> None:
+    """Run initdb/postgres/pg_ctl --version as the service user: the libraries resolve, the files can run."""
+    for program in ("initdb", "postgres", "pg_ctl"):
+        result = subprocess.run([str(pg_bin / program), "--version"], capture_output=True, text=True,
+                                user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd="/", check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"{pg_bin / program} --version exited {result.returncode} as {user.pw_name}: "
+                               f"{(result.stderr or result.stdout).strip()[:500]}")
+
+
+def _trusted(folder: Path) -> bool:
+    """Ours and writable by nobody else (the copy lives in a world-writable folder)."""
+    st = folder.lstat()
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def shared_pg_copy(pg_bin: Path, user: pwd.struct_passwd) -> Path:
+    """A copy of the binaries and the libraries they load where `user` can run them; returns its bin/.
+
+    The copy is made in a temporary folder, checked (`--version` as `user`), then renamed into
+    place, so a process never sees half a copy and two processes starting at once both end up on
+    one complete copy (the loser of the rename drops its own).
+    """
+    base, parts = _install_layout(pg_bin)
+    target = pg_copy_dir(pg_bin, user)
+    copied_bin = target / parts[0] / "bin"
+    if target.exists():
+        if not _trusted(target):
+            raise RuntimeError(f"{target} is not owned by us or is writable by others: remove it")
+        return copied_bin
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=COPY_ROOT))
+    try:
+        for part in parts:
+            shutil.copytree(base / part, staging / part, symlinks=True)
+        for p in [staging, *staging.rglob("*")]:
+            if p.is_symlink():
+                continue
+            mode = p.stat().st_mode
+            readable = mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+            if p.is_dir() or mode & stat.S_IXUSR:
+                readable |= stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+            p.chmod(readable & ~(stat.S_IWGRP | stat.S_IWOTH))
+        _check_binaries(staging / parts[0] / "bin", user)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not target.exists():
+                raise
+            # another process renamed its complete copy first: use that one
+        else:
+            log.info("copied PostgreSQL binaries to %s (the venv is not reachable by %s)", target, user.pw_name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not _trusted(target):
+        raise RuntimeError(f"{target} is not owned by us or is writable by others: remove it")
+    return copied_bin
 
 
 def _service_user() -> pwd.struct_passwd | None:
@@ -104,13 +212,9 @@ class EmbeddedWarehouse:
         self.user = _service_user()
         self.pg_bin = find_pg_bin()
         if self.user and not _reachable(self.pg_bin, self.user):
-            # The venv sits where the service user cannot read it: use a shared copy.
-            copy = Path("/var/tmp") / f"ecrm-pginstall-{self.user.pw_name}"
-            if not (copy / "bin" / "postgres").exists():
-                shutil.copytree(self.pg_bin.parent, copy, dirs_exist_ok=True)
-                for p in [copy, *copy.rglob("*")]:
-                    p.chmod(p.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if p.is_dir() or os.access(p, os.X_OK) else 0))
-            self.pg_bin = copy / "bin"
+            # The venv sits where the service user cannot read it (a clone in /root, a 0700
+            # mktemp folder): run a shared, verified copy of the binaries and their libraries.
+            self.pg_bin = shared_pg_copy(self.pg_bin, self.user)
         self.runtime = self.folder
         if self.user and not _reachable(self.folder.parent, self.user):
             self.runtime = Path("/var/tmp") / ("ecrm-" + self.folder.as_posix().strip("/").replace("/", "_"))
