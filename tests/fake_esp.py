@@ -9,6 +9,8 @@ an ephemeral port, a thread per request. They keep just enough state to check wh
 Faults are injected per write request (POST/PUT): ``faults`` is a queue of ("status", code, headers)
 or ("slow", seconds) — slow applies the write, then answers too late for the client's timeout — and
 ``fail_after_writes = n`` answers 503 to every write after n successful ones (an ESP outage mid-sync).
+``write_delay = s`` answers every write s seconds after applying it (a slow ESP: a SIGKILLed client
+leaves applied but unconfirmed batches behind); ``faults_injected`` counts the faults served.
 Writes carrying an ``Idempotency-Key`` seen before are answered from the cache without applying again.
 """
 
@@ -34,6 +36,8 @@ class FakeEsp:
         self.fail_after_writes: int | None = None
         self.writes_ok = 0
         self.replays = 0
+        self.write_delay = 0.0
+        self.faults_injected = 0
         self.auth_ok = True
         self._idempotent: dict[str, tuple[int, object]] = {}
         self._server: ThreadingHTTPServer | None = None
@@ -117,16 +121,18 @@ class FakeEsp:
             with self.lock:
                 status, out = self.route(method, path, query, body)
             return status, out, None, 0
-        delay = 0.0
+        delay = self.write_delay
         with self.lock:
             if self.fail_after_writes is not None and self.writes_ok >= self.fail_after_writes:
+                self.faults_injected += 1
                 return 503, {"title": "Service Unavailable"}, None, 0
             if self.faults:
                 fault = self.faults.popleft()
+                self.faults_injected += 1
                 if fault[0] == "status":
                     return fault[1], {"title": f"injected {fault[1]}"}, (fault[2] if len(fault) > 2 else None), 0
                 if fault[0] == "slow":
-                    delay = fault[1]
+                    delay = max(delay, fault[1])
             key = headers.get("Idempotency-Key")
             if key and key in self._idempotent:
                 self.replays += 1

@@ -1,10 +1,12 @@
 """The listmonk adapter against a local HTTP server that behaves like listmonk's API: lists per
 audience, new subscribers created, existing ones added to lists without a status (so an unsubscribed
 subscription or a blocklisted subscriber is never turned back on), removals that keep opt-out
-records, retries and an outage mid-sync, 401."""
+records, retries and an outage mid-sync, 401; an unsubscribe wave removed before any add, and logs that
+carry no address or token (listmonk's look-up puts addresses in the URL, which httpx logs at INFO)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import date
 
@@ -134,3 +136,34 @@ def test_throughput(conn, world, fake, config, capsys):
     seconds = time.monotonic() - started
     with capsys.disabled():
         print(f"\nlistmonk fake: 2000 new subscribers in {seconds:.2f}s = {2000 / seconds:,.0f} members/s")
+
+
+def test_an_unsubscribe_wave_is_removed_first_and_never_trips_the_breaker(conn, world, fake, config):
+    ids = world.customers(40)
+    world.publish(D1, {"vip": ids[:20], "winback": ids[20:30]})
+    sync_audiences(conn, D1, config=config)
+    for cid in ids[:5]:  # 25% of vip
+        world.set(cid, is_suppressed=True, has_complained=True)
+    world.publish(D2, {"vip": ids[5:20], "winback": ids[20:33]})
+    applied_before = len(fake.applied)
+    report = sync_audiences(conn, D2, config=config.with_(batch_size=2))
+    assert report["status"] == "succeeded" and report["audiences"]["vip"]["compliance_removes"] == 5
+    assert set(fake.list_members("ecrm-vip")) == {world.email(c) for c in ids[5:20]}
+    assert all(fake.by_email(world.email(c))["status"] == "enabled" for c in ids[:5])  # membership only
+    ops = [entry[0] for entry in fake.applied[applied_before:]]
+    assert ops == ["list_remove"] * 5 + ["create"] * 3  # removals confirmed before any add
+    assert fake.violations == []
+
+
+def test_no_address_or_token_in_the_logs(conn, world, fake, config, caplog):
+    for name in ("", "httpx", "httpcore", "ecrm"):  # everything at DEBUG, as a debugging operator would set it
+        caplog.set_level(logging.DEBUG, logger=name or None)
+    ids = world.customers(20)
+    world.publish(D1, {"vip": ids})
+    fake.faults.extend([("status", 429, {"Retry-After": "0"}), ("status", 502)])
+    sync_audiences(conn, D1, config=config)
+    world.set(ids[0], is_suppressed=True)
+    sync_audiences(conn, D1, config=config)  # a removal: look-up by address again
+    assert "retry 1/4" in caplog.text and len(caplog.records) >= 3  # the logs were captured
+    assert "@" not in caplog.text and "%40" not in caplog.text.upper()
+    assert fake.token not in caplog.text

@@ -1,9 +1,12 @@
 """The Mailchimp adapter against a local HTTP server that behaves like the Marketing API:
 batches of at most 500, tags for audiences, 429/5xx/timeouts with retries, per-member errors inside
-a 200, an outage mid-sync and a restart, 401 and an unreachable host."""
+a 200, an outage mid-sync and a restart, 401 and an unreachable host; an unsubscribe wave that must
+go out whatever the circuit breaker says, a breaker that refuses one audience only, and logs that
+carry no address or key."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import date
 
@@ -13,7 +16,7 @@ from mailer_world import World
 
 from ecrm.mailer.config import MailerConfig
 from ecrm.mailer.http import EspAuthError, EspUnavailable
-from ecrm.mailer.sync import sync_audiences
+from ecrm.mailer.sync import CircuitBreakerOpen, sync_audiences
 
 D1, D2 = date(2026, 10, 1), date(2026, 10, 2)
 
@@ -158,3 +161,62 @@ def test_throughput(conn, world, fake, config, capsys):
     with capsys.disabled():
         print(f"\nmailchimp fake: 5000 members in {seconds:.2f}s = {5000 / seconds:,.0f} members/s")
     assert len(fake.count("upsert")) == 5000
+
+
+def test_an_unsubscribe_wave_is_removed_first_and_never_trips_the_breaker(conn, world, fake, config):
+    ids = world.customers(40)
+    world.publish(D1, {"vip": ids[:20], "winback": ids[20:30]})
+    sync_audiences(conn, D1, config=config)
+    for cid in ids[:5]:  # 25% of vip unsubscribe or complain at once
+        world.set(cid, is_suppressed=True, has_unsubscribed=True)
+    world.publish(D2, {"vip": ids[:20], "winback": ids[20:33]})  # as if dbt had let them through
+    fake.requests.clear()
+    report = sync_audiences(conn, D2, config=config.with_(batch_size=2))
+    assert report["status"] == "succeeded" and report["circuit_breaker"] == []
+    assert fake.tag_members("ecrm-vip") == {world.email(c) for c in ids[5:20]}
+    assert fake.tag_members("ecrm-winback") == {world.email(c) for c in ids[20:33]}
+    assert all(fake.members[world.email(c)]["status"] == "subscribed" for c in ids[:5])  # membership only
+    writes = [(m, p, b) for m, p, _, b in fake.requests if m != "GET"]
+    untags = [i for i, (_, _, b) in enumerate(writes) if "members_to_remove" in b]
+    upserts = [i for i, (_, p, _) in enumerate(writes) if p == "/3.0/lists/L1"]
+    assert len(untags) == 3 and upserts and max(untags) < min(upserts)  # compliance first, then the adds
+    assert fake.violations == []
+
+
+def test_breaker_refuses_only_the_churning_audience(conn, world, fake, config):
+    ids = world.customers(30)
+    world.publish(D1, {"vip": ids[:10], "winback": ids[10:20]})
+    sync_audiences(conn, D1, config=config)
+    world.set(ids[9], is_suppressed=True, has_hard_bounced=True)
+    world.publish(D2, {"vip": ids[:6] + [ids[25]], "winback": ids[11:22]})  # vip: 3 of 10 leave their segment
+    fake.requests.clear()
+    with pytest.raises(CircuitBreakerOpen, match="vip: 3 of 10 members"):
+        sync_audiences(conn, D2, config=config)
+    assert fake.tag_members("ecrm-vip") == {world.email(c) for c in ids[:9]}  # the bounce removed, churn held
+    assert world.email(ids[25]) not in fake.members
+    for cid in (*ids[6:9], ids[25]):
+        assert world.email(cid) not in fake.bodies()
+    assert fake.tag_members("ecrm-winback") == {world.email(c) for c in ids[11:22]}  # the other audience synced
+    runs = dict(conn.execute("select audience, status from mailer.sync_runs where day = %s", (D2,)).fetchall())
+    assert runs == {"vip": "refused", "winback": "succeeded"}
+    error = conn.execute("select error from mailer.sync_runs where day = %s and audience = 'vip'", (D2,)).fetchone()[0]
+    assert "3 of 10" in error and "1 compliance removals were sent" in error
+
+
+def test_no_address_or_key_in_the_logs(conn, world, fake, config, caplog):
+    for name in ("", "httpx", "httpcore", "ecrm"):  # everything at DEBUG, as a debugging operator would set it
+        caplog.set_level(logging.DEBUG, logger=name or None)
+    ids = world.customers(30)
+    world.set(ids[0], is_suppressed=True)
+    world.publish(D1, {"vip": ids})
+    fake.faults.extend([("status", 429, {"Retry-After": "0"}), ("status", 503)])
+    fake.member_errors[world.email(ids[1])] = ("ERROR_CONTACT_EXISTS", f"{world.email(ids[1])} is in a compliance state")
+    fake.member_errors[world.email(ids[2])] = ("ERROR_GENERIC", f"{world.email(ids[2])} looks fake or invalid")
+    sync_audiences(conn, D1, config=config)
+    world.set(ids[3], is_suppressed=True)
+    sync_audiences(conn, D1, config=config)
+    assert "retry 1/4" in caplog.text and len(caplog.records) >= 3  # the logs were captured
+    assert "@" not in caplog.text and "%40" not in caplog.text.upper()
+    assert fake.api_key not in caplog.text and fake.api_key.split("-")[1] not in caplog.text
+    errors = [e for (e,) in conn.execute("select error from mailer.sync_changes where error is not null")]
+    assert errors and not any("@" in e for e in errors)  # the ESP's messages are kept, without the address

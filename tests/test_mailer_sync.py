@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
 from datetime import date
 
 import pytest
@@ -61,7 +63,8 @@ def test_next_day_sends_only_adds_removes_and_attribute_changes(conn, world, con
     world.publish(D2, {"vip": ids[:9] + [ids[15]]})  # ids[9] leaves, ids[15] joins, ids[0] renamed
     report = sync_audiences(conn, D2, config=config)
     assert report["audiences"]["vip"] | {} == {"members_before": 10, "members_after": 10, "adds": 1, "updates": 1,
-                                              "removes": 1, "excluded": 0, "sent": 3, "rejected": 0}
+                                              "removes": 1, "compliance_removes": 0, "excluded": 0, "sent": 3,
+                                              "rejected": 0}
     changes = {(r["action"], r["customer_id"], r["reason"]) for r in _rows(config.outbox / "2026-10-02/changes.csv")}
     assert changes == {("add", ids[15], ""), ("update", ids[0], "attributes_changed"), ("remove", ids[9], "left_segment")}
     assert world.state("outbox")[("vip", ids[0])] == "Renamed"
@@ -108,18 +111,81 @@ def test_dry_run_prints_the_diff_and_sends_nothing(conn, world, config, capsys):
     assert sync_audiences(conn, D1, config=config)["audiences"]["vip"]["adds"] == 5  # the real run still sends all
 
 
-def test_circuit_breaker_refuses_a_mass_removal(conn, world, config):
-    ids = world.customers(10)
-    world.publish(D1, {"vip": ids})
+def test_circuit_breaker_refuses_only_the_churning_audience_and_still_removes_the_suppressed(conn, world, config):
+    ids = world.customers(30)
+    world.publish(D1, {"vip": ids[:10], "winback": ids[10:20]})
     sync_audiences(conn, D1, config=config)
-    world.publish(D2, {"vip": ids[:7]})  # 30% would go
-    with pytest.raises(CircuitBreakerOpen, match="3 of 10"):
+    world.set(ids[9], is_suppressed=True, has_complained=True)
+    # vip: 3 of 10 leave their segment (30% churn) + 1 complaint, 1 joins; winback: 1 leaves, 2 join
+    world.publish(D2, {"vip": ids[:6] + [ids[25]], "winback": ids[11:22]})
+    with pytest.raises(CircuitBreakerOpen, match="vip: 3 of 10") as raised:
         sync_audiences(conn, D2, config=config)
-    assert len(world.state("outbox")) == 10
-    assert conn.execute("select status, error from mailer.sync_runs where day = %s", (D2,)).fetchone()[0] == "refused"
-    assert not (config.outbox / D2.isoformat()).exists()
-    report = sync_audiences(conn, D2, config=config.with_(max_remove_share=0.3))
-    assert report["audiences"]["vip"]["removes"] == 3
+    assert "winback" not in str(raised.value).split("refused audience(s) ", 1)[1].split(";")[0]
+    runs = dict(conn.execute("select audience, status from mailer.sync_runs where day = %s", (D2,)).fetchall())
+    assert runs == {"vip": "refused", "winback": "succeeded"}
+    state = world.state("outbox")
+    assert {c for a, c in state if a == "vip"} == set(ids[:9])  # churn held back, the complaint removed
+    assert {c for a, c in state if a == "winback"} == set(ids[11:22])  # the other audience synced
+    folder = config.outbox / D2.isoformat()
+    assert {r["customer_id"] for r in _rows(folder / "vip.csv")} == set(ids[:9])
+    changes = {(r["action"], r["audience"], r["customer_id"], r["reason"]) for r in _rows(folder / "changes.csv")}
+    assert ("remove", "vip", ids[9], "suppressed") in changes and ("add", "vip", ids[25], "") not in changes
+    held = world.changes(raised.value.report["run_id"])
+    assert {(a, c, r) for a, au, c, _, r in held if au == "vip"} == {
+        ("remove", ids[9], "sent"), ("remove", ids[6], "not_sent"), ("remove", ids[7], "not_sent"),
+        ("remove", ids[8], "not_sent"), ("add", ids[25], "not_sent")}
+    report = sync_audiences(conn, D2, config=config.with_(max_remove_share=0.4))  # a reviewed removal
+    vip = report["audiences"]["vip"]
+    assert (vip["removes"], vip["compliance_removes"], vip["adds"]) == (3, 0, 1)
+    assert report["status"] == "succeeded"
+
+
+def test_a_suppression_wave_is_removed_first_and_never_trips_the_breaker(conn, world, config):
+    ids = world.customers(40)
+    world.publish(D1, {"vip": ids[:20], "winback": ids[20:30]})
+    sync_audiences(conn, D1, config=config)
+    for cid in ids[:5]:  # 25% of vip unsubscribe, plus one consent withdrawn: 30% of vip, all compliance
+        world.set(cid, is_suppressed=True, has_unsubscribed=True)
+    world.set(ids[5], accepts_marketing=False)
+    world.publish(D2, {"vip": ids[2:20], "winback": ids[20:35]})  # dbt already dropped two of them
+    report = sync_audiences(conn, D2, config=config)
+    assert report["status"] == "succeeded" and report["circuit_breaker"] == []
+    assert report["audiences"]["vip"]["compliance_removes"] == 6
+    assert {c for a, c in world.state("outbox") if a == "vip"} == set(ids[6:20])
+    removed = {(c, reason) for action, a, c, reason, result in world.changes(report["run_id"])
+               if action == "remove" and result == "sent"}
+    assert removed == {(c, "suppressed") for c in ids[:5]} | {(ids[5], "no_consent")}
+    # compliance removals are confirmed before any add of any audience
+    order = conn.execute("select action, sent_at from mailer.sync_changes where run_id = %s and result = 'sent' "
+                         "order by sent_at", (report["run_id"],)).fetchall()
+    assert [a for a, _ in order] == ["remove"] * 6 + ["add"] * 5
+
+
+def test_old_sync_runs_table_is_migrated(conn, world, config):
+    conn.execute("create schema mailer")
+    conn.execute("create sequence mailer.sync_run_seq")
+    conn.execute("select nextval('mailer.sync_run_seq')")
+    conn.execute("create table mailer.sync_runs (run_id bigint not null, audience text not null, day date not null, "
+                 "adapter text not null, target text not null, dry_run boolean not null, status text not null check "
+                 "(status in ('running', 'succeeded', 'failed', 'refused', 'dry_run')), members_before integer not "
+                 "null, members_after integer not null, adds integer not null, updates integer not null, removes "
+                 "integer not null, excluded integer not null, sent integer not null default 0, rejected integer not "
+                 "null default 0, error text, started_at timestamptz not null default now(), finished_at timestamptz, "
+                 "duration_s numeric(10, 3), primary key (run_id, audience))")
+    conn.execute("insert into mailer.sync_runs (run_id, audience, day, adapter, target, dry_run, status, "
+                 "members_before, members_after, adds, updates, removes, excluded) values "
+                 "(1, 'vip', %s, 'outbox', 'outbox', false, 'running', 0, 1, 1, 0, 0, 0)", (D1,))
+    ids = world.customers(2)
+    world.publish(D1, {"vip": ids})
+    for _ in range(2):  # the migration is idempotent
+        report = sync_audiences(conn, D1, config=config)
+    assert report["status"] == "succeeded"
+    row = conn.execute("select status, abandoned_by_run_id, abandoned_at is not null from mailer.sync_runs "
+                       "where run_id = 1").fetchone()
+    assert row[0] == "abandoned" and row[1] is not None and row[2]
+    checks = conn.execute("select count(*) from pg_constraint where conrelid = 'mailer.sync_runs'::regclass "
+                          "and contype = 'c'").fetchone()[0]
+    assert checks == 1
 
 
 def test_refuses_a_day_that_is_not_published(conn, world, config):
@@ -155,3 +221,26 @@ def test_the_documented_why_not_query_runs(conn, world, config):
     sql = sql.replace(":who", "%(who)s").replace(":day", "%(day)s")
     rows = conn.execute(sql, {"who": world.email(ids[0]), "day": D1}).fetchall()
     assert rows[0][0] == ids[0] and rows[0][-1] == "in the audience"
+
+
+def test_outbox_files_are_owner_only_whatever_the_umask(conn, world, config):
+    ids = world.customers(3)
+    world.publish(D1, {"vip": ids})
+    previous = os.umask(0)
+    try:
+        sync_audiences(conn, D1, config=config)
+        folder = config.outbox / D1.isoformat()
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+        assert modes == {"vip.csv": 0o600, "changes.csv": 0o600, "manifest.json": 0o600}
+        # left world-readable by an older version: a rerun tightens them without rewriting them
+        folder.chmod(0o755)
+        for p in folder.iterdir():
+            p.chmod(0o644)
+        mtimes = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+        sync_audiences(conn, D1, config=config)
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == modes
+        assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == mtimes
+    finally:
+        os.umask(previous)

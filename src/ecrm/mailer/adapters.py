@@ -18,7 +18,7 @@ from typing import Protocol
 import psycopg
 
 from .config import MailerConfig
-from .outbox import _write_atomic, write_outbox
+from .outbox import _write_atomic, day_folder, write_outbox
 
 ACTIONS = ("add", "update", "remove")
 
@@ -112,8 +112,7 @@ class OutboxAdapter:
         writer.writerow(("action", "audience", "customer_id", "email", "first_name", "segment", "reason"))
         writer.writerows(changes)
         data = buffer.getvalue().encode()
-        folder = self.outbox / day.isoformat()
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = day_folder(self.outbox, day)
         _write_atomic(folder / "changes.csv", data)
         self.manifest = write_outbox(self.outbox, day, audiences, {"changes": {
             "file": "changes.csv", "rows": len(changes), "sha256": hashlib.sha256(data).hexdigest()}})

@@ -5,19 +5,44 @@ Retries resend the same body with the same ``Idempotency-Key`` header. Listmonk 
 the header, but every call we make is idempotent in effect (add-to-list of a member already on the
 list and an upsert with the same attributes change nothing), so a retry after a timeout whose
 request did reach the ESP cannot double anything; servers that honour the key deduplicate outright.
+
+Nothing here logs an address, a token or a key: httpx logs every request URL at INFO (and httpcore
+the traffic at DEBUG), and listmonk's subscriber look-up carries addresses in the query string, so
+the client raises those two loggers to WARNING; our own lines name method, path (never the query)
+and status, and ESP answers quoted in errors pass through ``redact``.
 """
 
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
 import random
+import re
 import time
 from datetime import UTC, datetime
 
 import httpx
 
 log = logging.getLogger(__name__)
+
+# Loggers of the HTTP stack that write request URLs / traffic; WARNING keeps their warnings and errors.
+QUIET_LOGGERS = ("httpx", "httpcore")
+_ADDRESS = re.compile(r"[^\s\"'<>(),;:\[\]]+(@|%40)[^\s\"'<>(),;:\[\]]+", re.IGNORECASE)
+
+
+def quiet_http_loggers() -> None:
+    """httpx logs each request's full URL at INFO: keep it (and httpcore) at WARNING or above."""
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
+def redact(text: str) -> str:
+    """Replace e-mail addresses (also URL-encoded) by a short hash, for errors and logs."""
+    return _ADDRESS.sub(lambda m: "<address " + hashlib.sha256(m.group(0).lower().encode()).hexdigest()[:12] + ">",
+                        text)
 
 
 class MailerError(RuntimeError):
@@ -74,6 +99,7 @@ class EspClient:
         self.credential_hint = credential_hint
         self.requests_sent = 0
         self.retries = 0
+        quiet_http_loggers()
         self._client = httpx.Client(
             base_url=self.base_url, timeout=httpx.Timeout(timeout), auth=auth,
             headers={"User-Agent": "ecrm-mailer/0.1", "Accept": "application/json", **(headers or {})},
@@ -99,7 +125,7 @@ class EspClient:
                 problem = f"timed out ({type(exc).__name__})"
                 delay = self._backoff(attempt)
             except httpx.TransportError as exc:
-                problem = f"cannot connect: {exc}"
+                problem = f"cannot connect: {redact(str(exc))}"
                 delay = self._backoff(attempt)
             else:
                 status = response.status_code
@@ -129,5 +155,5 @@ class EspClient:
 
 
 def _snippet(response: httpx.Response, limit: int = 200) -> str:
-    text = response.text.strip().replace("\n", " ")
+    text = redact(response.text.strip().replace("\n", " "))
     return text[:limit] + ("..." if len(text) > limit else "") if text else response.reason_phrase

@@ -15,7 +15,7 @@ import hashlib
 
 from .adapters import Member, MemberResult
 from .config import MAILCHIMP_MAX_BATCH, MailerConfig
-from .http import EspClient, EspRequestError, MailerError
+from .http import EspClient, EspRequestError, MailerError, redact
 
 # Mailchimp's words for "this contact may not be (re)subscribed": never try again, suppress locally.
 _COMPLIANCE_MARKERS = ("compliance state", "unsubscribed", "cleaned", "permanently deleted", "forgotten")
@@ -103,7 +103,7 @@ class MailchimpAdapter:
                 results.append(MemberResult(m.email_hash, "sent", esp_id=subscriber_hash(m.email)))
                 to_tag.append(m.email)
                 continue
-            message = f"{problem.get('error_code') or 'error'}: {problem.get('error') or ''}".strip()
+            message = redact(f"{problem.get('error_code') or 'error'}: {problem.get('error') or ''}".strip())
             compliance = any(marker in message.lower() for marker in _COMPLIANCE_MARKERS)
             results.append(MemberResult(m.email_hash, "esp_suppressed" if compliance else "rejected", message,
                                         suppress=compliance))

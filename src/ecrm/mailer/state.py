@@ -45,12 +45,14 @@ create table if not exists mailer.sync_runs (
     adapter         text not null,
     target          text not null,
     dry_run         boolean not null,
-    status          text not null check (status in ('running', 'succeeded', 'failed', 'refused', 'dry_run')),
+    status          text not null constraint sync_runs_status_check check (status in
+                        ('running', 'succeeded', 'failed', 'refused', 'dry_run', 'abandoned')),
     members_before  integer not null,
     members_after   integer not null,
     adds            integer not null,
     updates         integer not null,
     removes         integer not null,
+    compliance_removes integer not null default 0,
     excluded        integer not null,
     sent            integer not null default 0,
     rejected        integer not null default 0,
@@ -58,6 +60,8 @@ create table if not exists mailer.sync_runs (
     started_at      timestamptz not null default now(),
     finished_at     timestamptz,
     duration_s      numeric(10, 3),
+    abandoned_at    timestamptz,
+    abandoned_by_run_id bigint,
     primary key (run_id, audience)
 );
 create index if not exists sync_runs_day on mailer.sync_runs (day, target);
@@ -89,10 +93,42 @@ create table if not exists mailer.esp_suppressions (
 """
 
 
+# Tables created by earlier versions (``create table if not exists`` leaves them as they are): add the
+# columns and widen the status constraint. Idempotent; the constraint is only rebuilt when it lacks
+# 'abandoned', so a current table is not rescanned (or locked) on every run.
+MIGRATIONS = """
+alter table mailer.sync_runs add column if not exists compliance_removes integer not null default 0;
+alter table mailer.sync_runs add column if not exists abandoned_at timestamptz;
+alter table mailer.sync_runs add column if not exists abandoned_by_run_id bigint;
+do $$
+begin
+    if not exists (
+        select 1 from pg_constraint
+        where conrelid = 'mailer.sync_runs'::regclass and conname = 'sync_runs_status_check'
+          and pg_get_constraintdef(oid) like '%abandoned%'
+    ) then
+        alter table mailer.sync_runs drop constraint if exists sync_runs_status_check;
+        alter table mailer.sync_runs add constraint sync_runs_status_check check (status in
+            ('running', 'succeeded', 'failed', 'refused', 'dry_run', 'abandoned'));
+    end if;
+end
+$$;
+"""
+
+# Removal reasons that are compliance: the person may not be mailed (suppressed = unsubscribed, hard bounce
+# or spam complaint, by customer or by address; consent withdrawn; the ESP reports a compliance state).
+# They always go out, first, and never count towards the circuit breaker. Every other reason
+# (left_segment, moved_audience, email_changed, holdout, invalid_email, unknown_customer,
+# duplicate_email) is ordinary membership churn, which a broken upstream model produces en masse: the
+# breaker guards those, per audience.
+COMPLIANCE_REASONS = frozenset({"suppressed", "no_consent", "esp_suppressed"})
+
+
 def apply_ddl(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-mailer-ddl'))")
         conn.execute(DDL)
+        conn.execute(MIGRATIONS)
         conn.execute(HISTORY_VIEW)
 
 
@@ -129,13 +165,13 @@ hashed as (
 checked as (
     select
         h.*,
-        case
-            when d.customer_id is null then 'unknown_customer'
+        case  -- compliance reasons first: a member both held out and unsubscribed is recorded as suppressed
             when d.is_suppressed or se.email is not null then 'suppressed'
             when not d.accepts_marketing then 'no_consent'
+            when x.email_hash is not null then 'esp_suppressed'
+            when d.customer_id is null then 'unknown_customer'
             when not d.is_valid_email or h.email !~ %(email_re)s then 'invalid_email'
             when d.is_holdout or ho.customer_id is not null then 'holdout'
-            when x.email_hash is not null then 'esp_suppressed'
             when row_number() over (partition by h.audience, h.email_hash order by h.customer_id) > 1
                 then 'duplicate_email'
         end as blocked_reason
@@ -174,9 +210,12 @@ plan as (
              where c.audience = s.audience and c.email_hash = s.email_hash and c.blocked_reason is not null
              order by c.customer_id limit 1),
             case
-                when dc.customer_id is null then 'unknown_customer'
-                when dc.is_suppressed then 'suppressed'
+                when dc.is_suppressed or exists (select 1 from suppressed_emails as se where se.email = s.email)
+                    then 'suppressed'
                 when not dc.accepts_marketing then 'no_consent'
+                when exists (select 1 from mailer.esp_suppressions as x
+                             where x.target = %(target)s and x.email_hash = s.email_hash) then 'esp_suppressed'
+                when dc.customer_id is null then 'unknown_customer'
                 when lower(btrim(dc.email)) <> s.email then 'email_changed'
                 when not dc.is_valid_email then 'invalid_email'
                 when exists (select 1 from desired as o where o.email_hash = s.email_hash) then 'moved_audience'

@@ -5,13 +5,19 @@ One run = one day and one target (ESP account/list):
 1. plan: the diff of ``published.audience_members`` against ``mailer.audience_state`` (SQL, in
    ``ecrm.mailer.state``), with every member re-checked against suppression, consent, address
    validity and the holdout; blocked members are audited with their reason and never sent;
-2. circuit breaker: refuse the whole sync when an audience would lose more than
-   ``max_remove_share`` of its pushed members (a broken upstream model looks exactly like that);
+2. circuit breaker, per audience: an audience whose ordinary churn (removals for any reason but a
+   compliance one, see ``state.COMPLIANCE_REASONS``) exceeds ``max_remove_share`` of its pushed
+   members is refused (a broken upstream model looks exactly like that): its adds, updates and churn
+   removals are held back, the other audiences sync, and the run raises ``CircuitBreakerOpen`` at the end;
 3. dry run: print the diff, audit the run as ``dry_run``, send nothing;
-4. preflight (credentials, lists/tags), then batches of one action for one audience, at most
-   ``concurrency`` in flight; each batch the ESP confirms is committed to state and audit in one
-   transaction, so a crash or an ESP outage loses at most the batches in flight, and the next run
-   resumes from the committed state without sending anyone twice.
+4. preflight (credentials, lists/tags), then the compliance removals of every audience (unsubscribed,
+   bounced, complained, no consent, ESP-suppressed: always sent, whatever the breaker says), and only
+   once they are all confirmed the adds, updates and churn removals of the audiences not refused.
+   Batches are of one action for one audience, at most ``concurrency`` in flight; each batch the ESP
+   confirms is committed to state and audit in one transaction, so a crash or an ESP outage loses at
+   most the batches in flight, and the next run resumes from the committed state without sending
+   anyone twice. A run that was killed (status still ``running`` when the next run gets the target's
+   lock) is marked ``abandoned`` by that next run, and its pending changes ``not_sent``.
 """
 
 from __future__ import annotations
@@ -29,13 +35,19 @@ import psycopg
 from .adapters import ACTIONS, Adapter, Member, MemberResult, adapter_from_config
 from .config import MailerConfig
 from .http import MailerError
-from .state import EMAIL_RE, apply_ddl, plan_sql
+from .state import COMPLIANCE_REASONS, EMAIL_RE, apply_ddl, plan_sql
 
 log = logging.getLogger(__name__)
 
 
 class CircuitBreakerOpen(MailerError):
-    """The diff would remove more than the allowed share of an audience: nothing was sent."""
+    """An audience's ordinary churn would remove more than the allowed share of it: that audience's adds,
+    updates and churn removals were held back. Raised after everything else was sent: the compliance
+    removals of every audience and all changes of the other audiences (``report`` says what went out)."""
+
+    def __init__(self, message: str, report: dict | None = None) -> None:
+        super().__init__(message)
+        self.report = report or {}
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,11 @@ class PlannedChange:
     member: Member
     reason: str | None
     esp_id: str | None
+
+    @property
+    def compliance(self) -> bool:
+        """A removal the person is owed (unsubscribed, bounced, complained, no consent, ESP compliance state)."""
+        return self.action == "remove" and self.reason in COMPLIANCE_REASONS
 
 
 def batch_key(target: str, audience: str, action: str, members: list[Member]) -> str:
@@ -87,31 +104,38 @@ def _summaries(conn: psycopg.Connection, target: str, plan: list[PlannedChange])
     counts: dict[str, Counter] = defaultdict(Counter)
     for change in plan:
         counts[change.audience][change.action] += 1
+        counts[change.audience]["compliance"] += change.compliance
     summary = {}
     for audience in sorted(set(before) | set(counts)):
         c, n = counts[audience], before.get(audience, 0)
         summary[audience] = {"members_before": n, "members_after": n + c["add"] - c["remove"], "adds": c["add"],
-                             "updates": c["update"], "removes": c["remove"], "excluded": c["blocked"],
-                             "sent": 0, "rejected": 0}
+                             "updates": c["update"], "removes": c["remove"], "compliance_removes": c["compliance"],
+                             "excluded": c["blocked"], "sent": 0, "rejected": 0}
     return summary
 
 
-def _breaker(summary: dict[str, dict], max_share: float) -> list[str]:
-    tripped = []
+def _breaker(summary: dict[str, dict], max_share: float) -> dict[str, str]:
+    """Audience -> why it is refused. Only ordinary churn counts: compliance removals are owed to the
+    people concerned however many there are (an unsubscribe wave, a bounce storm)."""
+    tripped = {}
     for audience, s in summary.items():
-        if s["members_before"] and s["removes"] > max_share * s["members_before"]:
-            tripped.append(f"{audience}: {s['removes']} of {s['members_before']} members "
-                           f"({s['removes'] / s['members_before']:.0%}) would be removed, more than the allowed "
-                           f"{max_share:.0%} (ECRM_MAILER_MAX_REMOVE_SHARE)")
+        churn = s["removes"] - s["compliance_removes"]
+        if s["members_before"] and churn > max_share * s["members_before"]:
+            tripped[audience] = (
+                f"{audience}: {churn} of {s['members_before']} members ({churn / s['members_before']:.0%}) would "
+                f"leave by ordinary churn, more than the allowed {max_share:.0%} (ECRM_MAILER_MAX_REMOVE_SHARE); "
+                f"its adds, updates and churn removals were held back, its {s['compliance_removes']} compliance "
+                "removals were sent")
     return tripped
 
 
-def _print_dry_run(day: date, adapter: Adapter, summary: dict, plan: list[PlannedChange], tripped: list[str],
-                   sample: int = 20) -> None:
+def _print_dry_run(day: date, adapter: Adapter, summary: dict, plan: list[PlannedChange],
+                   tripped: dict[str, str], sample: int = 20) -> None:
     print(f"DRY RUN mailer={adapter.name} target={adapter.target} day={day}: nothing is sent")
     for audience, s in summary.items():
-        print(f"  {audience}: +{s['adds']} add, ~{s['updates']} update, -{s['removes']} remove, "
-              f"{s['excluded']} excluded ({s['members_before']} -> {s['members_after']} members)")
+        print(f"  {audience}: +{s['adds']} add, ~{s['updates']} update, -{s['removes']} remove "
+              f"({s['compliance_removes']} compliance), {s['excluded']} excluded "
+              f"({s['members_before']} -> {s['members_after']} members)")
         for action in (*ACTIONS, "blocked"):
             changes = [c for c in plan if c.audience == audience and c.action == action]
             for c in changes[:sample]:
@@ -119,7 +143,7 @@ def _print_dry_run(day: date, adapter: Adapter, summary: dict, plan: list[Planne
                       f"{c.member.segment:<20} {c.reason or ''}")
             if len(changes) > sample:
                 print(f"    ... {len(changes) - sample} more {action}")
-    for line in tripped:
+    for line in tripped.values():
         print(f"  CIRCUIT BREAKER would refuse: {line}")
 
 
@@ -128,21 +152,49 @@ def _insert_runs(conn, run_id: int, day: date, adapter: Adapter, dry_run: bool, 
     with conn.cursor() as cur:
         cur.executemany(
             "insert into mailer.sync_runs (run_id, audience, day, adapter, target, dry_run, status, members_before, "
-            "members_after, adds, updates, removes, excluded, error, finished_at, duration_s) values "
-            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            "members_after, adds, updates, removes, compliance_removes, excluded, error, finished_at, duration_s) "
+            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
             " case when %s <> 'running' then now() end, case when %s <> 'running' then 0 end)",
             [(run_id, a, day, adapter.name, adapter.target, dry_run, status, s["members_before"], s["members_after"],
-              s["adds"], s["updates"], s["removes"], s["excluded"], error, status, status)
+              s["adds"], s["updates"], s["removes"], s["compliance_removes"], s["excluded"], error, status, status)
              for a, s in summary.items()])
 
 
-def _finish_runs(conn, run_id: int, summary: dict, status: str, error: str | None, started: float) -> None:
+def _finish_runs(conn, run_id: int, summary: dict, status: str | dict[str, str], error: str | None | dict,
+                 started: float) -> None:
+    """Close the run's rows: one status/error for all audiences, or per audience (dicts)."""
+    statuses = status if isinstance(status, dict) else dict.fromkeys(summary, status)
+    errors = error if isinstance(error, dict) else dict.fromkeys(summary, error)
     with conn.cursor() as cur:
         cur.executemany(
-            "update mailer.sync_runs set status = %s, error = %s, sent = %s, rejected = %s, finished_at = now(), "
-            "duration_s = %s where run_id = %s and audience = %s",
-            [(status, error, s["sent"], s["rejected"], round(time.monotonic() - started, 3), run_id, a)
-             for a, s in summary.items()])
+            "update mailer.sync_runs set status = %s, error = %s, sent = %s, rejected = %s, members_after = %s, "
+            "finished_at = now(), duration_s = %s where run_id = %s and audience = %s",
+            [(statuses[a], errors.get(a), s["sent"], s["rejected"], s["members_after"],
+              round(time.monotonic() - started, 3), run_id, a) for a, s in summary.items()])
+
+
+def _abandon_dead_runs(conn, target: str, run_id: int) -> list[int]:
+    """Runs of this target still ``running``: we hold the target's advisory lock, which a live run would
+    hold, so their process died (killed, OOM, lost host) without closing them. Mark them ``abandoned``
+    (when, by which run) and their pending changes ``not_sent``. ``mailer.audience_state`` needs no
+    repair: it only ever holds batches the ESP confirmed (committed per batch), so the plan computed
+    next resends exactly what the dead run did not confirm."""
+    with conn.transaction():
+        dead = [r[0] for r in conn.execute(
+            "update mailer.sync_runs set status = 'abandoned', abandoned_at = now(), abandoned_by_run_id = %(run)s, "
+            "finished_at = coalesce(finished_at, now()), error = coalesce(error || '; ', '') || "
+            "'abandoned: the run died without finishing (killed?); closed by run ' || %(run)s::text "
+            "where target = %(target)s and status = 'running' and run_id <> %(run)s returning run_id",
+            {"run": run_id, "target": target}).fetchall()]
+        if dead:
+            conn.execute(
+                "update mailer.sync_changes set result = 'not_sent', error = 'abandoned: run ' || run_id::text || "
+                "' died before the ESP confirmed this change; reconciled by run ' || %s::text "
+                "where run_id = any(%s) and result = 'pending'", (run_id, sorted(set(dead))))
+    dead = sorted(set(dead))
+    if dead:
+        log.warning("mailer %s: marked dead run(s) %s abandoned (run %d)", target, dead, run_id)
+    return dead
 
 
 def _commit_batch(conn, run_id: int, day: date, target: str, audience: str, action: str, key: str,
@@ -194,8 +246,8 @@ def sync_audiences(conn: psycopg.Connection, day: date, adapter: Adapter | None 
                    config: MailerConfig | None = None) -> dict:
     """Push the published audiences of `day` to the configured mailer; returns a JSON-able report.
 
-    Raises CircuitBreakerOpen (nothing sent), EspAuthError/EspUnavailable (nothing beyond confirmed
-    batches marked as pushed) or MailerError."""
+    Raises CircuitBreakerOpen (after sending the compliance removals and the audiences not refused),
+    EspAuthError/EspUnavailable (nothing beyond confirmed batches marked as pushed) or MailerError."""
     config = config or MailerConfig.from_env()
     adapter = adapter or adapter_from_config(config)
     try:
@@ -213,24 +265,20 @@ def _sync(conn: psycopg.Connection, day: date, adapter: Adapter, config: MailerC
         raise MailerError(f"another mailer sync for {adapter.target} is running; try again when it has finished")
     try:
         run_id = conn.execute("select nextval('mailer.sync_run_seq')").fetchone()[0]
+        abandoned = [] if config.dry_run else _abandon_dead_runs(conn, adapter.target, run_id)
         plan = _load_plan(conn, day, adapter.target)
         summary = _summaries(conn, adapter.target, plan)
         report = {"day": day.isoformat(), "adapter": adapter.name, "target": adapter.target, "run_id": run_id,
-                  "dry_run": config.dry_run, "audiences": summary}
+                  "dry_run": config.dry_run, "audiences": summary, "abandoned_runs": abandoned}
         tripped = _breaker(summary, config.max_remove_share)
         if config.dry_run:
             _print_dry_run(day, adapter, summary, plan, tripped)
             with conn.transaction():
                 _insert_runs(conn, run_id, day, adapter, True, "dry_run", summary,
-                             "; ".join(tripped) or None)
-            return {**report, "status": "dry_run", "circuit_breaker": tripped,
+                             "; ".join(tripped.values()) or None)
+            return {**report, "status": "dry_run", "circuit_breaker": list(tripped.values()),
                     "plan": [{"action": c.action, "audience": c.audience, "customer_id": c.member.customer_id,
                               "email_hash": c.member.email_hash, "reason": c.reason} for c in plan]}
-        if tripped:
-            message = "circuit breaker: refusing the mailer sync, nothing was sent. " + "; ".join(tripped)
-            with conn.transaction():
-                _insert_runs(conn, run_id, day, adapter, False, "refused", summary, message)
-            raise CircuitBreakerOpen(message)
         with conn.transaction():
             _insert_runs(conn, run_id, day, adapter, False, "running", summary)
         try:
@@ -238,43 +286,85 @@ def _sync(conn: psycopg.Connection, day: date, adapter: Adapter, config: MailerC
         except MailerError as exc:
             _finish_runs(conn, run_id, summary, "failed", str(exc), started)
             raise
+
+        def initial(c: PlannedChange) -> tuple[str, str | None]:
+            if c.action == "blocked":
+                return "excluded", None
+            if c.audience in tripped and not c.compliance:
+                return "not_sent", "held back by the circuit breaker: " + tripped[c.audience]
+            return "pending", None
+
         with conn.transaction(), conn.cursor() as cur:
             cur.executemany(
                 "insert into mailer.sync_changes (run_id, audience, action, email_hash, customer_id, segment, reason, "
-                "result) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                "result, error) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [(run_id, c.audience, c.action, c.member.email_hash, c.member.customer_id, c.member.segment, c.reason,
-                  "excluded" if c.action == "blocked" else "pending") for c in plan])
+                  *initial(c)) for c in plan])
         facts = adapter.begin(conn, day)
-        error = _send(conn, run_id, day, adapter, config, plan, summary)
+        error = _send(conn, run_id, day, adapter, config, plan, summary, set(tripped))
         conn.execute("update mailer.sync_changes set result = 'not_sent', error = %s where run_id = %s "
                      "and result = 'pending'", (str(error) if error else "run ended before this batch", run_id))
         if error is None:
             facts |= adapter.end(conn, day, run_id)
+        for audience in tripped:  # what the refused audience really holds now: only the compliance removals went
+            s = summary[audience]
+            s["members_after"] = s["members_before"] - s["compliance_removes"]
         status = "failed" if error else "succeeded"
-        _finish_runs(conn, run_id, summary, status, str(error) if error else None, started)
-        report |= facts | {"status": status, "seconds": round(time.monotonic() - started, 3)}
+        _finish_runs(conn, run_id, summary, {a: "refused" if a in tripped else status for a in summary},
+                     {a: "; ".join(filter(None, (tripped.get(a), str(error) if error else None))) or None
+                      for a in summary}, started)
+        report |= facts | {"status": status if error or not tripped else "refused",
+                           "circuit_breaker": list(tripped.values()),
+                           "seconds": round(time.monotonic() - started, 3)}
         client = getattr(adapter, "client", None)
         if client is not None:
             report |= {"requests": client.requests_sent, "retries": client.retries}
-        log.info("mailer %s %s: %s", adapter.name, day, {a: {k: v for k, v in s.items() if v}
-                                                         for a, s in summary.items()})
+        log.info("mailer %s %s run %d: %s", adapter.name, day, run_id,
+                 {a: {k: v for k, v in s.items() if v} for a, s in summary.items()})
         if error:
             raise error
+        if tripped:
+            raise CircuitBreakerOpen(
+                f"circuit breaker: refused audience(s) {', '.join(sorted(tripped))}; the other audiences and every "
+                "compliance removal were sent. " + "; ".join(tripped.values()), report)
         return report
     finally:
         conn.execute("select pg_advisory_unlock(hashtext(%s))", (lock_key,))
 
 
+def _batches(changes: list[PlannedChange], size: int) -> list[tuple[str, str, list[PlannedChange]]]:
+    return [(changes[0].audience, changes[0].action, changes[i:i + size]) for i in range(0, len(changes), size)]
+
+
 def _send(conn, run_id: int, day: date, adapter: Adapter, config: MailerConfig, plan: list[PlannedChange],
-          summary: dict) -> MailerError | None:
-    """Send the batches with at most `concurrency` in flight; commit each confirmed batch from this
-    (the connection's) thread. Returns the error that stopped the run, or None."""
-    batches: list[tuple[str, str, list[PlannedChange]]] = []
+          summary: dict, refused: set[str]) -> MailerError | None:
+    """Send in two phases, each with at most `concurrency` batches in flight, committing each confirmed
+    batch from this (the connection's) thread:
+
+    1. the compliance removals of every audience, refused or not;
+    2. once all of those are confirmed: adds, updates and churn removals of the audiences not refused.
+
+    Returns the error that stopped the run, or None (then phase 2 is not started after a phase 1 error)."""
+    compliance, ordinary = [], []
     for audience in summary:
+        removals = [c for c in plan if c.audience == audience and c.compliance]
+        if removals:
+            compliance += _batches(removals, config.batch_size)
+        if audience in refused:
+            continue
         for action in ACTIONS:
-            changes = [c for c in plan if c.audience == audience and c.action == action]
-            for i in range(0, len(changes), config.batch_size):
-                batches.append((audience, action, changes[i:i + config.batch_size]))
+            changes = [c for c in plan if c.audience == audience and c.action == action and not c.compliance]
+            if changes:
+                ordinary += _batches(changes, config.batch_size)
+    for phase in (compliance, ordinary):
+        error = _send_phase(conn, run_id, day, adapter, config, phase, summary)
+        if error is not None:
+            return error
+    return None
+
+
+def _send_phase(conn, run_id: int, day: date, adapter: Adapter, config: MailerConfig,
+                batches: list[tuple[str, str, list[PlannedChange]]], summary: dict) -> MailerError | None:
     error: MailerError | None = None
     pending: dict[Future, tuple[str, str, str, list[PlannedChange]]] = {}
     queue = iter(batches)
