@@ -38,9 +38,9 @@ def test_bots_and_static_assets_are_flagged():
 
 
 def test_garbage_and_out_of_interval_lines_are_rejected_with_reasons():
-    assert parse_line("this is not a log line", INTERVAL) == "not a combined-format log line"
-    late = parse_line('10.0.0.1 - - [02/Oct/2026:08:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"', INTERVAL)
-    assert "outside the load interval" in late
+    assert parse_line("this is not a log line", INTERVAL) == ("malformed", "not a combined-format log line")
+    code, reason = parse_line('10.0.0.1 - - [02/Oct/2026:08:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"', INTERVAL)
+    assert code == "outside_interval" and "outside the load interval" in reason
 
 
 def test_nginx_json_log_format_gives_the_same_row_as_combined():
@@ -53,7 +53,8 @@ def test_nginx_json_log_format_gives_the_same_row_as_combined():
                                '"http_referer":"https://example.com/","http_user_agent":"Mozilla/5.0 \\"x\\" (X11)"}',
                                INTERVAL)
     assert json_row == combined
-    assert "invalid JSON" in parse_json_line('{"time": "2026-10-01T', INTERVAL)
+    assert parse_json_line('{"time": "2026-10-01T', INTERVAL)[0] == "malformed"
+    assert "invalid JSON" in parse_json_line('{"time": "2026-10-01T', INTERVAL)[1]
 
 
 # -- the column-wise fast path gives exactly what the line-by-line parser gives -------------------

@@ -50,12 +50,16 @@ def _simulate(args) -> None:
 def _stage(args) -> None:
     from . import pipeline
 
+    settings = get_settings()
     if args.command == "ingest" and args.initial:
         result = pipeline.ingest_initial(args.day)
     else:
         start, end = day_interval(args.day)
-        if args.command == "ingest":
-            result = pipeline.ingest_interval(args.source, start, end, run_id="cli")
+        if args.command == "ingest" and args.source == "shop" and settings.shop_db_url:
+            # The same choice as the DAG: with a shop database configured, orders come from it.
+            result = pipeline.ingest_shop_db(start, end, settings.shop_db_url, run_id="cli")
+        elif args.command == "ingest":
+            result = pipeline.ingest_interval(args.source, start, end, run_id="cli", allow_empty=args.allow_empty)
         elif args.command == "build":
             result = pipeline.build_marts(start, end, run_id="cli")
         else:
@@ -95,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     ing.add_argument("source", choices=["shop", "weblogs", "email"])
     ing.add_argument("day", type=parse_day, help="the UTC day (with --initial: the first daily day)")
     ing.add_argument("--initial", action="store_true", help="load landing/shop/initial (history before DAY)")
+    ing.add_argument("--allow-empty", action="store_true",
+                     help="let an empty file replace a day that has rows (otherwise that fails the load)")
     ing.set_defaults(func=_stage)
 
     for name, text in (("build", "dbt build as of DAY"), ("publish", "quality gate, publish and push for DAY")):
@@ -116,7 +122,12 @@ def main(argv: list[str] | None = None) -> None:
     docs.set_defaults(func=_docs)
 
     args = parser.parse_args(argv)
-    args.func(args)
+    from .sources import FileError
+
+    try:
+        args.func(args)
+    except FileError as exc:  # names the file (and line): the whole story, no traceback needed
+        sys.exit(f"ecrm {args.command}: {exc}")
 
 
 if __name__ == "__main__":

@@ -50,12 +50,13 @@ def _mark_stage(conn, stage: str, day: date, run_id: str | None, detail: dict) -
 
 
 def ingest_interval(source: str, start: datetime, end: datetime, run_id: str | None = None,
-                    url: str | None = None) -> dict:
+                    url: str | None = None, allow_empty: bool = False) -> dict:
     """Load `source`'s files of the day [start, end) from the landing zone."""
     day = interval_day(start, end)
     url = url or resolve_url()
     with connect(url) as conn:
-        results = ingest(conn, source, day_folder(landing_root(), source, day), (start, end), run_id)
+        results = ingest(conn, source, day_folder(landing_root(), source, day), (start, end), run_id,
+                         allow_empty=allow_empty)
         summary = {"source": source, "day": day.isoformat(), "files": [asdict(r) for r in results]}
         _mark_stage(conn, f"ingest_{source}", day, run_id, summary)
     return summary

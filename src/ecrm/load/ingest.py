@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from psycopg.copy import QueuedLibpqWriter
 
 from ..sources import FileError, Reject, RowBlock, email, shop, weblogs
+from ..sources.common import MAX_FIELD, MAX_LINE
 from ..warehouse import apply_schema
 
 log = logging.getLogger(__name__)
@@ -117,32 +118,67 @@ def day_folder(landing, source: str, day: date | str):
 
 
 def ingest(conn: psycopg.Connection, source: str, folder, interval: tuple[datetime, datetime],
-           run_id: str | None = None) -> list[FileResult]:
-    """Load every file of `source` in `folder` for `interval`; returns one result per file."""
+           run_id: str | None = None, allow_empty: bool = False) -> list[FileResult]:
+    """Load every file of `source` in `folder` for `interval`; returns one result per file.
+
+    `allow_empty` lets an empty file (or one with no loadable row) replace an interval that has
+    rows: without it that fails, because an empty file is far more often a broken export than a
+    day without traffic."""
     apply_schema(conn)
-    plan: list[tuple[FileKind, object, str, int]] = []
-    for kind, patterns in SOURCES[source]:
-        files = find_files(folder, patterns)
-        if not files and kind.required:
-            _record_failure(conn, kind.name, f"{folder}/{patterns[0]}", interval, run_id, "missing file")
-            raise FileError(f"{folder}/{patterns[0]}", "missing file: nothing was loaded for this interval")
-        for path in files:
-            digest, size = checksum(path)
-            plan.append((kind, path, digest, size))
-    results: list[FileResult] = []
+    ingest_run = _begin_run(conn, source, folder, interval, run_id)
     try:
+        plan: list[tuple[FileKind, object, str, int]] = []
+        for kind, patterns in SOURCES[source]:
+            files = find_files(folder, patterns)
+            if not files and kind.required:
+                raise FileError(f"{folder}/{patterns[0]}", "missing file: nothing was loaded for this interval")
+            for path in files:
+                digest, size = checksum(path)
+                plan.append((kind, path, digest, size))
+        results: list[FileResult] = []
         with conn.transaction():
             conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"ecrm-load-{source}",))
+            _abandon_dead_runs(conn, source, ingest_run)
             for kind in dict.fromkeys(k for k, *_ in plan):
                 files = [(p, d, s) for k, p, d, s in plan if k is kind]
-                results.extend(_load_kind(conn, kind, files, interval, run_id))
+                results.extend(_load_kind(conn, kind, files, interval, run_id, allow_empty))
     except FileError as exc:
-        _record_failure(conn, source, exc.file, interval, run_id, str(exc))
+        _record_failure(conn, source, exc.file, interval, run_id, str(exc), ingest_run)
         raise
+    _end_run(conn, ingest_run, "succeeded", None)
     return results
 
 
-def _load_kind(conn, kind: FileKind, files, interval, run_id) -> list[FileResult]:
+def _begin_run(conn, source: str, folder, interval, run_id) -> int:
+    """A committed `running` row, so that a run killed mid-load leaves a trace the next run can see."""
+    return conn.execute(
+        "insert into ops.ingest_runs (source, folder, interval_start, interval_end, run_id, backend_pid, "
+        "backend_start) select %s, %s, %s, %s, %s, pid, backend_start from pg_stat_activity "
+        "where pid = pg_backend_pid() returning ingest_run_id",
+        (source, str(folder), *interval, run_id)).fetchone()[0]
+
+
+def _abandon_dead_runs(conn, source: str, ingest_run: int) -> None:
+    """Runs of this source still `running` whose database session is gone were killed (process, machine
+    or server): mark them abandoned. Their load transaction rolled back with the session, so nothing
+    of theirs is in raw.*; a live session (a concurrent run waiting for the lock) is left alone."""
+    abandoned = conn.execute(
+        "update ops.ingest_runs r set status = 'abandoned', finished_at = now(), abandoned_by = %s, "
+        "error = 'the run''s session ended before it finished (killed process or lost server); nothing of it "
+        "was committed' where r.source = %s and r.status = 'running' and r.ingest_run_id <> %s and not exists "
+        "(select 1 from pg_stat_activity a where a.pid = r.backend_pid and a.backend_start = r.backend_start) "
+        "returning ingest_run_id", (ingest_run, source, ingest_run)).fetchall()
+    if abandoned:
+        log.warning("ingest %s: marked %d killed run(s) abandoned: %s", source, len(abandoned),
+                    [r[0] for r in abandoned])
+
+
+def _end_run(conn, ingest_run: int, status: str, error: str | None) -> None:
+    conn.execute("update ops.ingest_runs set status = %s, error = %s, finished_at = now() "
+                 "where ingest_run_id = %s", (status, error, ingest_run))
+
+
+def _load_kind(conn, kind: FileKind, files, interval, run_id, allow_empty: bool = False) -> list[FileResult]:
     results, todo = [], []
     for path, digest, size in files:
         earlier = conn.execute(
@@ -151,7 +187,11 @@ def _load_kind(conn, kind: FileKind, files, interval, run_id) -> list[FileResult
         same_interval = earlier is not None and earlier[0] == interval[0]
         todo.append((path, digest, size, earlier, same_interval))
     changed = any(earlier is None for *_, earlier, _ in todo)
+    replaced_rows = 0
     if kind.merge == "replace_interval" and changed:
+        replaced_rows = conn.execute(
+            "select coalesce(sum(rows_loaded), 0) from ops.load_ledger where source = %s and interval_start = %s "
+            "and status = 'succeeded'", (kind.name, interval[0])).fetchone()[0]
         # The earlier loads of this interval are superseded: their quarantine rows go with them.
         conn.execute("delete from quarantine.rejected_rows where _load_id in (select load_id from ops.load_ledger "
                      "where source = %s and interval_start = %s and status = 'succeeded')", (kind.name, interval[0]))
@@ -163,7 +203,7 @@ def _load_kind(conn, kind: FileKind, files, interval, run_id) -> list[FileResult
         # replace_interval deletes the interval's rows first, so files already loaded for this very
         # interval are loaded again with the new ones; content seen in another interval is a duplicate.
         if earlier is None or (kind.merge == "replace_interval" and changed and same_interval):
-            results.append(_load_file(conn, kind, path, digest, size, interval, run_id))
+            results.append(_load_file(conn, kind, path, digest, size, interval, run_id, allow_empty))
         else:
             why = f"same content as {earlier[1]}, already loaded"
             conn.execute(
@@ -172,10 +212,37 @@ def _load_kind(conn, kind: FileKind, files, interval, run_id) -> list[FileResult
                 "values (%s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 'skipped_duplicate', %s, now())",
                 (kind.name, str(path), size, digest, *interval, run_id, why))
             results.append(FileResult(kind.name, str(path), "skipped_duplicate"))
+    loaded = sum(r.rows_loaded for r in results)
+    if replaced_rows and not loaded and not allow_empty:
+        files_text = ", ".join(r.file for r in results)
+        raise FileError(files_text, f"would replace the {replaced_rows:,} {kind.name} rows already loaded for this "
+                        "interval with none; if the day really is empty, load it with --allow-empty")
     return results
 
 
-def _load_file(conn, kind: FileKind, path, digest: str, size: int, interval, run_id) -> FileResult:
+def _load_file(conn, kind: FileKind, path, digest: str, size: int, interval, run_id,
+               allow_empty: bool = False) -> FileResult:
+    """One file, with every error turned into a FileError naming it (the caller rolls back and records it)."""
+    display = str(path)
+    try:
+        return _load_file_rows(conn, kind, path, digest, size, interval, run_id, allow_empty)
+    except FileError:
+        raise
+    except psycopg.OperationalError as exc:  # the server went away (killed, restarted, network)
+        raise FileError(display, f"lost the warehouse connection while loading: {_first_line(exc)}") from exc
+    except psycopg.Error as exc:
+        where = f" ({exc.diag.context.strip()})" if exc.diag.context else ""
+        raise FileError(display, f"the warehouse refused the file's rows: {_first_line(exc)}{where}") from exc
+    except Exception as exc:  # a parser bug must still name the file and leave a ledger row
+        raise FileError(display, f"unexpected {type(exc).__name__} while loading: {exc}") from exc
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _load_file_rows(conn, kind: FileKind, path, digest: str, size: int, interval, run_id,
+                    allow_empty: bool) -> FileResult:
     display = str(path)
     began = time.perf_counter()
     load_id = conn.execute(
@@ -204,6 +271,9 @@ def _load_file(conn, kind: FileKind, path, digest: str, size: int, interval, run
         streamed = _stream(conn, kind, path, interval, staging, display, load_id, extra)
         late_rejects = _reject_duplicates(conn, kind, staging, load_id) + _merge(conn, kind, staging, load_id, display)
     read, rejects = streamed
+    if read == 0 and kind.merge == "replace_interval" and not allow_empty:
+        raise FileError(display, "empty file: no lines (a broken export or rotation?); "
+                        "load it with --allow-empty if the interval really had none")
     quarantined = rejects + late_rejects
     loaded = read - quarantined
     conn.execute("update ops.load_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s, "
@@ -237,25 +307,56 @@ def _stream(conn, kind: FileKind, path, interval, target: str, display: str, loa
                     continue
                 line_no, row = item
                 read += 1
-                if isinstance(row, Reject):
-                    rejected += 1
-                    rejects.write("\t".join(map(_copy_text, (kind.name, display, line_no, row.reason,
-                                                             row.raw_text, load_id))) + "\n")
-                    continue
-                # COPY text lines built here and sent in ~1 MB chunks: ~5x cheaper than write_row per row.
-                buffer.append(_copy_line(row) + file_field + str(line_no) + load_field)
-                if len(buffer) >= 5000:
-                    copy.write("".join(buffer))
-                    buffer.clear()
+                if not isinstance(row, Reject):
+                    # COPY text lines built here and sent in ~1 MB chunks: ~5x cheaper than write_row per row.
+                    line = _copy_line(row)
+                    if "\x00" not in line and len(line) <= MAX_FIELD:
+                        buffer.append(line + file_field + str(line_no) + load_field)
+                        if len(buffer) >= 5000:
+                            copy.write("".join(buffer))
+                            buffer.clear()
+                        continue
+                    row = _guard(kind, row)  # the rare long line, or a NUL no parser checks for
+                    if not isinstance(row, Reject):
+                        buffer.append(line + file_field + str(line_no) + load_field)
+                        continue
+                rejected += 1
+                rejects.write("\t".join(map(_copy_text, (kind.name, display, line_no, row.code,
+                                                         _clean(row.reason), _clean(row.raw_text), load_id))) + "\n")
             if buffer:
                 copy.write("".join(buffer))
         if rejected:
             rejects.seek(0)
-            with conn.cursor().copy("copy quarantine.rejected_rows (source, _file, _line, reason, raw_text, "
-                                    "_load_id) from stdin") as copy:
+            with conn.cursor().copy("copy quarantine.rejected_rows (source, _file, _line, reason_code, reason, "
+                                    "raw_text, _load_id) from stdin") as copy:
                 while chunk := rejects.read(1 << 20):
                     copy.write(chunk)
     return read, rejected
+
+
+def _guard(kind: FileKind, row: tuple) -> tuple | Reject:
+    """Checks every parser's rows get here, where the row is about to be sent: PostgreSQL text cannot
+    hold NUL (raw, or `\\u0000` in JSON), and no text field may exceed MAX_FIELD characters."""
+    texts = [(name, v) for name, v in zip(kind.columns, row, strict=False) if isinstance(v, str)]
+    raw = ",".join(v for _, v in texts)
+    with_nul = [name for name, v in texts if "\x00" in v]
+    if with_nul:
+        return Reject("nul_byte", f"NUL character in {', '.join(with_nul)}", raw)
+    too_long = [f"{name} ({len(v):,} characters)" for name, v in texts if len(v) > MAX_FIELD]
+    if too_long:
+        return Reject("too_long", f"longer than {MAX_FIELD:,} characters: {', '.join(too_long)}", raw)
+    return row
+
+
+def _clean(text: str | None) -> str | None:
+    """Quarantine text as PostgreSQL can store it: NUL shown as \\x00, at most MAX_LINE characters."""
+    if text is None:
+        return None
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if len(text) > MAX_LINE:
+        text = f"{text[:MAX_LINE]}... [{len(text):,} characters in all]"
+    return text
 
 
 class _BoundedWriter(QueuedLibpqWriter):
@@ -334,8 +435,8 @@ def _reject_duplicates(conn, kind: FileKind, staging: str, load_id: int) -> int:
     ranked = (f"select ctid as row_ctid, _file, _line, row_number() over (partition by {keys} order by _line desc) "
               f"as occurrence, concat_ws('/', {keys}) as key_text from {staging}")
     rows = conn.execute(
-        "insert into quarantine.rejected_rows (source, _file, _line, reason, raw_text, _load_id) "
-        f"select %s, _file, _line, 'duplicate {'/'.join(kind.key)} ' || key_text || ' within the file "
+        "insert into quarantine.rejected_rows (source, _file, _line, reason_code, reason, raw_text, _load_id) "
+        f"select %s, _file, _line, 'duplicate_in_file', 'duplicate {'/'.join(kind.key)} ' || key_text || ' within the file "
         f"(a later line wins)', key_text, %s from ({ranked}) r where occurrence > 1 returning _line",
         (kind.name, load_id)).fetchall()
     conn.execute(f"delete from {staging} s using ({ranked}) r where s.ctid = r.row_ctid and r.occurrence > 1")
@@ -363,8 +464,8 @@ def _merge(conn, kind: FileKind, staging: str, load_id: int, display: str) -> in
     if kind.key != LINE_KEY:
         keys = ", ".join(kind.key)
         duplicates = conn.execute(
-            "insert into quarantine.rejected_rows (source, _file, _line, reason, raw_text, _load_id) "
-            f"select %s, s._file, s._line, 'duplicate of an event already loaded from ' || r._file, "
+            "insert into quarantine.rejected_rows (source, _file, _line, reason_code, reason, raw_text, _load_id) "
+            f"select %s, s._file, s._line, 'duplicate_event', 'duplicate of an event already loaded from ' || r._file, "
             f"s.{kind.key[0]}, %s from {staging} s join raw.{kind.table} r using ({keys})",
             (kind.name, load_id)).rowcount
         conn.execute(f"delete from {staging} s using raw.{kind.table} r where "
@@ -373,9 +474,16 @@ def _merge(conn, kind: FileKind, staging: str, load_id: int, display: str) -> in
     return duplicates
 
 
-def _record_failure(conn, source: str, file: str, interval, run_id, error: str) -> None:
-    with conn.transaction():
-        conn.execute(
-            "insert into ops.load_ledger (source, file, file_size, checksum, interval_start, interval_end, "
-            "run_id, status, error, finished_at) values (%s, %s, 0, '', %s, %s, %s, 'failed', %s, now())",
-            (source, file, *interval, run_id, error))
+def _record_failure(conn, source: str, file: str, interval, run_id, error: str,
+                    ingest_run: int | None = None) -> None:
+    try:
+        with conn.transaction():
+            conn.execute(
+                "insert into ops.load_ledger (source, file, file_size, checksum, interval_start, interval_end, "
+                "run_id, status, error, finished_at) values (%s, %s, 0, '', %s, %s, %s, 'failed', %s, now())",
+                (source, file, *interval, run_id, error))
+            if ingest_run is not None:
+                _end_run(conn, ingest_run, "failed", error)
+    except psycopg.Error as exc:  # the server is gone: the run stays `running` until the next one abandons it
+        log.error("ingest %s: could not record the failure (%s); the next run marks run %s abandoned",
+                  source, _first_line(exc), ingest_run)

@@ -1,7 +1,8 @@
 """Parsers for the three sources: each turns one landing file into typed rows or rejects.
 
 A parser yields `(line_number, row)` where row is a tuple in the raw table's column order, or
-`(line_number, Reject(reason, raw_text))`, or a `RowBlock` of many good rows parsed column-wise. Parsers never drop a line silently. Duplicate keys within a file are found by the loader in SQL,
+`(line_number, Reject(code, reason, raw_text))`, or a `RowBlock` of many good rows parsed column-wise.
+Parsers never drop a line silently. Duplicate keys within a file are found by the loader in SQL,
 so parsers keep no per-file state and memory stays flat however large the file.
 """
 
@@ -9,11 +10,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Why a line is quarantined, as a small fixed vocabulary that operators can group and alert on;
+# `Reject.reason` adds the detail (which field, which value). Documented in docs/formats.md.
+REASON_CODES: dict[str, str] = {
+    "not_utf8": "the line is not valid UTF-8",
+    "nul_byte": "a NUL character, which PostgreSQL text cannot hold",
+    "empty_line": "an empty line",
+    "malformed": "not a line of this format (CSV field count or quoting, JSON syntax, log layout)",
+    "missing_field": "a required field is missing or empty",
+    "not_scalar": "a JSON object or array where a single value is expected",
+    "invalid_value": "a value of the wrong type or form (timestamp, e-mail, amount, status, event)",
+    "out_of_range": "a value the column cannot hold or no real shop has (amounts of 10^10 or more, "
+                    "dates before 1970 or after the run date + 1 day, timestamps outside PostgreSQL's range)",
+    "too_long": "a field or line longer than its limit",
+    "outside_interval": "the line's timestamp is outside the load interval",
+    "duplicate_in_file": "the same key again later in the same file (the later line wins)",
+    "duplicate_event": "an event id already loaded from another file",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Reject:
-    reason: str
+    code: str       # one of REASON_CODES
+    reason: str     # the detail, for a person
     raw_text: str
+
+    def __post_init__(self) -> None:
+        if self.code not in REASON_CODES:
+            raise ValueError(f"unknown reason code {self.code!r}")
+
+
+class RejectError(ValueError):
+    """Raised by converters: a row-level problem with its reason code (plain ValueError = invalid_value)."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def reject_code(exc: Exception) -> str:
+    return getattr(exc, "code", "invalid_value")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,37 +7,60 @@ import io
 import re
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import FileError
+from . import FileError, RejectError
 
 # Deliberately simple: one @, no spaces, a dot in the domain. RFC 5322 allows more, ESPs don't.
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CURRENCIES = frozenset({"EUR", "USD", "GBP", "CHF", "SEK", "DKK", "NOK", "PLN", "CZK"})
 
 
+# Bounds of what a row may hold (issue 20: absurd values are quarantined, never loaded or crashing).
+BOM = b"\xef\xbb\xbf"
+MAX_EMAIL = 254                   # RFC 5321's limit for a forward path
+MAX_FIELD = 8192                  # any other text field (nginx's default header buffer is 8 KB)
+MAX_LINE = 65536                  # a whole line; longer ones are not parsed at all
+MAX_AMOUNT = Decimal("9999999999.99")  # numeric(12, 2)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # no shop order or sign-up is older
+
+
 def parse_ts(text: str) -> datetime:
     """ISO 8601 with an offset; naive timestamps are rejected rather than guessed."""
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise ValueError(f"timestamp without a UTC offset: {text!r}")
-    return value.astimezone(UTC)
+    return check_ts(text).astimezone(UTC)
 
 
 AMOUNT_RE = re.compile(r"^\d{1,10}(?:\.\d{1,2})?$")
 
 
 def check_ts(text: str) -> datetime:
-    """Validate an ISO 8601 timestamp with offset; returns it parsed (for interval checks)."""
+    """Validate an ISO 8601 timestamp with offset; returns it parsed (for interval checks).
+    Years 1 and 9999 parse but cannot be moved to UTC or compared: out_of_range, not a crash."""
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         raise ValueError(f"timestamp without a UTC offset: {text!r}")
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise RejectError("out_of_range", f"timestamp out of range: {text!r}") from None
     return value
+
+
+def check_plausible(value: datetime, column: str, interval_end: datetime) -> None:
+    """Order and sign-up times: not before 1970, not after the load interval's end + 1 day."""
+    if value < EARLIEST or value > interval_end + timedelta(days=1):
+        raise RejectError("out_of_range", f"{column} {value.isoformat()} is before 1970 or after the run date + 1 day")
+
+
+def check_length(text: str, column: str, limit: int = MAX_FIELD) -> str:
+    if len(text) > limit:
+        raise RejectError("too_long", f"{column} of {len(text):,} characters, longer than the {limit:,} allowed")
+    return text
 
 
 def check_amount(text: str) -> str:
@@ -59,11 +82,14 @@ def parse_amount(text: str) -> Decimal:
         raise ValueError(f"not a finite number: {text!r}")
     if value < 0:
         raise ValueError(f"negative amount: {text}")
+    if value > MAX_AMOUNT:
+        raise RejectError("out_of_range", f"amount {text[:40]} is larger than {MAX_AMOUNT}")
     return value
 
 
 def check_email(text: str) -> str:
     email = text.strip()
+    check_length(email, "email", MAX_EMAIL)
     if not EMAIL_RE.match(email):
         raise ValueError(f"invalid email: {text!r}")
     return email
@@ -77,6 +103,8 @@ def read_blocks(path, display: str, size: int = 4 << 20) -> Iterator[tuple[int, 
         first, rest = 1, b""
         try:
             while chunk := stream.read(size):
+                if first == 1 and not rest and chunk.startswith(BOM):
+                    chunk = chunk[3:]  # a UTF-8 BOM is not part of line 1
                 data = rest + chunk
                 end = data.rfind(b"\n")
                 if end < 0:
@@ -104,6 +132,8 @@ def read_lines(path, display: str) -> Iterator[tuple[int, str | None, bytes]]:
         try:
             for number, line in enumerate(buffered, start=1):
                 data = line.rstrip(b"\r\n")
+                if data.startswith(BOM):  # a UTF-8 BOM: at the file's start, or where files were concatenated
+                    data = data[3:]
                 try:
                     yield number, data.decode("utf-8"), data
                 except UnicodeDecodeError:

@@ -7,8 +7,8 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from . import FileError, Reject
-from .common import check_email, parse_ts, read_lines
+from . import FileError, Reject, RejectError, reject_code
+from .common import MAX_LINE, check_email, parse_ts, read_lines
 
 EVENTS = frozenset({"processed", "delivered", "open", "click", "bounce", "unsubscribe", "spamreport",
                     "dropped", "deferred", "group_unsubscribe"})
@@ -27,39 +27,61 @@ def is_machine_open(obj: dict) -> bool:
     return any(marker in agent for marker in MACHINE_OPEN_AGENTS)
 
 
+# Fields whose value goes into a text column: a nested object or array there is a reject, never repr text.
+EVENT_SCALARS = ("sg_event_id", "event", "email", "timestamp", "campaign_id", "customer_id", "type", "reason",
+                 "url", "useragent", "sg_machine_open")
+CAMPAIGN_SCALARS = ("campaign_id", "name", "sent_at", "audience", "variant")
+REQUIRED_EVENT_COLUMNS = ("sg_event_id", "event", "email", "timestamp")  # a CSV report's header must have them
+
+
+def _scalars(obj: dict, names: tuple[str, ...]) -> None:
+    nested = [name for name in names if isinstance(obj.get(name), dict | list)]
+    if nested:
+        raise RejectError("not_scalar", f"{', '.join(nested)} is a JSON object or array, not a value")
+
+
+def _text(value) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
 def _event(obj: dict, interval: tuple[datetime, datetime]) -> tuple:
+    _scalars(obj, EVENT_SCALARS)
     event_id = obj.get("sg_event_id")
     if not event_id:
-        raise ValueError("missing sg_event_id")
+        raise RejectError("missing_field", "missing sg_event_id")
     event = obj.get("event")
     if event not in EVENTS:
-        raise ValueError(f"unknown event {event!r}")
+        raise ValueError(f"unknown event {str(event)[:40]!r}")
     stamp = obj.get("timestamp")
     if isinstance(stamp, str) and stamp.isdigit():  # CSV reports carry it as text
         stamp = int(stamp)
     if not isinstance(stamp, int | float) or isinstance(stamp, bool):
-        raise ValueError(f"bad timestamp {stamp!r}")
-    occurred_at = datetime.fromtimestamp(stamp, UTC)
+        raise ValueError(f"bad timestamp {str(stamp)[:40]!r}")
+    try:
+        occurred_at = datetime.fromtimestamp(stamp, UTC)
+    except (OverflowError, OSError, ValueError):  # 1e20, inf, nan: no real event time
+        raise RejectError("out_of_range", f"timestamp {str(stamp)[:40]} out of range") from None
     if not (interval[0] <= occurred_at < interval[1]):
-        raise ValueError(f"timestamp {occurred_at.isoformat()} outside the load interval")
+        raise RejectError("outside_interval", f"timestamp {occurred_at.isoformat()} outside the load interval")
     email = check_email(str(obj.get("email", "")))
     bounce_type = None
     if event == "bounce":
         # SendGrid: type "bounce" is a hard bounce, "blocked" a soft one.
         bounce_type = "soft" if obj.get("type") == "blocked" else "hard"
-    return (str(event_id), event, email, occurred_at, obj.get("campaign_id"), obj.get("customer_id"),
+    return (str(event_id), event, email, occurred_at, _text(obj.get("campaign_id")), _text(obj.get("customer_id")),
             is_machine_open(obj) if event == "open" else False, bounce_type,
-            obj.get("reason") or None, obj.get("url") or None)
+            _text(obj.get("reason")), _text(obj.get("url")))
 
 
 def _campaign(obj: dict, interval: tuple[datetime, datetime]) -> tuple:
+    _scalars(obj, CAMPAIGN_SCALARS)
     for name in ("campaign_id", "name", "sent_at", "audience"):
         if not obj.get(name):
-            raise ValueError(f"missing {name}")
+            raise RejectError("missing_field", f"missing {name}")
     sent_at = parse_ts(str(obj["sent_at"]))
     if not (interval[0] <= sent_at < interval[1]):
-        raise ValueError(f"sent_at {sent_at.isoformat()} outside the load interval")
-    return (str(obj["campaign_id"]), str(obj["name"]), sent_at, str(obj["audience"]), obj.get("variant"))
+        raise RejectError("outside_interval", f"sent_at {sent_at.isoformat()} outside the load interval")
+    return (str(obj["campaign_id"]), str(obj["name"]), sent_at, str(obj["audience"]), _text(obj.get("variant")))
 
 
 def _records(path) -> Iterator[tuple[int, str | None, bytes, dict | Exception]]:
@@ -67,15 +89,28 @@ def _records(path) -> Iterator[tuple[int, str | None, bytes, dict | Exception]]:
     if ".csv" in path.name:
         header: list[str] | None = None
         for line_no, text, raw in read_lines(path, str(path)):
+            if header is None and text is None:
+                raise FileError(str(path), "header row is not UTF-8", line_no)
             if text is None or not text.strip():
-                yield line_no, text, raw, ValueError("empty line")
+                yield line_no, text, raw, RejectError("empty_line", "empty line")
                 continue
-            fields = next(csv.reader([text]))
+            if len(text) > MAX_LINE:
+                yield line_no, text, raw, RejectError("too_long", f"line of {len(text):,} characters")
+                continue
+            try:
+                fields = next(csv.reader([text], strict=True))
+            except csv.Error as exc:
+                yield line_no, text, raw, RejectError("malformed", f"malformed CSV: {exc}")
+                continue
             if header is None:
-                header = fields
+                header = [f.strip() for f in fields]
+                missing = [c for c in REQUIRED_EVENT_COLUMNS if c not in header]
+                if missing:  # also what a report without its header row looks like: never eat line 1
+                    raise FileError(str(path), f"header row lacks required column(s) {', '.join(missing)} "
+                                    "(a file without a header row?)", line_no)
                 continue
             if len(fields) != len(header):
-                yield line_no, text, raw, ValueError(f"expected {len(header)} fields, got {len(fields)}")
+                yield line_no, text, raw, RejectError("malformed", f"expected {len(header)} fields, got {len(fields)}")
                 continue
             yield line_no, text, raw, dict(zip(header, fields, strict=True))
         if header is None:
@@ -83,28 +118,32 @@ def _records(path) -> Iterator[tuple[int, str | None, bytes, dict | Exception]]:
         return
     for line_no, text, raw in read_lines(path, str(path)):
         if text is None or not text.strip():
-            yield line_no, text, raw, ValueError("empty line")
+            yield line_no, text, raw, RejectError("empty_line", "empty line")
+            continue
+        if len(text) > MAX_LINE:
+            yield line_no, text, raw, RejectError("too_long", f"line of {len(text):,} characters")
             continue
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            yield line_no, text, raw, ValueError(f"invalid JSON: {exc.msg} at column {exc.colno} (truncated line?)")
+            yield line_no, text, raw, RejectError(
+                "malformed", f"invalid JSON: {exc.msg} at column {exc.colno} (truncated line?)")
             continue
-        yield line_no, text, raw, obj if isinstance(obj, dict) else ValueError("not a JSON object")
+        yield line_no, text, raw, obj if isinstance(obj, dict) else RejectError("malformed", "not a JSON object")
 
 
 def _parse_jsonl(path, interval, convert) -> Iterator[tuple[int, tuple | Reject]]:
     for line_no, text, raw, obj in _records(path):
         if text is None:
-            yield line_no, Reject("non-UTF-8 bytes", raw.decode("utf-8", "replace"))
+            yield line_no, Reject("not_utf8", "non-UTF-8 bytes", raw.decode("utf-8", "replace"))
             continue
         if isinstance(obj, Exception):
-            yield line_no, Reject(str(obj), text)
+            yield line_no, Reject(reject_code(obj), str(obj), text)
             continue
         try:
             row = convert(obj, interval)
         except ValueError as exc:
-            yield line_no, Reject(str(exc), text)
+            yield line_no, Reject(reject_code(exc), str(exc), text)
             continue
         yield line_no, row
 

@@ -16,12 +16,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import FileError, Reject, RowBlock
+from . import FileError, Reject, RejectError, RowBlock, reject_code
 from .common import (
     AMOUNT_RE,
     CURRENCIES,
+    MAX_EMAIL,
+    MAX_FIELD,
+    MAX_LINE,
     check_amount,
     check_email,
+    check_plausible,
     check_ts,
     per_distinct,
     read_blocks,
@@ -39,6 +43,7 @@ class CsvSpec:
     convert: Callable[[dict[str, str]], tuple]
     timestamp_column: str          # must fall inside the load interval
     key: tuple[str, ...]           # natural key, unique within a file
+    plausible: tuple[str, ...] = ()  # timestamps that must lie between 1970 and the run date + 1 day
 
 
 def _bool(text: str) -> bool:
@@ -52,7 +57,7 @@ def _bool(text: str) -> bool:
 
 def _required(text: str, column: str) -> str:
     if not text.strip():
-        raise ValueError(f"empty {column}")
+        raise RejectError("missing_field", f"empty {column}")
     return text.strip()
 
 
@@ -95,22 +100,39 @@ def _order_line(r: list[str]) -> tuple:
 SPECS = {
     "customers": CsvSpec("customers", ("customer_id", "email", "first_name", "country", "signed_up_at",
                                        "updated_at", "accepts_marketing"), _customer, "updated_at",
-                         ("customer_id",)),
+                         ("customer_id",), ("signed_up_at",)),
     "orders": CsvSpec("orders", ("order_id", "customer_id", "email", "created_at", "updated_at", "status",
                                  "currency", "total_amount", "discount_amount", "coupon_code"), _order,
-                      "updated_at", ("order_id",)),
+                      "updated_at", ("order_id",), ("created_at",)),
     "order_lines": CsvSpec("order_lines", ("order_id", "line_number", "product_id", "product_name", "category",
                                            "quantity", "unit_price", "discount_amount", "updated_at"),
                            _order_line, "updated_at", ("order_id", "line_number")),
 }
 
 
-def _json_text(value) -> str:
+def _json_text(value, column: str) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict | list):
+        raise RejectError("not_scalar", f"{column} is a JSON {type(value).__name__}, not a value")
     return str(value)
+
+
+def _bounds(spec: CsvSpec, ordered: list[str], interval) -> tuple[str, str] | None:
+    """(code, reason) when the row's own timestamp or a plausible-date column is out of bounds."""
+    start, end = interval
+    try:
+        for column in spec.plausible:
+            check_plausible(check_ts(ordered[spec.columns.index(column)]), column, end)
+        stamp = check_ts(ordered[spec.columns.index(spec.timestamp_column)])
+    except ValueError as exc:
+        return reject_code(exc), str(exc)
+    if not (start <= stamp < end):
+        return "outside_interval", (f"{spec.timestamp_column} {stamp.isoformat()} outside the load interval "
+                                    f"[{start.isoformat()}, {end.isoformat()})")
+    return None
 
 
 def parse_shop_file(spec: CsvSpec, path, interval: tuple[datetime, datetime],
@@ -123,43 +145,42 @@ def parse_shop_file(spec: CsvSpec, path, interval: tuple[datetime, datetime],
 
 
 def parse_jsonl(spec: CsvSpec, path, interval, extra_columns=None) -> Iterator[tuple[int, tuple | Reject]]:
-    start, end = interval
-    ts_index = spec.columns.index(spec.timestamp_column)
     drift_checked = False
     for line_no, text, raw in read_lines(path, str(path)):
         if text is None:
-            yield line_no, Reject("non-UTF-8 bytes", raw.decode("utf-8", "replace"))
+            yield line_no, Reject("not_utf8", "non-UTF-8 bytes", raw.decode("utf-8", "replace"))
             continue
         if not text.strip():
-            yield line_no, Reject("empty line", "")
+            yield line_no, Reject("empty_line", "empty line", "")
+            continue
+        if len(text) > MAX_LINE:
+            yield line_no, Reject("too_long", f"line of {len(text):,} characters, longer than {MAX_LINE:,}", text)
             continue
         try:
             obj = json.loads(text)
-            if not isinstance(obj, dict):
-                raise ValueError("not a JSON object")
         except ValueError as exc:
-            yield line_no, Reject(f"invalid JSON (truncated line?): {exc}", text)
+            yield line_no, Reject("malformed", f"invalid JSON (truncated line?): {exc}", text)
+            continue
+        if not isinstance(obj, dict):
+            yield line_no, Reject("malformed", "not a JSON object", text)
             continue
         missing = [c for c in spec.columns if c not in obj]
         if missing:
             if not drift_checked:  # the first record decides: a whole-file schema change is an error
                 raise FileError(str(path), f"schema drift: missing key(s) {', '.join(missing)}", line_no)
-            yield line_no, Reject(f"missing key(s) {', '.join(missing)}", text)
+            yield line_no, Reject("missing_field", f"missing key(s) {', '.join(missing)}", text)
             continue
         if not drift_checked and extra_columns is not None:
             extra_columns.extend(k for k in obj if k not in spec.columns)
         drift_checked = True
         try:
-            ordered = [_json_text(obj[c]) for c in spec.columns]
+            ordered = [_json_text(obj[c], c) for c in spec.columns]
             row = spec.convert(ordered)
-            stamp = check_ts(ordered[ts_index])
         except ValueError as exc:
-            yield line_no, Reject(str(exc), text)
+            yield line_no, Reject(reject_code(exc), str(exc), text)
             continue
-        if not (start <= stamp < end):
-            yield line_no, Reject(f"{spec.timestamp_column} {stamp.isoformat()} outside the load interval", text)
-            continue
-        yield line_no, row
+        bad = _bounds(spec, ordered, interval)
+        yield line_no, (Reject(*bad, text) if bad else row)
 
 
 def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
@@ -211,7 +232,7 @@ def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
         if rows is not None:
             yield rows
         for offset, text in zip(slow, head.take(pa.array(slow, pa.int64())).to_pylist(), strict=True):
-            yield first + offset, (Reject("non-UTF-8 bytes", text) if offset in bad
+            yield first + offset, (Reject("not_utf8", "non-UTF-8 bytes", text) if offset in bad
                                    else check.line(text.rstrip("\r"), first + offset))
         if opening >= 0:
             tail = b"\n".join(block.split(b"\n")[opening:])
@@ -230,31 +251,29 @@ class _RowCheck:
         self.positions = [header.index(c) for c in spec.columns]
         self.width = len(header)
         self.in_order = self.positions == list(range(self.width))  # the usual case: no reordering per row
-        self.ts_index = spec.columns.index(spec.timestamp_column)
 
     def line(self, text: str, line_no: int) -> tuple | Reject:
+        if len(text) > MAX_LINE:
+            return Reject("too_long", f"line of {len(text):,} characters, longer than {MAX_LINE:,}", text)
         try:
             fields = next(csv.reader([text], strict=True), [])
         except csv.Error as exc:
-            return Reject(f"malformed CSV: {exc}", text)
+            return Reject("malformed", f"malformed CSV: {exc}", text)
         return self.fields(fields, line_no)
 
     def fields(self, fields: list[str], line_no: int) -> tuple | Reject:
         if not fields:
-            return Reject("empty line", "")
+            return Reject("empty_line", "empty line", "")
+        raw = ",".join(fields)
         if len(fields) != self.width:
-            return Reject(f"expected {self.width} fields, got {len(fields)} (truncated line?)", ",".join(fields))
+            return Reject("malformed", f"expected {self.width} fields, got {len(fields)} (truncated line?)", raw)
         try:
             ordered = fields if self.in_order else [fields[p] for p in self.positions]
             row = self.spec.convert(ordered)
-            stamp = check_ts(ordered[self.ts_index])
         except (ValueError, KeyError) as exc:
-            return Reject(str(exc), ",".join(fields))
-        start, end = self.interval
-        if not (start <= stamp < end):
-            return Reject(f"{self.spec.timestamp_column} {stamp.isoformat()} outside the load interval "
-                          f"[{start.isoformat()}, {end.isoformat()})", ",".join(fields))
-        return row
+            return Reject(reject_code(exc), str(exc), raw)
+        bad = _bounds(self.spec, ordered, self.interval)
+        return Reject(*bad, raw) if bad else row
 
     def stream(self, chunks: Iterator[bytes], first_line: int) -> Iterator[tuple[int, tuple | Reject]]:
         """The csv module over the rest of the file (multi-line quoted values); a line that is not
@@ -277,11 +296,13 @@ class _RowCheck:
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield line_no, Reject(f"malformed CSV: {exc}", "")
+                # e.g. a field over the csv module's 128 KB limit: far beyond MAX_FIELD anyway
+                code = "too_long" if "field larger" in str(exc) else "malformed"
+                yield line_no, Reject(code, f"malformed CSV: {exc}", "")
                 continue
             if fields and undecodable.intersection(range(line_no - first_line + 1, reader.line_num + 1)):
                 text = ",".join(fields).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                yield line_no, Reject("non-UTF-8 bytes", text)
+                yield line_no, Reject("not_utf8", "non-UTF-8 bytes", text)
                 continue
             yield line_no, self.fields(fields, line_no)
 
@@ -364,13 +385,22 @@ class _FastRows:
         by_column = dict(zip(spec.columns, FAST_COLUMNS[spec.name], strict=True))
         patterns = [by_column.get(name, (_TEXT, None))[0] for name in check.header]
         self.shape = "^" + ",".join(f"(?:{p})" for p in patterns) + "\r?$"
-        self.columns = [(check.positions[i], *by_column[name]) for i, name in enumerate(spec.columns)]
-        self.ts_position = check.positions[check.ts_index]
         start, end = interval
+
+        def plausible(text: str) -> str:
+            check_plausible(check_ts(text), "", end)
+            return text
+
+        self.columns = [(check.positions[i], by_column[name][0],
+                         _python(plausible) if name in spec.plausible else by_column[name][1])
+                        for i, name in enumerate(spec.columns)]
+        self.ts_position = check.positions[spec.columns.index(spec.timestamp_column)]
         self.in_interval = _python(lambda t: t if start <= check_ts(t) < end else _raise(t))
 
     def __call__(self, lines: pa.Array, first: int, bad: set[int]) -> tuple[RowBlock | None, list[int]]:
-        matched = pc.match_substring_regex(lines, self.shape)
+        # Long lines go to _RowCheck, which owns the length limits: no field of a shorter line can exceed them.
+        matched = pc.and_(pc.match_substring_regex(lines, self.shape),
+                          pc.less_equal(pc.binary_length(lines), MAX_FIELD))
         if bad:  # lines that are not UTF-8 carry a decoded stand-in: never a row
             matched = pc.and_(matched, pa.array([i not in bad for i in range(len(lines))]))
         candidates = np.flatnonzero(matched.to_numpy(zero_copy_only=False))
@@ -379,8 +409,10 @@ class _FastRows:
         fields = pc.split_pattern(pc.utf8_rtrim(lines.filter(matched), characters="\r"), ",")
         keep = pc.is_valid(per_distinct(pc.list_element(fields, self.ts_position), self.in_interval))
         columns = []
-        for position, _, convert in self.columns:
+        for position, pattern, convert in self.columns:
             values = pc.list_element(fields, position)
+            if pattern is _EMAIL:  # longer addresses go to _RowCheck's too_long
+                keep = pc.and_(keep, pc.less_equal(pc.binary_length(values), MAX_EMAIL))
             if callable(convert):
                 values = per_distinct(values, convert)
                 keep = pc.and_(keep, pc.is_valid(values))

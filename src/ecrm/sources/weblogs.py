@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from crawlerdetect import CrawlerDetect
 
 from . import Reject, RowBlock
-from .common import per_distinct, read_blocks, split_fast_slow
+from .common import MAX_FIELD, MAX_LINE, per_distinct, read_blocks, split_fast_slow
 
 # Quoted fields use the "unrolled loop" form [^"\\]*(?:\\.[^"\\]*)*: same language as
 # (?:[^"\\]|\\.)* but ~5x faster in Python's backtracking engine.
@@ -69,20 +69,22 @@ def _unescape(text: str | None) -> str | None:
     return text.replace('\\"', '"').replace("\\\\", "\\") if "\\" in text else text
 
 
-def parse_line(text: str, interval: tuple[datetime, datetime]) -> tuple | str:
-    """A typed row (without the file columns) or the reason the line is rejected."""
+def parse_line(text: str, interval: tuple[datetime, datetime]) -> tuple | tuple[str, str]:
+    """A typed row (without the file columns) or (reason code, reason) when the line is rejected."""
     match = COMBINED.match(text)
     if not match:
-        return "not a combined-format log line"
+        return "malformed", "not a combined-format log line"
     addr, user, stamp, request, status, size, referrer, agent = match.groups()
     try:
         requested_at, requested_at_iso = _log_time_iso(stamp)
-    except (ValueError, KeyError):
-        return f"bad timestamp {stamp!r}"
+    except (ValueError, KeyError, IndexError):  # a month name we don't know, an empty or cut zone
+        return "invalid_value", f"bad timestamp {stamp!r}"
+    except OverflowError:  # year 1 or 9999 with an offset that moves it out of range
+        return "out_of_range", f"timestamp out of range {stamp!r}"
     if not (interval[0] <= requested_at < interval[1]):
-        return f"timestamp {requested_at.isoformat()} outside the load interval"
+        return "outside_interval", f"timestamp {requested_at.isoformat()} outside the load interval"
     if len(size) > 18:
-        return f"bytes sent out of range for a bigint: {size}"
+        return "out_of_range", f"bytes sent out of range for a bigint: {size}"
     if "\\" in request:
         request = _unescape(request) or ""
     parts = request.split(" ")
@@ -120,22 +122,39 @@ JSON_FIELDS = ("time", "remote_addr", "remote_user", "request", "status", "body_
                "http_user_agent")
 
 
-def parse_json_line(text: str, interval: tuple[datetime, datetime]) -> tuple | str:
+def parse_json_line(text: str, interval: tuple[datetime, datetime]) -> tuple | tuple[str, str]:
     """nginx `log_format ... escape=json` lines (see docs/formats.md): same row as parse_line."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        return f"invalid JSON log line: {exc.msg} at column {exc.colno}"
-    if not isinstance(obj, dict) or "request" not in obj or "time" not in obj:
-        return "JSON log line without request/time"
+        return "malformed", f"invalid JSON log line: {exc.msg} at column {exc.colno}"
+    if not isinstance(obj, dict):
+        return "malformed", "JSON log line that is not an object"
+    missing = [name for name in ("request", "time") if not obj.get(name)]
+    if missing:
+        return "missing_field", f"JSON log line without {'/'.join(missing)}"
+    nested = [name for name in JSON_FIELDS if isinstance(obj.get(name), dict | list)]
+    if nested:
+        return "not_scalar", f"JSON log field {', '.join(nested)} is an object or array, not a value"
     try:
-        requested_at = datetime.fromisoformat(str(obj["time"])).astimezone(UTC)
+        requested_at = datetime.fromisoformat(str(obj["time"]))
+        if requested_at.tzinfo is None:
+            return "invalid_value", f"timestamp without a UTC offset {obj['time']!r}"
+        requested_at = requested_at.astimezone(UTC)
     except ValueError:
-        return f"bad timestamp {obj['time']!r}"
+        return "invalid_value", f"bad timestamp {obj['time']!r}"
+    except OverflowError:
+        return "out_of_range", f"timestamp out of range {obj['time']!r}"
     status = str(obj.get("status", ""))
     size = str(obj.get("body_bytes_sent", "-")) or "-"
-    if not status.isdigit() or not (size.isdigit() or size == "-"):
-        return f"bad status or size: {status!r} {size!r}"
+    if not (status.isascii() and status.isdigit() and len(status) == 3) or not (
+            (size.isascii() and size.isdigit()) or size == "-"):
+        return "invalid_value", f"bad status or size: {status[:20]!r} {size[:20]!r}"
+    if not (interval[0] <= requested_at < interval[1]):
+        return "outside_interval", f"timestamp {requested_at.isoformat()} outside the load interval"
+    for name in ("remote_addr", "remote_user"):
+        if any(c.isspace() for c in str(obj.get(name) or "-")):
+            return "invalid_value", f"JSON log field {name} contains white space"
     # Re-use the combined-format path for everything after the fields are split.
     quoted = {k: str(obj.get(k) or "-").replace("\\", "\\\\").replace('"', '\\"') for k in
               ("request", "http_referer", "http_user_agent")}
@@ -158,7 +177,7 @@ def parse_access_log(path, interval: tuple[datetime, datetime], extra_columns=No
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError:
-                    yield first + offset, Reject("non-UTF-8 bytes", raw.decode("utf-8", "replace"))
+                    yield first + offset, Reject("not_utf8", "non-UTF-8 bytes", raw.decode("utf-8", "replace"))
                     continue
                 yield first + offset, _parse_one(text, interval)
             continue
@@ -175,9 +194,11 @@ def parse_access_log(path, interval: tuple[datetime, datetime], extra_columns=No
 
 def _parse_one(text: str, interval) -> tuple | Reject:
     if not text.strip():
-        return Reject("empty line", "")
+        return Reject("empty_line", "empty line", "")
+    if len(text) > MAX_LINE:
+        return Reject("too_long", f"line of {len(text):,} characters, longer than {MAX_LINE:,}", text)
     parsed = parse_json_line(text, interval) if text.startswith("{") else parse_line(text, interval)
-    return Reject(parsed, text) if isinstance(parsed, str) else parsed
+    return Reject(*parsed, text) if len(parsed) == 2 else parsed
 
 
 # The common shape of a combined-format line (RE2 syntax), stricter than COMBINED so that plain
@@ -206,7 +227,8 @@ def _fast_rows(lines: pa.Array, first: int, interval) -> tuple[RowBlock | None, 
     utm/token/order query needs percent- or plus-decoding, is left to parse_line (it owns the
     reject reasons and parse_qs).
     """
-    matched = pc.match_substring_regex(lines, _FAST)
+    # Long lines go to parse_line; the loader checks their fields against the length limits.
+    matched = pc.and_(pc.match_substring_regex(lines, _FAST), pc.less_equal(pc.binary_length(lines), MAX_FIELD))
     candidates = np.flatnonzero(matched.to_numpy(zero_copy_only=False))
     if not len(candidates):
         return None, list(range(len(lines)))

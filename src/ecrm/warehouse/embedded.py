@@ -256,7 +256,20 @@ class EmbeddedWarehouse:
     def is_running(self) -> bool:
         if not (self.pgdata / "PG_VERSION").exists():
             return False
-        return self._run("pg_ctl", "status", "-D", str(self.pgdata), check=False).returncode == 0
+        if self._run("pg_ctl", "status", "-D", str(self.pgdata), check=False).returncode != 0:
+            return False
+        return not self._crashed()
+
+    def _crashed(self) -> bool:
+        """pg_ctl (and the postmaster's own lock-file check) only ask whether the pid exists: a
+        postmaster that was killed (OOM, kill -9) and never reaped by its parent is a zombie, which
+        would make `start` reuse a dead server and a new postmaster refuse the stale lock file."""
+        try:
+            pid = (self.pgdata / "postmaster.pid").read_text().split()[0]
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False  # no /proc (not Linux) or no pid file: trust pg_ctl
+        return state == "Z"
 
     @property
     def port(self) -> int:
@@ -272,6 +285,8 @@ class EmbeddedWarehouse:
             self._run("initdb", "-D", str(self.pgdata), "-U", SUPERUSER, "--auth=trust",
                       "--encoding=UTF8", "--locale=C", "--no-sync")
         if not self.is_running():
+            if self._crashed():
+                (self.pgdata / "postmaster.pid").unlink()  # its postmaster is dead: the lock is stale
             port = _free_port()
             self.port_file.write_text(str(port))
             settings = " ".join(f"-c {name}={value}" for name, value in SERVER_SETTINGS.items())

@@ -165,3 +165,28 @@ create index if not exists order_status_history_updated_at on raw.order_status_h
 create index if not exists order_lines_updated_at on raw.order_lines (updated_at);
 -- stg_esp__email_events trims campaign_id: the campaign marts look events up by that expression.
 create index if not exists email_events_campaign_trimmed on raw.email_events ((nullif(trim(campaign_id), '')));
+
+-- Quarantine reason codes (a fixed vocabulary, see ecrm.sources.REASON_CODES); older rows have none.
+alter table quarantine.rejected_rows add column if not exists reason_code text;
+create index if not exists rejected_rows_reason_code on quarantine.rejected_rows (source, reason_code);
+
+-- One row per ingest run, committed before its load transaction begins: a run killed mid-load
+-- (process, machine or server) stays `running`, and the next run of the source marks it
+-- `abandoned` once its database session is gone (its load rolled back with that session).
+create table if not exists ops.ingest_runs (
+    ingest_run_id   bigserial primary key,
+    source          text not null,
+    folder          text not null,
+    interval_start  timestamptz not null,
+    interval_end    timestamptz not null,
+    run_id          text,
+    status          text not null default 'running'
+                    check (status in ('running', 'succeeded', 'failed', 'abandoned')),
+    error           text,
+    backend_pid     integer,
+    backend_start   timestamptz,
+    abandoned_by    bigint,
+    started_at      timestamptz not null default now(),
+    finished_at     timestamptz
+);
+create index if not exists ingest_runs_running on ops.ingest_runs (source) where status = 'running';
