@@ -9,6 +9,7 @@ import json
 import os
 import stat
 from datetime import date
+from pathlib import Path
 
 import pytest
 from mailer_world import World
@@ -210,9 +211,8 @@ def test_why_not_query_explains_membership(conn, world, config):
 
 
 def test_the_documented_why_not_query_runs(conn, world, config):
-    from conftest import ROOT
-
-    text = (ROOT / "docs/mailer.md").read_text()
+    root = Path(__file__).resolve().parents[1]  # not `from conftest import ROOT`: tests/reliability has its own
+    text = (root / "docs/mailer.md").read_text()
     sql = text.split("\\set day '''2026-10-03'''\n", 1)[1].split("```", 1)[0]
     ids = world.customers(2)
     conn.execute("insert into marts.fct_customer_rfm_daily values (%s, %s, 'Champions', false, true)", (D1, ids[0]))

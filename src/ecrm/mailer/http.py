@@ -32,10 +32,11 @@ _ADDRESS = re.compile(r"[^\s\"'<>(),;:\[\]]+(@|%40)[^\s\"'<>(),;:\[\]]+", re.IGN
 
 
 def quiet_http_loggers() -> None:
-    """httpx logs each request's full URL at INFO: keep it (and httpcore) at WARNING or above."""
+    """httpx logs each request's full URL at INFO: keep it (and httpcore) at WARNING or above, set on
+    the loggers themselves (not inherited), so a root logger set to INFO or DEBUG later changes nothing."""
     for name in QUIET_LOGGERS:
         logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() < logging.WARNING:
+        if logger.level < logging.WARNING:  # NOTSET (inherit) included
             logger.setLevel(logging.WARNING)
 
 
