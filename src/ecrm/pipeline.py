@@ -136,7 +136,8 @@ def day_is_current(day: date, url: str | None = None, orders_folder: str = "shop
 def build_marts(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
     day = interval_day(start, end)
     url = url or resolve_url()
-    counts = transform.build(day, url, {"holdout_pct": get_settings().holdout_pct})
+    # transform.build holds the warehouse's build lock: a concurrent build raises BuildAlreadyRunning.
+    counts = transform.build(day, url, {"holdout_pct": get_settings().holdout_pct}, run_id=run_id)
     with connect(url) as conn:
         _mark_stage(conn, "build_marts", day, run_id, counts)
     return {"day": day.isoformat(), "dbt": counts}

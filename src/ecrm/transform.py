@@ -2,20 +2,113 @@
 
 In-process saves ~2 s of interpreter and import start-up per run against a `dbt` subprocess;
 the run date goes in as a var so no model ever reads current_date.
+
+Builds of one warehouse are serialised: `build` holds a session-level advisory lock on its own
+connection for the whole dbt invocation, and a second build (of any day) fails fast with
+BuildAlreadyRunning naming the day, start time, pid and run id of the one that holds it. Two dbt
+builds at once replace the same incremental and intermediate tables under each other (duplicate
+page views, a dropped table, `__dbt_backup already exists`). Each build is a row of ops.build_runs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
 
 from .settings import dbt_env, get_settings
 
+BUILD_LOCK = "ecrm-build"  # pg_try_advisory_lock(hashtext(BUILD_LOCK), 0): one build of a warehouse at a time
+BUILDS_DDL = """
+create schema if not exists ops;
+create table if not exists ops.build_runs (
+    build_id     bigint generated always as identity primary key,
+    run_date     date not null,
+    run_id       text,
+    host         text,
+    pid          integer,
+    backend_pid  integer not null,
+    started_at   timestamptz not null default now(),
+    finished_at  timestamptz,
+    status       text not null default 'running',  -- running | succeeded | failed | abandoned
+    error        text
+);
+"""
+_HOLDER = """
+select a.pid, a.application_name, a.backend_start, b.run_date, b.run_id, b.host, b.pid, b.started_at
+from pg_locks l join pg_stat_activity a on a.pid = l.pid
+left join lateral (select * from ops.build_runs r where r.backend_pid = l.pid and r.finished_at is null
+                   order by r.started_at desc limit 1) b on true
+where l.locktype = 'advisory' and l.granted and l.classid = hashtext(%(lock)s)::oid and l.objid = 0
+  and l.objsubid = 2 and l.database = (select oid from pg_database where datname = current_database())
+"""
+
 
 class DbtBuildFailed(RuntimeError):
     pass
+
+
+class BuildAlreadyRunning(RuntimeError):
+    """Another build of this warehouse holds the build lock."""
+
+
+def _holder_text(conn) -> str:
+    row = conn.execute(_HOLDER, {"lock": BUILD_LOCK}).fetchone()
+    if row is None:
+        return "another build was running (it has just finished; run again)"
+    backend, app, backend_start, day, run_id, host, pid, started = row
+    if day is None:  # it has the lock but has not written its row yet: its application_name has the day
+        parts = (app or "").split(" ")
+        day = parts[1] if len(parts) > 1 else "an unknown day"
+        pid = parts[3] if len(parts) > 3 else "?"
+        started = backend_start
+    return (f"another build of {day} is running (started at {started:%Y-%m-%d %H:%M:%S %Z}, pid {pid}"
+            f"{f' on {host}' if host else ''}, run_id {run_id or '?'}, warehouse backend pid {backend})")
+
+
+@contextmanager
+def build_lock(url: str, day: date, run_id: str | None = None) -> Iterator[int]:
+    """Hold the warehouse's build lock while the body runs; raise BuildAlreadyRunning at once if taken.
+
+    The lock is session-level on a connection of its own (dbt opens its own connections), so it is
+    released when the body ends or, if the process dies, when the server drops the connection.
+    Yields the ops.build_runs id of this build.
+    """
+    import psycopg
+
+    app = f"ecrm-build {day.isoformat()} pid {os.getpid()}"[:63]
+    with psycopg.connect(url, autocommit=True, application_name=app) as conn:
+        with conn.transaction():  # two first builds must not race on the DDL
+            conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-build-ddl'))")
+            conn.execute(BUILDS_DDL)
+        if not conn.execute("select pg_try_advisory_lock(hashtext(%s), 0)", (BUILD_LOCK,)).fetchone()[0]:
+            raise BuildAlreadyRunning(f"cannot build {day}: {_holder_text(conn)}; builds of a warehouse are "
+                                      "serialised (see ops.build_runs)")
+        try:
+            # Holding the lock, any row still 'running' belongs to a build that died without finishing.
+            conn.execute("update ops.build_runs set status = 'abandoned', finished_at = now(), "
+                         "error = 'the build ended without finishing (killed?); found by build ' || %s "
+                         "where finished_at is null", (f"{day} {run_id or ''}".strip(),))
+            build_id = conn.execute(
+                "insert into ops.build_runs (run_date, run_id, host, pid, backend_pid) "
+                "values (%s, %s, %s, %s, pg_backend_pid()) returning build_id",
+                (day, run_id, socket.gethostname(), os.getpid())).fetchone()[0]
+            try:
+                yield build_id
+            except BaseException as exc:
+                with suppress(psycopg.Error):  # the lock's connection may be what broke
+                    conn.execute("update ops.build_runs set status = 'failed', finished_at = now(), error = %s "
+                                 "where build_id = %s", (f"{type(exc).__name__}: {exc}"[:2000], build_id))
+                raise
+            conn.execute("update ops.build_runs set status = 'succeeded', finished_at = now() where build_id = %s",
+                         (build_id,))
+        finally:
+            with suppress(psycopg.Error):  # a lost connection has released the lock already
+                conn.execute("select pg_advisory_unlock(hashtext(%s), 0)", (BUILD_LOCK,))
 
 
 def run_dbt(args: list[str], url: str, project_dir: Path | None = None) -> object:
@@ -35,13 +128,18 @@ def run_dbt(args: list[str], url: str, project_dir: Path | None = None) -> objec
     return result
 
 
-def build(day: date, url: str, extra_vars: dict | None = None, select: str | None = None) -> dict[str, int]:
-    """`dbt build` (seeds, models, tests) as of `day`; returns counts of node results by status."""
+def build(day: date, url: str, extra_vars: dict | None = None, select: str | None = None,
+          run_id: str | None = None) -> dict[str, int]:
+    """`dbt build` (seeds, models, tests) as of `day`; returns counts of node results by status.
+
+    Raises BuildAlreadyRunning without touching a table when another build of the warehouse runs.
+    """
     variables = json.dumps({"run_date": day.isoformat(), **(extra_vars or {})})
     args = ["build", "--vars", variables, "--quiet"]
     if select:
         args += ["--select", select]
-    result = run_dbt(args, url)
+    with build_lock(url, day, run_id):
+        result = run_dbt(args, url)
     counts: dict[str, int] = {}
     for node in result.result.results:
         counts[str(node.status)] = counts.get(str(node.status), 0) + 1

@@ -10,7 +10,9 @@ Conventions of the suites:
   which read the run date the gate sets on every connection (see gate.py);
 - every expectation has meta.name (stable, used in ops.quality_results and in overrides) and
   meta.severity (blocking | warning; expectations/gate.yml or ECRM_GATE_SEVERITY override it);
-- suite meta names the table and its row key, which the quarantine uses;
+- suite meta names the table and its row key, which the quarantine uses (an expectation's own
+  meta.table / meta.row_key win: the intermediate_keys suite checks several tables);
+- meta.safety = true marks a check that can never be downgraded (gate.SAFETY_CHECKS);
 - custom SQL (UnexpectedRowsExpectation) always ends in a LIMIT: GX fetches every row it returns.
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import shutil
 
 from ..settings import get_settings
-from .gate import CHECKPOINT, gx_context
+from .gate import CHECKPOINT, SAFETY_CHECKS, gx_context
 
 SEGMENTS = ["Champions", "Loyal", "Potential Loyalist", "New", "Promising", "Need Attention", "About to Sleep",
             "At Risk", "Can't Lose Them", "Hibernating", "Lost", "Prospect"]
@@ -31,6 +33,73 @@ DAY = "{ts} >= ops.gate_day_start() and {ts} < ops.gate_day_end()"
 SHARE_BOUNDS = [("Champions", 0, 0.3), ("Loyal", 0, 0.3), ("Potential Loyalist", 0, 0.3), ("New", 0, 0.3),
                 ("Promising", 0, 0.3), ("Need Attention", 0, 0.3), ("About to Sleep", 0, 0.3), ("At Risk", 0, 0.3),
                 ("Can't Lose Them", 0, 0.2), ("Hibernating", 0, 0.4), ("Lost", 0, 0.6), ("Prospect", 0, 0.9)]
+
+
+# The intermediate tables that feed dim_customers, the RFM snapshot and the sync audiences, with their
+# keys: (table, key columns, where). int_web_page_views has no unique index (append-only increments),
+# so its check is bounded to the days a build rewrites (web_lookback_days, as dbt's var); the others
+# are whole tables (most have a unique index, which two concurrent builds can still drop).
+INTERMEDIATE_KEYS = [
+    ("int_web_page_views", "page_view_id",
+     "t.view_date between b.run_date - ops.gate_setting('web_lookback_days')::int and b.run_date"),
+    ("int_web_visitors_identified", "visitor_id", None),
+    ("int_customer_web_activity", "customer_id", None),
+    ("int_customer_email_flags", "customer_id", None),
+    ("int_customer_email_engagement", "customer_id", None),
+    ("int_customer_orders_summarized", "customer_id", None),
+    ("int_customer_order_windows", "customer_id", None),
+    ("int_orders_as_of", "order_id", None),
+]
+INTERMEDIATE_QUERY = "select ops.gate_run_date() as run_date"
+
+
+def intermediate_expectations() -> list:
+    """The `intermediate_keys` suite: every table present, one row per key (blocking)."""
+    from great_expectations import expectations as gxe
+
+    names = ", ".join(f"('{t}')" for t, _, _ in INTERMEDIATE_KEYS)
+    out = [gxe.UnexpectedRowsExpectation(
+        description="Every intermediate table that feeds the audiences exists (a concurrent build can drop one).",
+        unexpected_rows_query=f"select t.name, b.run_date from (values {names}) t(name) cross join {{batch}} b "
+                              "where to_regclass('intermediate.' || t.name) is null limit 20",
+        meta={"name": "intermediate_tables_exist", "severity": "blocking", "table": "intermediate"})]
+    for table, key, where in INTERMEDIATE_KEYS:
+        out.append(gxe.UnexpectedRowsExpectation(
+            description=f"One row per {key} in intermediate.{table}"
+                        + (" (the days a build rewrites: run_date - web_lookback_days .. run_date)." if where
+                           else "."),
+            unexpected_rows_query=f"select t.{key}, count(*) as copies from intermediate.{table} t "
+                                  f"cross join {{batch}} b {f'where {where} ' if where else ''}"
+                                  f"group by t.{key} having count(*) > 1 limit 1000",
+            meta={"name": f"{table}_{key}_unique", "severity": "blocking", "table": f"intermediate.{table}",
+                  "row_key": [key]}))
+    return out
+
+
+def add_intermediate_suite(url: str | None = None) -> None:
+    """Add the `intermediate_keys` suite to the existing context and the checkpoint (run once)."""
+    import os
+    from datetime import date
+
+    import great_expectations as gx
+
+    from ..warehouse import resolve_url
+    from .config import load_config
+    from .gate import gate_url
+
+    url = url or resolve_url()
+    os.environ["ECRM_GX_WAREHOUSE_URL"] = gate_url(url, date(2000, 1, 1), load_config())
+    context = gx_context(get_settings().expectations_dir)
+    source = context.data_sources.get("warehouse")
+    asset = source.add_query_asset(name="intermediate@run_date", query=INTERMEDIATE_QUERY)
+    suite = context.suites.add(gx.ExpectationSuite(name="intermediate_keys", meta={"table": "intermediate"}))
+    for expectation in intermediate_expectations():
+        suite.add_expectation(expectation)
+    definition = context.validation_definitions.add(gx.ValidationDefinition(
+        name="intermediate_keys", data=asset.add_batch_definition_whole_table("run_date"), suite=suite))
+    checkpoint = context.checkpoints.get(CHECKPOINT)
+    checkpoint.validation_definitions = [*checkpoint.validation_definitions, definition]
+    checkpoint.save()
 
 
 def day(ts: str) -> str:
@@ -346,10 +415,16 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
              "or today.n < history.avg_n / ops.gate_setting('volume_tolerance')) limit 1", "warning"),
     ]))
 
+    # ---- the intermediate tables behind the audiences: present, one row per key --------------------
+    suites.append(("intermediate_keys", query_asset("intermediate@run_date", INTERMEDIATE_QUERY),
+                   {"table": "intermediate"}, intermediate_expectations()))
+
     definitions = []
     for name, asset, suite_meta, expectations in suites:
         suite = context.suites.add(gx.ExpectationSuite(name=name, meta=suite_meta))
         for expectation in expectations:
+            if f"{name}.{expectation.meta['name']}" in SAFETY_CHECKS:
+                expectation.meta["safety"] = True
             suite.add_expectation(expectation)
         batch = asset.add_batch_definition_whole_table("run_date" if "@" in asset.name else "whole_table")
         definitions.append(context.validation_definitions.add(

@@ -3,11 +3,25 @@
 Thresholds are numbers the GX queries read from the database session (ops.gate_setting(name)),
 and severities override each expectation's meta.severity, so neither needs the suites' JSON to
 change when an operator wants a check to warn instead of block for a while.
+
+A severity override is never silent (docs/quality.md, "Severity overrides"):
+- it names one check, `<suite>.<check>` (a bare `<check>` only when exactly one suite has it);
+- an unknown or ambiguous name is an error (with the nearest names), checked before GX runs;
+- the safety checks (holdout, suppression, consent) cannot be downgraded at all;
+- every override in force is recorded with each result row of the run in ops.quality_results
+  (default severity, effective severity, source, who, and the reason when given).
+
+Syntax: ECRM_GATE_SEVERITY="raw_orders.volume_vs_trailing_7d=warning:Black Friday, planned; ..."
+(items separated by `;`, or by `,` when the next item starts with `name=`; `:reason` optional), and
+in gate.yml `severity: {raw_orders.volume_vs_trailing_7d: {severity: warning, reason: "..."}}` or
+the short `raw_orders.volume_vs_trailing_7d: warning`.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,26 +30,70 @@ import yaml
 from ..settings import get_settings
 
 SEVERITIES = ("blocking", "warning")
+ENV_SEVERITY = "ECRM_GATE_SEVERITY"
+# One item ends at `;`, or at a `,` that is followed by the next `name=`: a reason may hold commas.
+_ITEM_SPLIT = re.compile(r";|,(?=\s*[A-Za-z0-9_.\-]+\s*=)")
+
+
+class GateConfigError(ValueError):
+    """The gate's configuration is wrong (unknown check, ambiguous name, safety check downgraded...)."""
+
+
+@dataclass(frozen=True)
+class Override:
+    """One severity override as written by an operator (not yet checked against the suites)."""
+
+    check: str              # "<suite>.<check>" or a bare "<check>"
+    severity: str           # blocking | warning
+    source: str             # "env ECRM_GATE_SEVERITY" or "file <path>"
+    reason: str | None = None
+    by: str | None = None   # the OS user whose process read the override
 
 
 @dataclass(frozen=True)
 class GateConfig:
     settings: dict[str, float] = field(default_factory=dict)
-    severity: dict[str, str] = field(default_factory=dict)  # "<suite>.<name>" or "<name>" -> blocking|warning
+    overrides: tuple[Override, ...] = ()
     quarantine_limit: int = 1000
 
-    def severity_of(self, suite: str, name: str, default: str) -> str:
-        return self.severity.get(f"{suite}.{name}") or self.severity.get(name) or default
+    @property
+    def severity(self) -> dict[str, str]:
+        """name -> severity of the overrides (the environment's win over the file's)."""
+        return {o.check: o.severity for o in self.overrides}
 
 
-def _parse_severity(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, _, value = item.partition("=")
-        value = value.strip().lower()
-        if value not in SEVERITIES:
-            raise ValueError(f"ECRM_GATE_SEVERITY: {item!r} must be <suite>.<expectation>=blocking|warning")
-        out[key.strip()] = value
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name (a container without passwd entry): record none
+        return None
+
+
+def _parse_value(check: str, value: object, where: str) -> tuple[str, str | None]:
+    """`warning`, `warning:reason` or {severity: warning, reason: ...} -> (severity, reason)."""
+    if isinstance(value, dict):
+        unknown = set(value) - {"severity", "reason"}
+        if unknown:
+            raise GateConfigError(f"{where}: {check}: unknown key(s) {sorted(unknown)}; use severity and reason")
+        severity, reason = str(value.get("severity", "")), value.get("reason")
+    else:
+        severity, _, reason = str(value).partition(":")
+    severity = severity.strip().lower()
+    reason = (str(reason).strip() or None) if reason is not None else None
+    if severity not in SEVERITIES:
+        raise GateConfigError(f"{where}: {check}={value!r}: the severity must be blocking or warning "
+                              "(syntax: <suite>.<check>=blocking|warning[:reason])")
+    return severity, reason
+
+
+def parse_env_severity(text: str, user: str | None = None) -> list[Override]:
+    out: list[Override] = []
+    for item in filter(None, (part.strip() for part in _ITEM_SPLIT.split(text))):
+        check, sep, value = item.partition("=")
+        if not sep or not check.strip():
+            raise GateConfigError(f"{ENV_SEVERITY}: {item!r} must be <suite>.<check>=blocking|warning[:reason]")
+        severity, reason = _parse_value(check.strip(), value, ENV_SEVERITY)
+        out.append(Override(check.strip(), severity, f"env {ENV_SEVERITY}", reason, user))
     return out
 
 
@@ -50,10 +108,12 @@ def load_config(path: Path | None = None) -> GateConfig:
             settings[key] = float(env)
     if os.environ.get("ECRM_HOLDOUT_PCT"):
         settings["holdout_pct"] = float(os.environ["ECRM_HOLDOUT_PCT"])
-    severity = {str(k): str(v).lower() for k, v in (raw.get("severity") or {}).items()}
-    bad = {k: v for k, v in severity.items() if v not in SEVERITIES}
-    if bad:
-        raise ValueError(f"{path}: severities must be blocking or warning, got {bad}")
-    severity.update(_parse_severity(os.environ.get("ECRM_GATE_SEVERITY", "")))
+    user = _user()
+    overrides: dict[str, Override] = {}
+    for check, value in (raw.get("severity") or {}).items():
+        severity, reason = _parse_value(str(check), value, str(path))
+        overrides[str(check)] = Override(str(check), severity, f"file {path}", reason, user)
+    for override in parse_env_severity(os.environ.get(ENV_SEVERITY, ""), user):
+        overrides[override.check] = override  # the environment wins over the file for the same name
     limit = int(os.environ.get("ECRM_GATE_QUARANTINE_LIMIT") or raw.get("quarantine_limit") or 1000)
-    return GateConfig(settings=settings, severity=severity, quarantine_limit=limit)
+    return GateConfig(settings=settings, overrides=tuple(overrides.values()), quarantine_limit=limit)

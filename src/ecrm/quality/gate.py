@@ -11,10 +11,20 @@ expectations/gate.yml) and the suites' SQL reads them through small functions
 session setting belongs to one connection, so two gates of different days never see each other's
 date, and rerunning an old day checks that day. All checks run in PostgreSQL; nothing is pulled
 into pandas.
+
+Severity overrides (config.py) are resolved against the suites before GX runs: an unknown or
+ambiguous name, or a safety check downgraded, is a GateConfigError; every override in force is
+recorded with the result rows of the run.
+
+No e-mail address (or other direct identifier, PII_COLUMNS) reaches an error message, a log line,
+ops.quality_results or ops.quality_quarantine.row_data: sample values of such columns become
+`sha256:<12 hex>` fingerprints and anything shaped like an address is fingerprinted too.
 """
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import json
 import logging
 import os
@@ -29,7 +39,19 @@ from psycopg import sql
 
 from ..mailer.publish import PUBLISHED_DDL
 from ..settings import get_settings
-from .config import GateConfig, load_config
+from .config import GateConfig, GateConfigError, load_config
+
+# Checks that keep people who must not be mailed out of the audiences: they always block. An
+# expectation can also be marked with meta.safety = true in its suite's JSON.
+SAFETY_CHECKS = frozenset({
+    "audience_members.no_suppressed_member",   # unsubscribed, complained, hard-bounced
+    "audience_members.no_holdout_member",      # the measurement holdout
+    "audience_members.member_is_contactable",  # marketing consent and a valid address
+})
+# Direct identifiers: their values are fingerprinted wherever the gate writes or raises them.
+PII_COLUMNS = frozenset({"email", "first_name", "last_name", "phone", "remote_addr", "ip", "user_agent",
+                         "customer_token"})
+_ADDRESS = re.compile(r"""[^\s'"<>(),;\[\]{}]*@[^\s'"<>(),;\[\]{}]*""")
 
 CHECKPOINT = "publish_gate"
 GATE_DDL = """
@@ -45,6 +67,12 @@ create table if not exists ops.quality_results (
     blocking        boolean not null,
     checked_at      timestamptz not null default now()
 );
+-- severity overrides in force for the run (null when the check ran at its suite's severity)
+alter table ops.quality_results add column if not exists default_severity text;
+alter table ops.quality_results add column if not exists override_severity text;
+alter table ops.quality_results add column if not exists override_source text;
+alter table ops.quality_results add column if not exists override_by text;
+alter table ops.quality_results add column if not exists override_reason text;
 create index if not exists quality_results_run_date on ops.quality_results (run_date);
 create table if not exists ops.quality_quarantine (
     run_date        date not null,
@@ -90,6 +118,99 @@ class ExpectationResult:
     type: str = ""
     kwargs: dict = field(default_factory=dict)
     description: str = ""
+    meta: dict = field(default_factory=dict)
+    default_severity: str = "blocking"
+    override: ResolvedOverride | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedOverride:
+    """An override matched to one check of one suite."""
+
+    suite: str
+    check: str
+    from_severity: str
+    to_severity: str
+    source: str
+    reason: str | None
+    by: str | None
+    written_as: str
+
+
+def fingerprint(value: object) -> str:
+    """A short, stable stand-in for an identifier: lets people correlate rows without seeing the value."""
+    return "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()[:12]
+
+
+def scrub(text: str) -> str:
+    """Replace anything shaped like an e-mail address (anything around an '@') by its fingerprint."""
+    return _ADDRESS.sub(lambda m: fingerprint(m.group(0)), text)
+
+
+def suites_dir(project_dir: Path | None = None) -> Path:
+    return (project_dir or gx_project_dir()) / "gx" / "expectations"
+
+
+def check_catalog(project_dir: Path | None = None) -> dict[tuple[str, str], dict]:
+    """(suite, check) -> {"severity": default, "safety": bool}, read from the suites' JSON (no GX import)."""
+    catalog: dict[tuple[str, str], dict] = {}
+    for path in sorted(suites_dir(project_dir).glob("*.json")):
+        suite = json.loads(path.read_text())
+        for expectation in suite.get("expectations", []):
+            meta = expectation.get("meta") or {}
+            name = meta.get("name") or expectation["type"]
+            key = (suite["name"], name)
+            catalog[key] = {"severity": meta.get("severity", "blocking"),
+                            "safety": bool(meta.get("safety")) or f"{key[0]}.{key[1]}" in SAFETY_CHECKS}
+    return catalog
+
+
+def resolve_overrides(config: GateConfig, catalog: dict[tuple[str, str], dict] | None = None,
+                      ) -> dict[tuple[str, str], ResolvedOverride]:
+    """Match every override to exactly one check; raise GateConfigError for anything unclear or unsafe.
+
+    Also refuses a safety check whose suite JSON itself says `warning`: that is a downgrade too.
+    """
+    catalog = check_catalog() if catalog is None else catalog
+    errors = [f"{s}.{c} is a safety check: its meta.severity must be blocking, not {info['severity']}"
+              for (s, c), info in catalog.items() if info["safety"] and info["severity"] != "blocking"]
+    full_names = sorted(f"{s}.{c}" for s, c in catalog)
+    by_check: dict[str, list[str]] = {}
+    for s, c in catalog:
+        by_check.setdefault(c, []).append(s)
+    resolved: dict[tuple[str, str], ResolvedOverride] = {}
+    for o in config.overrides:
+        suite, dot, check = o.check.rpartition(".")
+        if dot:
+            key = (suite, check)
+            if key not in catalog:
+                near = difflib.get_close_matches(o.check, full_names, n=3, cutoff=0.6)
+                errors.append(f"{o.check} ({o.source}) is not a check of any suite"
+                              + (f"; did you mean {', '.join(near)}?" if near else
+                                 "; checks are named <suite>.<meta.name> (ops.quality_results suite, expectation)"))
+                continue
+        else:
+            suites = sorted(by_check.get(check, []))
+            if not suites:
+                near = difflib.get_close_matches(check, full_names + sorted(by_check), n=3, cutoff=0.6)
+                errors.append(f"{o.check} ({o.source}) is not a check of any suite"
+                              + (f"; did you mean {', '.join(near)}?" if near else ""))
+                continue
+            if len(suites) > 1:
+                errors.append(f"{o.check} ({o.source}) is a check of {len(suites)} suites: name one of "
+                              + ", ".join(f"{s}.{check}" for s in suites))
+                continue
+            key = (suites[0], check)
+        info = catalog[key]
+        if info["safety"] and o.severity != "blocking":
+            errors.append(f"{key[0]}.{key[1]} ({o.source}) is a safety check (holdout, suppression, consent) "
+                          "and cannot be downgraded")
+            continue
+        resolved[key] = ResolvedOverride(key[0], key[1], info["severity"], o.severity, o.source, o.reason, o.by,
+                                         o.check)
+    if errors:
+        raise GateConfigError("quality gate configuration refused: " + "; ".join(errors))
+    return resolved
 
 
 def gx_project_dir() -> Path:
@@ -136,6 +257,7 @@ def run_checkpoint(url: str, run_date: date, checkpoint: str = CHECKPOINT, confi
                    ) -> tuple[list[ExpectationResult], dict[str, dict]]:
     """Run the checkpoint for `run_date`; returns the results and, per suite, its asset (for quarantine)."""
     config = config or load_config()
+    overrides = resolve_overrides(config)
     os.environ["ECRM_GX_WAREHOUSE_URL"] = gate_url(url, run_date, config)
     context = gx_context()
     cp = context.checkpoints.get(checkpoint)
@@ -158,19 +280,25 @@ def run_checkpoint(url: str, run_date: date, checkpoint: str = CHECKPOINT, confi
             cfg = er.expectation_config
             meta = cfg.meta or {}
             name = meta.get("name") or cfg.type
-            severity = config.severity_of(suite, name, meta.get("severity", "blocking"))
+            default = meta.get("severity", "blocking")
+            override = overrides.get((suite, name))
+            severity = override.to_severity if override else default
+            if (bool(meta.get("safety")) or f"{suite}.{name}" in SAFETY_CHECKS) and severity != "blocking":
+                raise GateConfigError(f"{suite}.{name} is a safety check and cannot be downgraded")
+            column = cfg.kwargs.get("column")
             rows.append(ExpectationResult(
-                suite=suite, expectation=name, column=cfg.kwargs.get("column"),
-                observed=_observed(er), passed=bool(er.success), blocking=severity != "warning",
-                type=cfg.type, kwargs=dict(cfg.kwargs), description=cfg.description or ""))
+                suite=suite, expectation=name, column=column,
+                observed=_observed(er, column), passed=bool(er.success), blocking=severity != "warning",
+                type=cfg.type, kwargs=dict(cfg.kwargs), description=cfg.description or "", meta=dict(meta),
+                default_severity=default, override=override))
     return rows, assets
 
 
-def _observed(er) -> str:
+def _observed(er, column: str | None = None) -> str:
     infos = er.exception_info or {}
     for info in [infos, *[v for v in infos.values() if isinstance(v, dict)]]:
         if info.get("raised_exception"):
-            return f"error: {info.get('exception_message', '')}"[:500]
+            return scrub(f"error: {info.get('exception_message', '')}")[:500]
     res = er.result or {}
     if "observed_value" in res:
         observed = res["observed_value"]
@@ -178,10 +306,12 @@ def _observed(er) -> str:
         observed = f"{res.get('unexpected_count')} of {res.get('element_count')} unexpected"
         sample = res.get("partial_unexpected_list") or []
         if sample:
+            if column in PII_COLUMNS:  # never the values of an identifying column: their fingerprints
+                sample = [None if v is None else fingerprint(v) for v in sample]
             observed += f", e.g. {sample[:5]}"
     else:
         observed = ""
-    return str(observed)[:500]
+    return scrub(str(observed))[:500]
 
 
 # --- quarantine: the rows behind a failed row-level expectation, fetched with bounded SQL ---------
@@ -268,7 +398,8 @@ def quarantine(conn: psycopg.Connection, run_date: date, checkpoint: str, rows: 
             query = _row_level_query(r, info["asset"])
             if query is None:
                 continue
-            keys = list(info["meta"].get("row_key") or [])
+            keys = list(r.meta.get("row_key") or info["meta"].get("row_key") or [])
+            table = r.meta.get("table") or info["meta"].get("table", r.suite)
             try:
                 with conn.transaction():  # a savepoint: one broken query must not lose the others
                     cur = conn.execute(sql.SQL(
@@ -276,21 +407,26 @@ def quarantine(conn: psycopg.Connection, run_date: date, checkpoint: str, rows: 
                         "row_key, row_data, reason, blocking) "
                         "select {d}, {cp}, {s}, {e}, {t}, "
                         "(select nullif(jsonb_object_agg(key, value), '{{}}') from jsonb_each(to_jsonb(q)) where key = any({keys})), "
-                        "to_jsonb(q), {reason}, {blocking} from ({query}) q limit {limit} "
-                        "returning row_data").format(
+                        # identifying columns are kept as fingerprints only (the row key names the row)
+                        "to_jsonb(q) || (select coalesce(jsonb_object_agg(key, case when value = 'null' then value "
+                        "else to_jsonb('sha256:' || left(encode(sha256(convert_to(value #>> '{{}}', 'UTF8')), 'hex'), 12)) "
+                        "end), '{{}}') from jsonb_each(to_jsonb(q)) where key = any({pii})), "
+                        "{reason}, {blocking} from ({query}) q limit {limit} "
+                        "returning row_data, row_key").format(
                             d=sql.Literal(run_date), cp=sql.Literal(checkpoint), s=sql.Literal(r.suite),
-                            e=sql.Literal(r.expectation), t=sql.Literal(info["meta"].get("table", r.suite)),
-                            keys=sql.Literal(keys), reason=sql.Literal(_reason(r)),
+                            e=sql.Literal(r.expectation), t=sql.Literal(table),
+                            keys=sql.Literal(keys), pii=sql.Literal(sorted(PII_COLUMNS)), reason=sql.Literal(_reason(r)),
                             blocking=sql.Literal(r.blocking), query=query,
                             limit=sql.Literal(config.quarantine_limit)))
                     found = cur.fetchall()
             except psycopg.Error as exc:
                 logging.getLogger(__name__).warning("quarantine query for %s.%s failed: %s", r.suite, r.expectation,
-                                                    exc)
+                                                    scrub(str(exc)))
                 continue
             kept[(r.suite, r.expectation)] = len(found)
             if found and r.type == "unexpected_rows_expectation":
-                r.observed = f"{r.observed} row(s), e.g. {json.dumps(found[0][0], default=str)}"[:500]
+                sample = found[0][1] or found[0][0]  # the row key when the suite has one, else the scrubbed row
+                r.observed = scrub(f"{r.observed} row(s), e.g. {json.dumps(sample, default=str)}")[:500]
     return kept
 
 
@@ -299,10 +435,13 @@ def record(conn: psycopg.Connection, run_date: date, checkpoint: str, rows: list
     with conn.transaction():
         conn.execute("delete from ops.quality_results where run_date = %s and checkpoint = %s", (run_date, checkpoint))
         with conn.cursor().copy("copy ops.quality_results (run_date, checkpoint, suite, expectation, column_name, "
-                                "observed_value, passed, blocking) from stdin") as copy:
+                                "observed_value, passed, blocking, default_severity, override_severity, "
+                                "override_source, override_by, override_reason) from stdin") as copy:
             for r in rows:
-                copy.write_row((run_date, checkpoint, r.suite, r.expectation, r.column, r.observed, r.passed,
-                                r.blocking))
+                o = r.override
+                copy.write_row((run_date, checkpoint, r.suite, r.expectation, r.column, scrub(r.observed), r.passed,
+                                r.blocking, r.default_severity, o and o.to_severity, o and o.source, o and o.by,
+                                o and o.reason))
 
 
 def enforce(conn: psycopg.Connection, url: str, run_date: date, checkpoint: str = CHECKPOINT,
@@ -316,10 +455,17 @@ def enforce(conn: psycopg.Connection, url: str, run_date: date, checkpoint: str 
     failed = [r for r in rows if not r.passed and r.blocking]
     warned = [r for r in rows if not r.passed and not r.blocking]
     log = logging.getLogger(__name__)
+    for r in rows:
+        if r.override and r.override.from_severity != r.override.to_severity:
+            log.warning("quality gate override: %s.%s %s -> %s (%s%s%s)%s", r.suite, r.expectation,
+                        r.override.from_severity, r.override.to_severity, r.override.source,
+                        f", by {r.override.by}" if r.override.by else "",
+                        f", reason: {r.override.reason}" if r.override.reason else "",
+                        "" if r.passed else " - it failed")
     for r in warned:
         log.warning("quality warning %s.%s(%s) observed %s", r.suite, r.expectation, r.column or "", r.observed)
     if failed:
-        names = "; ".join(f"{r.suite}.{r.expectation}({r.column or ''}) observed {r.observed}" for r in failed)
+        names = "; ".join(f"{r.suite}.{r.expectation}({r.column or ''}) observed {scrub(r.observed)}" for r in failed)
         raise QualityGateFailed(
             f"quality gate {checkpoint} blocked publishing for {run_date}: {len(failed)} blocking expectation(s) "
             f"failed: {names}. Details: ops.quality_results / ops.quality_quarantine where run_date = '{run_date}'",
