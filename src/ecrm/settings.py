@@ -1,13 +1,14 @@
 """One settings object, read from the environment (ECRM_*), so DAGs, the CLI and tests agree.
 
 Nothing here holds a secret: credentials live in ECRM_WAREHOUSE_URL (or an Airflow connection)
-and never in the repository.
+and never in the repository; ECRM_VISITOR_KEY (the visitor_id HMAC key) is read from the
+environment and kept out of repr() and logs.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -32,6 +33,8 @@ class Settings:
     holdout_pct: int
     orders_lookback_days: int   # shop DB pull: re-read this many days for late refunds and edits
     shop_db_url: str | None     # the shop's own database (Airflow: connection `ecrm_shop_db`)
+    # visitor_id HMAC key (ECRM_VISITOR_KEY); None: one generated and kept in the warehouse
+    visitor_key: str | None = field(default=None, repr=False)
 
     @property
     def dbt_project_dir(self) -> Path:
@@ -58,6 +61,7 @@ def get_settings() -> Settings:
         holdout_pct=int(os.environ.get("ECRM_HOLDOUT_PCT", "10")),
         orders_lookback_days=int(os.environ.get("ECRM_ORDERS_LOOKBACK_DAYS", "3")),
         shop_db_url=os.environ.get("ECRM_SHOP_DB_URL") or None,
+        visitor_key=os.environ.get("ECRM_VISITOR_KEY") or None,
     )
 
 

@@ -190,3 +190,17 @@ create table if not exists ops.ingest_runs (
     finished_at     timestamptz
 );
 create index if not exists ingest_runs_running on ops.ingest_runs (source) where status = 'running';
+
+-- Keys the warehouse's own SQL uses, readable by the owner only (no grant to BI or anyone): the
+-- `visitor_id` HMAC key of intermediate.int_web_page_views (dbt_project/macros/visitor_key.sql),
+-- 64 bytes, ECRM_VISITOR_KEY (origin 'env', stored by ecrm.warehouse.ensure_visitor_key) or
+-- generated once (origin 'generated'); fingerprint = md5 of the key as given, to tell a change.
+create table if not exists ops.secrets (
+    name        text primary key,
+    value       bytea not null,
+    fingerprint text not null,
+    origin      text not null,
+    created_at  timestamptz not null default now(),
+    updated_at  timestamptz not null default now()
+);
+revoke all on ops.secrets from public;

@@ -11,7 +11,8 @@
     )
 }}
 -- Human page views: GET requests answered 2xx/3xx that are neither bots nor static assets, one
--- row per log line. A visitor is the hash of (remote address, user agent). Incremental: a run
+-- row per log line. A visitor is the keyed hash (HMAC-SHA256, key in ops.secrets:
+-- macros/visitor_key.sql) of (remote address, user agent). Incremental: a run
 -- replaces run_date and the days of [run_date - web_lookback_days, run_date) whose log lines
 -- changed since they were built (a late or reloaded file: macros/web_page_days.sql); days after
 -- run_date, if already built, stay as they are.
@@ -34,11 +35,21 @@ page_requests as (
 
 ),
 
+visitor_key as (
+
+    select
+        {{ hmac_pad('secrets.value', 54) }} as inner_pad,
+        {{ hmac_pad('secrets.value', 92) }} as outer_pad
+    from {{ source('ops', 'secrets') }} as secrets
+    where secrets.name = 'visitor_id'
+
+),
+
 final as (
 
     select
         request_id as page_view_id,
-        md5(ip_address || '|' || coalesce(user_agent, '')) as visitor_id,
+        {{ visitor_hmac("ip_address || '|' || coalesce(user_agent, '')", 'visitor_key') }} as visitor_id,
         requested_at as viewed_at,
         {{ utc_date('requested_at') }} as view_date,
         path,
