@@ -150,26 +150,46 @@ def _latest_published_after(conn, day: date) -> date | None:
     return conn.execute("select max(as_of_date) from ops.publish_runs where as_of_date > %s", (day,)).fetchone()[0]
 
 
+class PublishAlreadyRunning(RuntimeError):
+    """Another publish of this warehouse is running (gate, publish and push are one unit)."""
+
+
+PUBLISH_LOCK = "ecrm-publish"  # session-level advisory lock: one gate + publish + push per warehouse at a time
+
+
 def publish_segments(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
-    """Quality gate, then publish and push; a failed gate raises and leaves yesterday's audiences as they are."""
+    """Quality gate, then publish and push; a failed gate raises and leaves yesterday's audiences as they are.
+
+    Publishes of one warehouse are serialised and a second one fails fast: two at once would audit,
+    swap and push under each other (and share the GX project's files)."""
     day = interval_day(start, end)
     url = url or resolve_url()
-    settings = get_settings()
     with connect(url) as conn:
-        checks = gate.enforce(conn, url, day)
-        later = _latest_published_after(conn, day)
-        if later:
-            # Rerunning a past day (a backfill) must not roll the published audiences and the ESP back
-            # to older segments: it re-audits the day and leaves what is published and pushed alone.
-            detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks), "checks": len(checks),
-                      "skipped": f"{later.isoformat()} is already published; a past day is audited, not re-published"}
-            _mark_stage(conn, "publish_segments", day, run_id, detail)
-            return detail
-        counts = publish(conn, day)
-        mailer = sync_audiences(conn, day)  # ECRM_MAILER: outbox (default), listmonk or mailchimp
+        if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (PUBLISH_LOCK,)).fetchone()[0]:
+            raise PublishAlreadyRunning(f"another publish of this warehouse is running; {day} was not published "
+                                        "by this run (retry when it has finished)")
+        try:
+            return _publish_locked(conn, url, day, run_id)
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtext(%s))", (PUBLISH_LOCK,))
+
+
+def _publish_locked(conn, url: str, day: date, run_id: str | None) -> dict:
+    settings = get_settings()
+    checks = gate.enforce(conn, url, day)
+    later = _latest_published_after(conn, day)
+    if later:
+        # Rerunning a past day (a backfill) must not roll the published audiences and the ESP back
+        # to older segments: it re-audits the day and leaves what is published and pushed alone.
         detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks), "checks": len(checks),
-                  "audiences": counts, "outbox": str(settings.outbox / day.isoformat()),
-                  "manifest": mailer.get("manifest"),
-                  "mailer": {k: v for k, v in mailer.items() if k != "manifest"}}
+                  "skipped": f"{later.isoformat()} is already published; a past day is audited, not re-published"}
         _mark_stage(conn, "publish_segments", day, run_id, detail)
+        return detail
+    counts = publish(conn, day)
+    mailer = sync_audiences(conn, day)  # ECRM_MAILER: outbox (default), listmonk or mailchimp
+    detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks), "checks": len(checks),
+              "audiences": counts, "outbox": str(settings.outbox / day.isoformat()),
+              "manifest": mailer.get("manifest"),
+              "mailer": {k: v for k, v in mailer.items() if k != "manifest"}}
+    _mark_stage(conn, "publish_segments", day, run_id, detail)
     return detail
