@@ -34,7 +34,7 @@ create table if not exists ops.build_runs (
     backend_pid  integer not null,
     started_at   timestamptz not null default now(),
     finished_at  timestamptz,
-    status       text not null default 'running',  -- running | succeeded | failed | abandoned
+    status       text not null,  -- starting | running | succeeded | failed | refused | abandoned
     error        text
 );
 """
@@ -42,7 +42,7 @@ _HOLDER = """
 select a.pid, a.application_name, a.backend_start, b.run_date, b.run_id, b.host, b.pid, b.started_at
 from pg_locks l join pg_stat_activity a on a.pid = l.pid
 left join lateral (select * from ops.build_runs r where r.backend_pid = l.pid and r.finished_at is null
-                   order by r.started_at desc limit 1) b on true
+                   order by r.build_id desc limit 1) b on true
 where l.locktype = 'advisory' and l.granted and l.classid = hashtext(%(lock)s)::oid and l.objid = 0
   and l.objsubid = 2 and l.database = (select oid from pg_database where datname = current_database())
 """
@@ -85,18 +85,24 @@ def build_lock(url: str, day: date, run_id: str | None = None) -> Iterator[int]:
         with conn.transaction():  # two first builds must not race on the DDL
             conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-build-ddl'))")
             conn.execute(BUILDS_DDL)
+        # The row goes in before the lock is tried, so a build refused by this one always finds it.
+        build_id = conn.execute(
+            "insert into ops.build_runs (run_date, run_id, host, pid, backend_pid, status) "
+            "values (%s, %s, %s, %s, pg_backend_pid(), 'starting') returning build_id",
+            (day, run_id, socket.gethostname(), os.getpid())).fetchone()[0]
         if not conn.execute("select pg_try_advisory_lock(hashtext(%s), 0)", (BUILD_LOCK,)).fetchone()[0]:
-            raise BuildAlreadyRunning(f"cannot build {day}: {_holder_text(conn)}; builds of a warehouse are "
-                                      "serialised (see ops.build_runs)")
+            holder = _holder_text(conn)
+            conn.execute("update ops.build_runs set status = 'refused', finished_at = now(), error = %s "
+                         "where build_id = %s", (holder, build_id))
+            raise BuildAlreadyRunning(f"cannot build {day}: {holder}; builds of a warehouse are serialised "
+                                      "(see ops.build_runs)")
         try:
-            # Holding the lock, any row still 'running' belongs to a build that died without finishing.
+            conn.execute("update ops.build_runs set status = 'running' where build_id = %s", (build_id,))
+            # A row still open whose session is gone belongs to a build that died without finishing.
             conn.execute("update ops.build_runs set status = 'abandoned', finished_at = now(), "
                          "error = 'the build ended without finishing (killed?); found by build ' || %s "
-                         "where finished_at is null", (f"{day} {run_id or ''}".strip(),))
-            build_id = conn.execute(
-                "insert into ops.build_runs (run_date, run_id, host, pid, backend_pid) "
-                "values (%s, %s, %s, %s, pg_backend_pid()) returning build_id",
-                (day, run_id, socket.gethostname(), os.getpid())).fetchone()[0]
+                         "where finished_at is null and build_id <> %s and backend_pid not in "
+                         "(select pid from pg_stat_activity)", (f"{day} {run_id or ''}".strip(), build_id))
             try:
                 yield build_id
             except BaseException as exc:
