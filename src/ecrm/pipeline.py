@@ -176,16 +176,21 @@ def publish_segments(start: datetime, end: datetime, run_id: str | None = None, 
 
 def _publish_locked(conn, url: str, day: date, run_id: str | None) -> dict:
     settings = get_settings()
-    checks = gate.enforce(conn, url, day)
-    later = _latest_published_after(conn, day)
-    if later:
-        # Rerunning a past day (a backfill) must not roll the published audiences and the ESP back
-        # to older segments: it re-audits the day and leaves what is published and pushed alone.
-        detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks), "checks": len(checks),
-                  "skipped": f"{later.isoformat()} is already published; a past day is audited, not re-published"}
-        _mark_stage(conn, "publish_segments", day, run_id, detail)
-        return detail
-    counts = publish(conn, day)
+    # The build lock from the gate to the publish: a dbt build running meanwhile would replace the
+    # tables between the audit and the copy, publishing rows the gate never saw. Fails fast
+    # (BuildAlreadyRunning, naming the build) like a second build; the push below needs no lock.
+    with transform.build_lock(url, day, run_id, action="publish"):
+        checks = gate.enforce(conn, url, day)
+        later = _latest_published_after(conn, day)
+        if later:
+            # Rerunning a past day (a backfill) must not roll the published audiences and the ESP back
+            # to older segments: it re-audits the day and leaves what is published and pushed alone.
+            detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks),
+                      "checks": len(checks), "skipped": f"{later.isoformat()} is already published; "
+                      "a past day is audited, not re-published"}
+            _mark_stage(conn, "publish_segments", day, run_id, detail)
+            return detail
+        counts = publish(conn, day)
     mailer = sync_audiences(conn, day)  # ECRM_MAILER: outbox (default), listmonk or mailchimp
     detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks), "checks": len(checks),
               "audiences": counts, "outbox": str(settings.outbox / day.isoformat()),

@@ -37,9 +37,11 @@ create table if not exists ops.build_runs (
     status       text not null,  -- starting | running | succeeded | failed | refused | abandoned
     error        text
 );
+-- build: a dbt build; publish: the gate and the publish of the audited tables (they must not change between)
+alter table ops.build_runs add column if not exists action text not null default 'build';
 """
 _HOLDER = """
-select a.pid, a.application_name, a.backend_start, b.run_date, b.run_id, b.host, b.pid, b.started_at
+select a.pid, a.application_name, a.backend_start, b.run_date, b.run_id, b.host, b.pid, b.started_at, b.action
 from pg_locks l join pg_stat_activity a on a.pid = l.pid
 left join lateral (select * from ops.build_runs r where r.backend_pid = l.pid and r.finished_at is null
                    order by r.build_id desc limit 1) b on true
@@ -60,49 +62,51 @@ def _holder_text(conn) -> str:
     row = conn.execute(_HOLDER, {"lock": BUILD_LOCK}).fetchone()
     if row is None:
         return "another build was running (it has just finished; run again)"
-    backend, app, backend_start, day, run_id, host, pid, started = row
-    if day is None:  # it has the lock but has not written its row yet: its application_name has the day
+    backend, app, backend_start, day, run_id, host, pid, started, action = row
+    if day is None:  # no row (a holder of another version): its application_name has the action and the day
         parts = (app or "").split(" ")
+        action = parts[0].removeprefix("ecrm-") if parts else "build"
         day = parts[1] if len(parts) > 1 else "an unknown day"
         pid = parts[3] if len(parts) > 3 else "?"
         started = backend_start
-    return (f"another build of {day} is running (started at {started:%Y-%m-%d %H:%M:%S %Z}, pid {pid}"
+    return (f"another {action} of {day} is running (started at {started:%Y-%m-%d %H:%M:%S %Z}, pid {pid}"
             f"{f' on {host}' if host else ''}, run_id {run_id or '?'}, warehouse backend pid {backend})")
 
 
 @contextmanager
-def build_lock(url: str, day: date, run_id: str | None = None) -> Iterator[int]:
+def build_lock(url: str, day: date, run_id: str | None = None, action: str = "build") -> Iterator[int]:
     """Hold the warehouse's build lock while the body runs; raise BuildAlreadyRunning at once if taken.
 
     The lock is session-level on a connection of its own (dbt opens its own connections), so it is
     released when the body ends or, if the process dies, when the server drops the connection.
-    Yields the ops.build_runs id of this build.
+    `action` is "build" (a dbt build) or "publish" (the gate and the publish, so the tables the gate
+    audited are the ones published). Yields the ops.build_runs id of this build.
     """
     import psycopg
 
-    app = f"ecrm-build {day.isoformat()} pid {os.getpid()}"[:63]
+    app = f"ecrm-{action} {day.isoformat()} pid {os.getpid()}"[:63]
     with psycopg.connect(url, autocommit=True, application_name=app) as conn:
         with conn.transaction():  # two first builds must not race on the DDL
             conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-build-ddl'))")
             conn.execute(BUILDS_DDL)
         # The row goes in before the lock is tried, so a build refused by this one always finds it.
         build_id = conn.execute(
-            "insert into ops.build_runs (run_date, run_id, host, pid, backend_pid, status) "
-            "values (%s, %s, %s, %s, pg_backend_pid(), 'starting') returning build_id",
-            (day, run_id, socket.gethostname(), os.getpid())).fetchone()[0]
+            "insert into ops.build_runs (run_date, run_id, host, pid, backend_pid, status, action) "
+            "values (%s, %s, %s, %s, pg_backend_pid(), 'starting', %s) returning build_id",
+            (day, run_id, socket.gethostname(), os.getpid(), action)).fetchone()[0]
         if not conn.execute("select pg_try_advisory_lock(hashtext(%s), 0)", (BUILD_LOCK,)).fetchone()[0]:
             holder = _holder_text(conn)
             conn.execute("update ops.build_runs set status = 'refused', finished_at = now(), error = %s "
                          "where build_id = %s", (holder, build_id))
-            raise BuildAlreadyRunning(f"cannot build {day}: {holder}; builds of a warehouse are serialised "
-                                      "(see ops.build_runs)")
+            raise BuildAlreadyRunning(f"cannot {action} {day}: {holder}; builds and publishes of a warehouse "
+                                      "are serialised (see ops.build_runs)")
         try:
             conn.execute("update ops.build_runs set status = 'running' where build_id = %s", (build_id,))
             # A row still open whose session is gone belongs to a build that died without finishing.
             conn.execute("update ops.build_runs set status = 'abandoned', finished_at = now(), "
-                         "error = 'the build ended without finishing (killed?); found by build ' || %s "
+                         "error = 'it ended without finishing (killed?); found by ' || %s "
                          "where finished_at is null and build_id <> %s and backend_pid not in "
-                         "(select pid from pg_stat_activity)", (f"{day} {run_id or ''}".strip(), build_id))
+                         "(select pid from pg_stat_activity)", (f"{action} {day} {run_id or ''}".strip(), build_id))
             try:
                 yield build_id
             except BaseException as exc:

@@ -98,3 +98,29 @@ def test_a_killed_build_releases_the_lock_and_is_marked_abandoned(gate_built):
                         "where run_id = 'killed'").fetchone() == ("abandoned", True)
     with contextlib.suppress(psycopg.Error):  # the killed build's connection is gone
         lock.__exit__(None, None, None)
+
+
+def test_a_publish_while_a_build_runs_is_refused_before_the_gate(gate_day2):
+    """The gate audits the built tables and the publish copies them: a build in between would publish
+    rows the gate never saw, so publish_segments holds the build lock from the gate to the publish."""
+    from test_quality_gate import published_state
+
+    from ecrm.pipeline import publish_segments
+
+    url, conn, outbox = gate_day2
+    before = published_state(conn)
+    with build_lock(url, DAY2, run_id="scheduled__2026-10-02"):
+        with pytest.raises(BuildAlreadyRunning, match=f"cannot publish {DAY2}: another build of {DAY2} is running"):
+            publish_segments(*day_interval(DAY2), run_id="manual__publish", url=url)
+    assert published_state(conn) == before
+    assert not (outbox / DAY2.isoformat()).exists()
+    assert conn.execute("select count(*) from ops.quality_results where run_date = %s", (DAY2,)).fetchone()[0] == 0
+    # and a build while a publish holds the lock is refused naming the publish
+    with build_lock(url, DAY2, run_id="manual__publish", action="publish"):
+        with pytest.raises(BuildAlreadyRunning, match=f"cannot build {DAY2}: another publish of {DAY2} is running"):
+            build_marts(*day_interval(DAY2), run_id="scheduled__2026-10-02", url=url)
+    publish_segments(*day_interval(DAY2), run_id="manual__publish", url=url)  # the lock is free again
+    assert (outbox / DAY2.isoformat() / "manifest.json").exists()
+    assert conn.execute("select action, status from ops.build_runs where run_id = 'manual__publish' "
+                        "order by build_id").fetchall() == [("publish", "refused"), ("publish", "succeeded"),
+                                                             ("publish", "succeeded")]
