@@ -41,7 +41,7 @@ def quarantine(conn):
 def test_bad_orders_are_quarantined_with_file_line_and_reason(conn, tmp_path):
     folder = write_shop(tmp_path / "shop", orders=(
         f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,10.00,0.00,\n"                        # line 2: superseded
-        f"o-2,c-1,a@example.com,{TS},2026-10-02T10:00:00+00:00,paid,EUR,1.00,0.00,\n"    # 3: outside interval
+        f"o-2,c-1,a@example.com,{TS},2026-10-02T10:00:00+00:00,paid,EUR,1.00,0.00,\n"    # 3: from the future
         f"o-3,c-1,a@example.com,{TS},{TS},paid,EUR,-10.00,0.00,\n"                       # 4: negative
         f"o-4,c-1,a@example.com,{TS},{TS},paid,XYZ,10.00,0.00,\n"                        # 5: currency
         f"o-5,c-1,not-an-email,{TS},{TS},paid,EUR,10.00,0.00,\n"                         # 6: email
@@ -53,7 +53,7 @@ def test_bad_orders_are_quarantined_with_file_line_and_reason(conn, tmp_path):
     orders = next(r for r in results if r.source == "orders")
     assert (orders.rows_read, orders.rows_loaded, orders.rows_quarantined) == (9, 1, 8)
     reasons = {line: reason for _, _, line, reason in quarantine(conn)}
-    assert "outside the load interval" in reasons[3]
+    assert "after this load's window" in reasons[3]
     assert "negative amount" in reasons[4]
     assert "unknown currency" in reasons[5]
     assert "invalid email" in reasons[6]

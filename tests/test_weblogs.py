@@ -40,7 +40,9 @@ def test_bots_and_static_assets_are_flagged():
 def test_garbage_and_out_of_interval_lines_are_rejected_with_reasons():
     assert parse_line("this is not a log line", INTERVAL) == ("malformed", "not a combined-format log line")
     code, reason = parse_line('10.0.0.1 - - [02/Oct/2026:08:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"', INTERVAL)
-    assert code == "outside_interval" and "outside the load interval" in reason
+    assert code == "future_timestamp" and "after this load's window" in reason
+    code, reason = parse_line('10.0.0.1 - - [20/Sep/2026:08:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"', INTERVAL)
+    assert code == "too_late" and "`ecrm ingest weblogs 2026-09-20 --file`" in reason
 
 
 def test_nginx_json_log_format_gives_the_same_row_as_combined():
@@ -136,7 +138,9 @@ def test_access_log_loads_with_nulls_flags_and_reconciled_counts(conn, tmp_path)
     (folder / "access.log.gz").write_bytes(gzip.compress(("\n".join(EDGE_LINES) + "\n").encode()))
     [result] = ingest(conn, "weblogs", folder, INTERVAL)
     assert result.rows_read == len(EDGE_LINES) == result.rows_loaded + result.rows_quarantined
-    assert result.rows_quarantined == 9  # 31 Feb, 2 Oct, +2500, lower-case month, bigint size, 4 blank/garbage
+    # 31 Feb, +2500, lower-case month, bigint size, 3 blank/garbage; 2 Oct 00:00 is within the clock
+    # skew and 01 Oct 01:00 +0200 (30 Sep UTC) within the lookback: both load, into their own days.
+    assert result.rows_quarantined == 7
     row = conn.execute("select requested_at, remote_user, bytes_sent, referrer, user_agent, is_bot, is_static, "
                        "query_string, _line from raw.web_requests where path = '/a'").fetchone()
     assert row[1:] == ("alice", None, None, None, True, False, "b=1?c", 2)

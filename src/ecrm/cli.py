@@ -55,7 +55,10 @@ def _stage(args) -> None:
         result = pipeline.ingest_initial(args.day)
     else:
         start, end = day_interval(args.day)
-        if args.command == "ingest" and args.source == "shop" and settings.shop_db_url:
+        if args.command == "ingest" and args.file:
+            result = pipeline.ingest_old_file(args.source, args.day, args.file, run_id="cli",
+                                              allow_empty=args.allow_empty)
+        elif args.command == "ingest" and args.source == "shop" and settings.shop_db_url:
             # The same choice as the DAG: with a shop database configured, orders come from it.
             result = pipeline.ingest_shop_db(start, end, settings.shop_db_url, run_id="cli")
         elif args.command == "ingest":
@@ -99,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     ing.add_argument("source", choices=["shop", "weblogs", "email"])
     ing.add_argument("day", type=parse_day, help="the UTC day (with --initial: the first daily day)")
     ing.add_argument("--initial", action="store_true", help="load landing/shop/initial (history before DAY)")
+    ing.add_argument("--file", metavar="PATH",
+                     help="load this one file for DAY and the days before it (lines quarantined as too_late)")
     ing.add_argument("--allow-empty", action="store_true",
                      help="let an empty file replace a day that has rows (otherwise that fails the load)")
     ing.set_defaults(func=_stage)

@@ -62,6 +62,20 @@ def ingest_interval(source: str, start: datetime, end: datetime, run_id: str | N
     return summary
 
 
+def ingest_old_file(source: str, day: date, path: str, run_id: str | None = None, url: str | None = None,
+                    allow_empty: bool = False) -> dict:
+    """`ecrm ingest SOURCE DAY --file PATH`: load one file's lines of DAY and the days before it (what a
+    `too_late` quarantine row asks for). Rebuild from DAY on afterwards (a backfill of build_marts):
+    the daily builds only look back a few days."""
+    from .load.ingest import ingest_file
+
+    with connect(url or resolve_url()) as conn:
+        results = ingest_file(conn, source, UPath(path), day, run_id, allow_empty=allow_empty)
+    return {"source": source, "day": day.isoformat(), "files": [asdict(r) for r in results],
+            "next": f"rebuild the marts from {day.isoformat()} on (ecrm build DAY for each day, or an Airflow "
+                    "backfill of build_marts and publish_segments)"}
+
+
 def ingest_shop_db(start: datetime, end: datetime, shop_url: str, run_id: str | None = None,
                    url: str | None = None, lookback_days: int | None = None) -> dict:
     """Pull the day's changes (plus a lookback) from the shop's database and load them."""

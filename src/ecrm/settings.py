@@ -32,6 +32,9 @@ class Settings:
     data_dir: Path
     holdout_pct: int
     orders_lookback_days: int   # shop DB pull: re-read this many days for late refunds and edits
+    web_lookback_days: int      # a day's web log may hold lines this many days older (dbt var web_lookback_days)
+    email_lookback_days: int    # a day's ESP export may hold events this many days older (attribution window)
+    clock_skew_minutes: int     # lines this far after the end of the folder's day still load
     shop_db_url: str | None     # the shop's own database (Airflow: connection `ecrm_shop_db`)
     # visitor_id HMAC key (ECRM_VISITOR_KEY); None: one generated and kept in the warehouse
     visitor_key: str | None = field(default=None, repr=False)
@@ -60,6 +63,9 @@ def get_settings() -> Settings:
         data_dir=data_dir,
         holdout_pct=int(os.environ.get("ECRM_HOLDOUT_PCT", "10")),
         orders_lookback_days=int(os.environ.get("ECRM_ORDERS_LOOKBACK_DAYS", "3")),
+        web_lookback_days=int(os.environ.get("ECRM_WEB_LOOKBACK_DAYS", "3")),
+        email_lookback_days=int(os.environ.get("ECRM_EMAIL_LOOKBACK_DAYS", "7")),
+        clock_skew_minutes=int(os.environ.get("ECRM_CLOCK_SKEW_MINUTES", "10")),
         shop_db_url=os.environ.get("ECRM_SHOP_DB_URL") or None,
         visitor_key=os.environ.get("ECRM_VISITOR_KEY") or None,
     )

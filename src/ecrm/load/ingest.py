@@ -1,11 +1,18 @@
-"""Load one source's files for one interval into raw.*, in one transaction.
+"""Load one source's files of one day folder into raw.*, in one transaction.
 
 The shape of every load: checksum the files, skip what the ledger says is already loaded, stream
 each file through its parser into a temporary table with COPY (bad rows go to the quarantine with
-file, line and reason), merge into raw.* (upsert, latest version wins, or replace the interval),
-and record rows read / loaded / quarantined in ops.load_ledger. Either the whole interval lands or
-nothing does: a file-level problem (missing, empty, cut-off gzip, schema drift) rolls it all back
-and leaves a `failed` ledger row naming the file.
+file, line and reason), merge into raw.* (upsert, latest version wins, or append the file's rows,
+replacing an earlier load of the same file), and record rows read / loaded / quarantined in
+ops.load_ledger. Either the whole folder lands or nothing does: a file-level problem (missing,
+empty, cut-off gzip, schema drift) rolls it all back and leaves a `failed` ledger row naming the file.
+
+Event time decides the day, the folder decides when it arrived: a file in day D's folder is loaded
+whole, each line into the day of its own timestamp, within the load's *window*: from D minus the
+source's lookback (web logs 3 days, e-mail events 7; shop rows have none, they merge by
+`updated_at`) to the end of D plus a small clock skew. Older lines are quarantined as `too_late`
+with the command that loads them (`ecrm ingest SOURCE DAY --file PATH`, `ingest_file` here), later
+ones as `future_timestamp`.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from fnmatch import fnmatch
 from functools import partial
 
 import numpy as np
@@ -46,6 +54,18 @@ class FileKind:
     interval_column: str
     required: bool = True
     direct: bool = False   # files normally only add rows: try COPY straight into raw.* first
+    lookback: str | None = None  # Settings attribute: days before the folder's day whose lines load
+
+    def window(self, interval: tuple[datetime, datetime]) -> tuple[datetime, datetime]:
+        """The timestamps a file of the day [start, end) may load: [start - lookback, end + skew)."""
+        from ..settings import get_settings
+
+        settings = get_settings()
+        start = interval[0] - timedelta(days=getattr(settings, self.lookback)) if self.lookback else NO_LOWER_BOUND
+        return start, interval[1] + timedelta(minutes=settings.clock_skew_minutes)
+
+
+NO_LOWER_BOUND = datetime(1, 1, 2, tzinfo=UTC)  # upserts take any past updated_at (the latest version wins)
 
 
 LINE_KEY = ("_load_id", "_line")  # rows keyed by their place in the file: unique by construction
@@ -72,12 +92,14 @@ SOURCES: dict[str, list[tuple[FileKind, tuple[str, ...]]]] = {
          ("order_lines.csv", "order_lines.csv.gz", "order_lines.jsonl", "order_lines.jsonl.gz")),
     ],
     "weblogs": [
-        (FileKind("web_logs", "web_requests", WEB_COLUMNS, weblogs.parse_access_log, "replace_interval",
-                  ("_load_id", "_line"), "requested_at", direct=True), ("access.log*", "*.log", "*.log.*")),
+        (FileKind("web_logs", "web_requests", WEB_COLUMNS, weblogs.parse_access_log, "replace_file",
+                  ("_load_id", "_line"), "requested_at", direct=True, lookback="web_lookback_days"),
+         ("access.log*", "*.log", "*.log.*")),
     ],
     "email": [
-        (FileKind("email_events", "email_events", EVENT_COLUMNS, email.parse_events, "replace_interval",
-                  ("event_id",), "occurred_at"), ("events.jsonl", "events.jsonl.gz", "events.csv", "events.csv.gz")),
+        (FileKind("email_events", "email_events", EVENT_COLUMNS, email.parse_events, "replace_file",
+                  ("event_id",), "occurred_at", lookback="email_lookback_days"),
+         ("events.jsonl", "events.jsonl.gz", "events.csv", "events.csv.gz")),
         (FileKind("email_campaigns", "email_campaigns", ("campaign_id", "name", "sent_at", "audience", "variant"),
                   email.parse_campaigns, "upsert", ("campaign_id",), "sent_at", required=False),
          ("campaigns.jsonl", "campaigns.jsonl.gz")),
@@ -97,11 +119,23 @@ class FileResult:
 
 
 def checksum(path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
+    """sha256 of the file's content (of what a .gz holds, so a log compressed by the next rotation
+    is still the same content) and the file's size in bytes."""
+    import gzip
+    import zlib
+
+    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
+        stream = gzip.GzipFile(fileobj=handle) if str(path).endswith(".gz") else handle
+        try:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+        except (EOFError, gzip.BadGzipFile, zlib.error):  # the load names the cut; key it by its bytes
+            handle.seek(0)
+            digest = hashlib.sha256(b"corrupt gzip\0")
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        size = handle.seek(0, 2)
     return digest.hexdigest(), size
 
 
@@ -119,29 +153,70 @@ def day_folder(landing, source: str, day: date | str):
 
 def ingest(conn: psycopg.Connection, source: str, folder, interval: tuple[datetime, datetime],
            run_id: str | None = None, allow_empty: bool = False) -> list[FileResult]:
-    """Load every file of `source` in `folder` for `interval`; returns one result per file.
+    """Load every file of `source` in the day folder `folder` (the day [start, end) = `interval`);
+    returns one result per file.
 
-    `allow_empty` lets an empty file (or one with no loadable row) replace an interval that has
-    rows: without it that fails, because an empty file is far more often a broken export than a
-    day without traffic."""
-    apply_schema(conn)
-    ingest_run = _begin_run(conn, source, folder, interval, run_id)
-    try:
-        plan: list[tuple[FileKind, object, str, int]] = []
+    `allow_empty` lets an empty file (or one with no loadable row) replace an earlier load of it
+    that had rows: without it that fails, because an empty file is far more often a broken export
+    than a day without traffic."""
+    def plan() -> list[tuple[FileKind, object]]:
+        found = []
         for kind, patterns in SOURCES[source]:
             files = find_files(folder, patterns)
             if not files and kind.required:
-                raise FileError(f"{folder}/{patterns[0]}", "missing file: nothing was loaded for this interval")
-            for path in files:
-                digest, size = checksum(path)
-                plan.append((kind, path, digest, size))
+                raise FileError(f"{folder}/{patterns[0]}", "missing file: nothing was loaded for this day")
+            found += [(kind, path) for path in files]
+        return found
+
+    return _run(conn, source, folder, interval, run_id, plan, lambda kind: kind.window(interval), allow_empty)
+
+
+def ingest_file(conn: psycopg.Connection, source: str, path, day: date, run_id: str | None = None,
+                allow_empty: bool = False) -> list[FileResult]:
+    """Load one file for an older day: `ecrm ingest SOURCE DAY --file PATH`, what a `too_late`
+    quarantine row asks for. The load's window reaches back from DAY; if the file's content was
+    loaded before (from a later day's folder, which quarantined these lines), that load is replaced
+    by this one with a window covering both, so every line is loaded once."""
+    from ..intervals import day_interval
+
+    interval = day_interval(day)
+    kinds = [kind for kind, patterns in SOURCES[source] if any(fnmatch(path.name, p) for p in patterns)]
+    if not kinds:
+        raise FileError(str(path), f"not a {source} file name ({', '.join(p for _, ps in SOURCES[source] for p in ps)})")
+    windows: dict[str, tuple[datetime, datetime]] = {}
+
+    def plan() -> list[tuple[FileKind, object]]:
+        if not path.exists():
+            raise FileError(str(path), "missing file")
+        digest, _ = checksum(path)
+        earlier = conn.execute(
+            "select min(window_start), max(window_end) from ops.load_ledger where source = %s and checksum = %s "
+            "and status = 'succeeded'", (kinds[0].name, digest)).fetchone()
+        start, end = kinds[0].window(interval)
+        if earlier[0] is not None:
+            start, end = min(start, earlier[0]), max(end, earlier[1])
+        windows[kinds[0].name] = (start, end)
+        return [(kinds[0], path)]
+
+    return _run(conn, source, path.parent, interval, run_id, plan, lambda kind: windows[kind.name], allow_empty,
+                reload=True)
+
+
+def _run(conn, source: str, folder, interval, run_id, plan: Callable, window: Callable, allow_empty: bool,
+         reload: bool = False) -> list[FileResult]:
+    """One load of `source`: a committed `ops.ingest_runs` row, then all files in one transaction."""
+    apply_schema(conn)
+    ingest_run = _begin_run(conn, source, folder, interval, run_id)
+    try:
+        files = [(kind, path, *checksum(path)) for kind, path in plan()]
         results: list[FileResult] = []
         with conn.transaction():
             conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"ecrm-load-{source}",))
             _abandon_dead_runs(conn, source, ingest_run)
-            for kind in dict.fromkeys(k for k, *_ in plan):
-                files = [(p, d, s) for k, p, d, s in plan if k is kind]
-                results.extend(_load_kind(conn, kind, files, interval, run_id, allow_empty))
+            for kind in dict.fromkeys(k for k, *_ in files):
+                todo = [(p, d, s) for k, p, d, s in files if k is kind]
+                results.extend(_load_kind(conn, kind, todo, interval, window(kind), folder, run_id, allow_empty,
+                                          reload))
     except FileError as exc:
         _record_failure(conn, source, exc.file, interval, run_id, str(exc), ingest_run)
         raise
@@ -178,54 +253,54 @@ def _end_run(conn, ingest_run: int, status: str, error: str | None) -> None:
                  "where ingest_run_id = %s", (status, error, ingest_run))
 
 
-def _load_kind(conn, kind: FileKind, files, interval, run_id, allow_empty: bool = False) -> list[FileResult]:
-    results, todo = [], []
+def _load_kind(conn, kind: FileKind, files, interval, window, folder, run_id, allow_empty: bool = False,
+               reload: bool = False) -> list[FileResult]:
+    """Load the files of one kind. Content already loaded (this file unchanged, or the same content
+    in another folder or under another name) is skipped; a changed file replaces its own earlier
+    load, never rows that other files loaded (replace_file), or merges by key (upsert)."""
+    results: list[FileResult] = []
+    replaced_rows = 0
     for path, digest, size in files:
         earlier = conn.execute(
-            "select interval_start, file from ops.load_ledger where source = %s and checksum = %s "
-            "and status = 'succeeded' order by load_id desc limit 1", (kind.name, digest)).fetchone()
-        same_interval = earlier is not None and earlier[0] == interval[0]
-        todo.append((path, digest, size, earlier, same_interval))
-    changed = any(earlier is None for *_, earlier, _ in todo)
-    replaced_rows = 0
-    if kind.merge == "replace_interval" and changed:
-        replaced_rows = conn.execute(
-            "select coalesce(sum(rows_loaded), 0) from ops.load_ledger where source = %s and interval_start = %s "
-            "and status = 'succeeded'", (kind.name, interval[0])).fetchone()[0]
-        # The earlier loads of this interval are superseded: their quarantine rows go with them.
-        conn.execute("delete from quarantine.rejected_rows where _load_id in (select load_id from ops.load_ledger "
-                     "where source = %s and interval_start = %s and status = 'succeeded')", (kind.name, interval[0]))
-        conn.execute("update ops.load_ledger set status = 'replaced' where source = %s and interval_start = %s "
-                     "and status = 'succeeded'", (kind.name, interval[0]))
-        conn.execute(f"delete from raw.{kind.table} where {kind.interval_column} >= %s and "
-                     f"{kind.interval_column} < %s", interval)
-    for path, digest, size, earlier, same_interval in todo:
-        # replace_interval deletes the interval's rows first, so files already loaded for this very
-        # interval are loaded again with the new ones; content seen in another interval is a duplicate.
-        if earlier is None or (kind.merge == "replace_interval" and changed and same_interval):
-            results.append(_load_file(conn, kind, path, digest, size, interval, run_id, allow_empty))
-        else:
-            why = f"same content as {earlier[1]}, already loaded"
+            "select load_id, file from ops.load_ledger where source = %s and checksum = %s and status = 'succeeded' "
+            "order by load_id desc limit 1", (kind.name, digest)).fetchone()
+        if earlier is not None and not reload:
+            why = (f"unchanged since load {earlier[0]}" if earlier[1] == str(path)
+                   else f"same content as {earlier[1]}, already loaded")
             conn.execute(
-                "insert into ops.load_ledger (source, file, file_size, checksum, interval_start, interval_end, "
-                "run_id, rows_read, rows_loaded, rows_quarantined, status, error, finished_at) "
-                "values (%s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 'skipped_duplicate', %s, now())",
-                (kind.name, str(path), size, digest, *interval, run_id, why))
+                "insert into ops.load_ledger (source, file, folder, file_size, checksum, interval_start, interval_end, "
+                "window_start, window_end, run_id, rows_read, rows_loaded, rows_quarantined, status, error, "
+                "finished_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 'skipped_duplicate', %s, now())",
+                (kind.name, str(path), str(folder), size, digest, *interval, *window, run_id, why))
             results.append(FileResult(kind.name, str(path), "skipped_duplicate"))
+            continue
+        if kind.merge == "replace_file":
+            # The file's earlier loads (same name in this folder; on a reload, the same content) go,
+            # with their quarantine rows; other files' rows stay whatever days they hold.
+            replaced = [r[0] for r in conn.execute(
+                "update ops.load_ledger set status = 'replaced' where source = %s and status = 'succeeded' "
+                "and (file = %s or (%s and checksum = %s)) returning load_id",
+                (kind.name, str(path), reload, digest)).fetchall()]
+            if replaced:
+                replaced_rows += conn.execute("select coalesce(sum(rows_loaded), 0) from ops.load_ledger "
+                                              "where load_id = any(%s)", (replaced,)).fetchone()[0]
+                conn.execute("delete from quarantine.rejected_rows where _load_id = any(%s)", (replaced,))
+                conn.execute(f"delete from raw.{kind.table} where _load_id = any(%s)", (replaced,))
+        results.append(_load_file(conn, kind, path, digest, size, interval, window, folder, run_id, allow_empty))
     loaded = sum(r.rows_loaded for r in results)
     if replaced_rows and not loaded and not allow_empty:
         files_text = ", ".join(r.file for r in results)
-        raise FileError(files_text, f"would replace the {replaced_rows:,} {kind.name} rows already loaded for this "
-                        "interval with none; if the day really is empty, load it with --allow-empty")
+        raise FileError(files_text, f"would replace the {replaced_rows:,} {kind.name} rows loaded from this file "
+                        "with none; if that really is right, load it with --allow-empty")
     return results
 
 
-def _load_file(conn, kind: FileKind, path, digest: str, size: int, interval, run_id,
+def _load_file(conn, kind: FileKind, path, digest: str, size: int, interval, window, folder, run_id,
                allow_empty: bool = False) -> FileResult:
     """One file, with every error turned into a FileError naming it (the caller rolls back and records it)."""
     display = str(path)
     try:
-        return _load_file_rows(conn, kind, path, digest, size, interval, run_id, allow_empty)
+        return _load_file_rows(conn, kind, path, digest, size, interval, window, folder, run_id, allow_empty)
     except FileError:
         raise
     except psycopg.OperationalError as exc:  # the server went away (killed, restarted, network)
@@ -241,14 +316,14 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _load_file_rows(conn, kind: FileKind, path, digest: str, size: int, interval, run_id,
+def _load_file_rows(conn, kind: FileKind, path, digest: str, size: int, interval, window, folder, run_id,
                     allow_empty: bool) -> FileResult:
     display = str(path)
     began = time.perf_counter()
     load_id = conn.execute(
-        "insert into ops.load_ledger (source, file, file_size, checksum, interval_start, interval_end, run_id, "
-        "status) values (%s, %s, %s, %s, %s, %s, %s, 'running') returning load_id",
-        (kind.name, display, size, digest, *interval, run_id)).fetchone()[0]
+        "insert into ops.load_ledger (source, file, folder, file_size, checksum, interval_start, interval_end, "
+        "window_start, window_end, run_id, status) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'running') "
+        "returning load_id", (kind.name, display, str(folder), size, digest, *interval, *window, run_id)).fetchone()[0]
     extra: list[str] = []
     streamed = None
     if kind.direct:
@@ -258,7 +333,7 @@ def _load_file_rows(conn, kind: FileKind, path, digest: str, size: int, interval
         # normally only add rows take this path.
         try:
             with conn.transaction():
-                streamed = _stream(conn, kind, path, interval, f"raw.{kind.table}", display, load_id, extra)
+                streamed = _stream(conn, kind, path, window, f"raw.{kind.table}", display, load_id, extra)
         except psycopg.errors.UniqueViolation as exc:
             log.info("%s: %s; loading it through staging and merge instead", display, exc.diag.message_detail)
             extra.clear()
@@ -268,10 +343,10 @@ def _load_file_rows(conn, kind: FileKind, path, digest: str, size: int, interval
         staging = f"incoming_{kind.table}"
         conn.execute(f"create temp table if not exists {staging} (like raw.{kind.table}) on commit drop")
         conn.execute(f"truncate {staging}")
-        streamed = _stream(conn, kind, path, interval, staging, display, load_id, extra)
+        streamed = _stream(conn, kind, path, window, staging, display, load_id, extra)
         late_rejects = _reject_duplicates(conn, kind, staging, load_id) + _merge(conn, kind, staging, load_id, display)
     read, rejects = streamed
-    if read == 0 and kind.merge == "replace_interval" and not allow_empty:
+    if read == 0 and kind.merge == "replace_file" and not allow_empty:
         raise FileError(display, "empty file: no lines (a broken export or rotation?); "
                         "load it with --allow-empty if the interval really had none")
     quarantined = rejects + late_rejects

@@ -23,7 +23,9 @@ REASON_CODES: dict[str, str] = {
     "out_of_range": "a value the column cannot hold or no real shop has (amounts of 10^10 or more, "
                     "dates before 1970 or after the run date + 1 day, timestamps outside PostgreSQL's range)",
     "too_long": "a field or line longer than its limit",
-    "outside_interval": "the line's timestamp is outside the load interval",
+    "too_late": "a timestamp older than the load's window (the folder's day minus the source's lookback): "
+                "the reason says how to load it (`ecrm ingest SOURCE DAY --file PATH`)",
+    "future_timestamp": "a timestamp later than the end of the folder's day plus the allowed clock skew",
     "duplicate_in_file": "the same key again later in the same file (the later line wins)",
     "duplicate_event": "an event id already loaded from another file",
 }

@@ -51,6 +51,15 @@ def check_ts(text: str) -> datetime:
     return value
 
 
+def window_reject(what: str, stamp: datetime, window: tuple[datetime, datetime], source: str) -> tuple[str, str]:
+    """(code, reason) of a timestamp outside a load's window: older lines say how to load them."""
+    if stamp < window[0]:
+        day = stamp.astimezone(UTC).date().isoformat()
+        return "too_late", (f"{what} {stamp.isoformat()} is older than this load's window (from "
+                            f"{window[0].isoformat()}): load it with `ecrm ingest {source} {day} --file` and this file")
+    return "future_timestamp", f"{what} {stamp.isoformat()} is after this load's window (until {window[1].isoformat()})"
+
+
 def check_plausible(value: datetime, column: str, interval_end: datetime) -> None:
     """Order and sign-up times: not before 1970, not after the load interval's end + 1 day."""
     if value < EARLIEST or value > interval_end + timedelta(days=1):

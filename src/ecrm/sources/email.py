@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from . import FileError, Reject, RejectError, reject_code
-from .common import MAX_LINE, check_email, parse_ts, read_lines
+from .common import MAX_LINE, check_email, parse_ts, read_lines, window_reject
 
 EVENTS = frozenset({"processed", "delivered", "open", "click", "bounce", "unsubscribe", "spamreport",
                     "dropped", "deferred", "group_unsubscribe"})
@@ -62,7 +62,7 @@ def _event(obj: dict, interval: tuple[datetime, datetime]) -> tuple:
     except (OverflowError, OSError, ValueError):  # 1e20, inf, nan: no real event time
         raise RejectError("out_of_range", f"timestamp {str(stamp)[:40]} out of range") from None
     if not (interval[0] <= occurred_at < interval[1]):
-        raise RejectError("outside_interval", f"timestamp {occurred_at.isoformat()} outside the load interval")
+        raise RejectError(*window_reject("timestamp", occurred_at, interval, "email"))
     email = check_email(str(obj.get("email", "")))
     bounce_type = None
     if event == "bounce":
@@ -80,7 +80,7 @@ def _campaign(obj: dict, interval: tuple[datetime, datetime]) -> tuple:
             raise RejectError("missing_field", f"missing {name}")
     sent_at = parse_ts(str(obj["sent_at"]))
     if not (interval[0] <= sent_at < interval[1]):
-        raise RejectError("outside_interval", f"sent_at {sent_at.isoformat()} outside the load interval")
+        raise RejectError(*window_reject("sent_at", sent_at, interval, "email"))
     return (str(obj["campaign_id"]), str(obj["name"]), sent_at, str(obj["audience"]), _text(obj.get("variant")))
 
 

@@ -31,6 +31,7 @@ from .common import (
     read_blocks,
     read_lines,
     split_fast_slow,
+    window_reject,
 )
 
 ORDER_STATUSES = frozenset({"placed", "paid", "shipped", "cancelled", "refunded"})
@@ -130,8 +131,7 @@ def _bounds(spec: CsvSpec, ordered: list[str], interval) -> tuple[str, str] | No
     except ValueError as exc:
         return reject_code(exc), str(exc)
     if not (start <= stamp < end):
-        return "outside_interval", (f"{spec.timestamp_column} {stamp.isoformat()} outside the load interval "
-                                    f"[{start.isoformat()}, {end.isoformat()})")
+        return window_reject(spec.timestamp_column, stamp, interval, "shop")
     return None
 
 

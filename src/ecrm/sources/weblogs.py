@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from crawlerdetect import CrawlerDetect
 
 from . import Reject, RowBlock
-from .common import MAX_FIELD, MAX_LINE, per_distinct, read_blocks, split_fast_slow
+from .common import MAX_FIELD, MAX_LINE, per_distinct, read_blocks, split_fast_slow, window_reject
 
 # Quoted fields use the "unrolled loop" form [^"\\]*(?:\\.[^"\\]*)*: same language as
 # (?:[^"\\]|\\.)* but ~5x faster in Python's backtracking engine.
@@ -82,7 +82,7 @@ def parse_line(text: str, interval: tuple[datetime, datetime]) -> tuple | tuple[
     except OverflowError:  # year 1 or 9999 with an offset that moves it out of range
         return "out_of_range", f"timestamp out of range {stamp!r}"
     if not (interval[0] <= requested_at < interval[1]):
-        return "outside_interval", f"timestamp {requested_at.isoformat()} outside the load interval"
+        return window_reject("timestamp", requested_at, interval, "weblogs")
     if len(size) > 18:
         return "out_of_range", f"bytes sent out of range for a bigint: {size}"
     if "\\" in request:
@@ -151,7 +151,7 @@ def parse_json_line(text: str, interval: tuple[datetime, datetime]) -> tuple | t
             (size.isascii() and size.isdigit()) or size == "-"):
         return "invalid_value", f"bad status or size: {status[:20]!r} {size[:20]!r}"
     if not (interval[0] <= requested_at < interval[1]):
-        return "outside_interval", f"timestamp {requested_at.isoformat()} outside the load interval"
+        return window_reject("timestamp", requested_at, interval, "weblogs")
     for name in ("remote_addr", "remote_user"):
         if any(c.isspace() for c in str(obj.get(name) or "-")):
             return "invalid_value", f"JSON log field {name} contains white space"

@@ -11,13 +11,26 @@ import psycopg
 log = logging.getLogger(__name__)
 
 SCHEMA_SQL = files(__package__).joinpath("schema.sql").read_text()
+SCHEMA_HASH = hashlib.sha256(SCHEMA_SQL.encode()).hexdigest()
 
 
 def apply_schema(conn: psycopg.Connection) -> None:
-    """Create raw.*, quarantine.* and ops.* if missing (idempotent; cheap when nothing to do)."""
+    """Create or migrate raw.*, quarantine.* and ops.* (idempotent).
+
+    Skipped when the warehouse already has this exact schema.sql (its hash in ops.schema_version):
+    `alter table ... if not exists` and `create index if not exists` still lock their tables, and
+    taken while another load's transaction holds those tables they deadlock with it."""
     with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-schema'))")
-        conn.execute(SCHEMA_SQL)
+        current = conn.execute("select to_regclass('ops.schema_version') is not null").fetchone()[0] and \
+            conn.execute("select exists (select 1 from ops.schema_version where schema_hash = %s)",
+                         (SCHEMA_HASH,)).fetchone()[0]
+        if not current:
+            conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-schema'))")
+            conn.execute(SCHEMA_SQL)
+            conn.execute("create table if not exists ops.schema_version (schema_hash text primary key, "
+                         "applied_at timestamptz not null default now())")
+            conn.execute("insert into ops.schema_version (schema_hash) values (%s) on conflict do nothing",
+                         (SCHEMA_HASH,))
         ensure_visitor_key(conn)
 
 

@@ -204,3 +204,12 @@ create table if not exists ops.secrets (
     updated_at  timestamptz not null default now()
 );
 revoke all on ops.secrets from public;
+
+-- Loads are replaced by file, not by day (a file holds lines of several days): the ledger keeps the
+-- day folder and the window of timestamps the load took; replaced loads' rows are found by load id.
+alter table ops.load_ledger add column if not exists folder text;
+alter table ops.load_ledger add column if not exists window_start timestamptz;
+alter table ops.load_ledger add column if not exists window_end timestamptz;
+create index if not exists load_ledger_checksum on ops.load_ledger (source, checksum);
+create index if not exists load_ledger_file on ops.load_ledger (source, file);
+create index if not exists email_events_load on raw.email_events (_load_id);
