@@ -53,6 +53,7 @@ def test_a_four_day_log_in_one_folder_loads_every_line_into_its_own_day(conn, tm
                                                                               future + 1)
     codes = dict(conn.execute("select reason_code, count(*) from quarantine.rejected_rows group by 1").fetchall())
     assert codes == {"malformed": 1, "future_timestamp": future}
+    assert conn.execute("select quarantined_by_code from ops.load_ledger").fetchone()[0] == codes
     assert list(days_of(conn)) == [D - timedelta(days=3 - i) for i in range(4)] + [D + timedelta(days=1)]
 
     # The same content in the next day's folder (a copy, a re-sent archive) loads nothing again.

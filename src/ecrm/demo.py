@@ -112,6 +112,11 @@ def summarize(url: str, last_day: date, seconds: float, failures: list[str]) -> 
             "select source, count(*) filter (where status = 'succeeded'), coalesce(sum(rows_read), 0), "
             "coalesce(sum(rows_loaded), 0), coalesce(sum(rows_quarantined), 0) from ops.load_ledger "
             "where status in ('succeeded', 'skipped_duplicate') group by source order by source").fetchall()
+        codes = conn.execute(
+            "select source, string_agg(reason_code || ' ' || n, ', ' order by n desc, reason_code) from ("
+            "select source, coalesce(reason_code, 'uncoded') as reason_code, count(*) as n, row_number() over "
+            "(partition by source order by count(*) desc, coalesce(reason_code, 'uncoded')) as rank "
+            "from quarantine.rejected_rows group by 1, 2) as ranked where rank <= 3 group by source").fetchall()
         segments = conn.execute(
             "select segment, count(*) from marts.fct_customer_rfm_daily where snapshot_date = %s "
             "group by segment order by 2 desc", (last_day,)).fetchall()
@@ -119,10 +124,11 @@ def summarize(url: str, last_day: date, seconds: float, failures: list[str]) -> 
             "select * from marts.fct_campaign_kpis order by sent_at desc limit 1").fetchone()
         campaign_cols = [d.name for d in conn.execute("select * from marts.fct_campaign_kpis limit 0").description]
     table = Table(title="Rows per source (all days)")
-    for col in ("source", "files", "read", "loaded", "quarantined"):
-        table.add_column(col, justify="right" if col != "source" else "left")
+    for col in ("source", "files", "read", "loaded", "quarantined", "top reason codes"):
+        table.add_column(col, justify="left" if col in ("source", "top reason codes") else "right")
+    top_codes = dict(codes)
     for row in loads:
-        table.add_row(*(str(v) for v in row))
+        table.add_row(*(str(v) for v in row), top_codes.get(row[0], ""))
     console.print(table)
     seg = Table(title=f"Customers per RFM segment on {last_day}")
     seg.add_column("segment")

@@ -352,8 +352,10 @@ def _load_file_rows(conn, kind: FileKind, path, digest: str, size: int, interval
     quarantined = rejects + late_rejects
     loaded = read - quarantined
     conn.execute("update ops.load_ledger set rows_read = %s, rows_loaded = %s, rows_quarantined = %s, "
+                 "quarantined_by_code = (select jsonb_object_agg(reason_code, n) from (select reason_code, count(*) "
+                 "as n from quarantine.rejected_rows where _load_id = %s group by 1) as codes), "
                  "status = 'succeeded', error = %s, finished_at = now() where load_id = %s",
-                 (read, loaded, quarantined, f"extra columns ignored: {', '.join(extra)}" if extra else None,
+                 (read, loaded, quarantined, load_id, f"extra columns ignored: {', '.join(extra)}" if extra else None,
                   load_id))
     log.info("%s: read %d, loaded %d, quarantined %d in %.2f s", display, read, loaded, quarantined,
              time.perf_counter() - began)

@@ -210,6 +210,7 @@ revoke all on ops.secrets from public;
 alter table ops.load_ledger add column if not exists folder text;
 alter table ops.load_ledger add column if not exists window_start timestamptz;
 alter table ops.load_ledger add column if not exists window_end timestamptz;
+alter table ops.load_ledger add column if not exists quarantined_by_code jsonb;  -- {"too_late": 3, ...}
 create index if not exists load_ledger_checksum on ops.load_ledger (source, checksum);
 create index if not exists load_ledger_file on ops.load_ledger (source, file);
 create index if not exists email_events_load on raw.email_events (_load_id);
