@@ -10,7 +10,7 @@ import logging
 import os
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, Param
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 log = logging.getLogger("ecrm.alerts")
@@ -45,6 +45,11 @@ ASSETS = {
     "marts": Asset(name="ecrm.marts", uri="ecrm://warehouse/marts"),
     "published": Asset(name="ecrm.published.audiences", uri="ecrm://warehouse/published/audience_members"),
 }
+
+
+# Trigger a load with conf {"allow_empty": true} when a day's file really is empty (it fails otherwise).
+LOAD_PARAMS = {"allow_empty": Param(False, type="boolean",
+                                    description="let an empty file replace an earlier load that had rows")}
 
 
 def record_interval(outlet_events, asset: Asset, start: datetime, end: datetime, summary: dict) -> dict:

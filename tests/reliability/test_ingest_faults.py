@@ -256,3 +256,24 @@ def test_ecrm_ingest_shop_pulls_from_the_shop_database_when_configured(warehouse
     with psycopg.connect(db_url) as conn, psycopg.connect(shop_url) as shop:
         assert conn.execute("select count(*) from raw.orders").fetchone()[0] == \
             shop.execute("select count(*) from shop.orders").fetchone()[0] > 0
+
+
+@pytest.mark.slow
+def test_an_airflow_run_loads_an_empty_day_only_when_its_conf_says_so(warehouse, tmp_path, airflow_home,
+                                                                       monkeypatch):
+    from ecrm import airflow_env
+
+    url = warehouse.create_database("empty_day_dag")
+    monkeypatch.setenv("ECRM_LANDING", str(tmp_path / "landing"))
+    folder = tmp_path / "landing" / "weblogs" / DAY.isoformat()
+    write_log(folder, 5)
+    airflow_env.configure(url, home=airflow_home)
+    dags = airflow_env.load_dags()
+    assert str(airflow_env.run_day(dags, "ingest_web_logs", DAY).state) == "success"
+    (folder / "access.log").write_bytes(b"")  # the day's log redelivered empty
+    assert str(airflow_env.run_day(dags, "ingest_web_logs", DAY).state) == "failed"
+    with psycopg.connect(url) as conn:
+        assert web_rows(conn) == 5
+    assert str(airflow_env.run_day(dags, "ingest_web_logs", DAY, conf={"allow_empty": True}).state) == "success"
+    with psycopg.connect(url) as conn:
+        assert web_rows(conn) == 0
