@@ -13,7 +13,7 @@ import hashlib
 import os
 import shutil
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import psycopg
@@ -134,6 +134,15 @@ def test_clean_day_passes_and_publishes(day2):
         "select count(*) from marts.fct_customer_rfm_daily where snapshot_date = %s", (DAY2,)).fetchone()[0]
     assert conn.execute("select count(*) from published.segment_summary").fetchone()[0] == 12
     assert (outbox / DAY2.isoformat() / "manifest.json").exists()
+    # The day's quarantine, by source and reason code, beside the checks (informational, never blocking).
+    by_code = dict(conn.execute("select expectation, observed_value::bigint from ops.quality_results "
+                                "where run_date = %s and suite = 'quarantine' and passed and not blocking",
+                                (DAY2,)).fetchall())
+    in_quarantine = dict(conn.execute(
+        "select q.source || '.' || q.reason_code, count(*) from quarantine.rejected_rows q join ops.load_ledger l "
+        "on l.load_id = q._load_id where l.status = 'succeeded' and l.interval_start = %s group by 1",
+        (datetime.combine(DAY2, time(0), tzinfo=UTC),)).fetchall())
+    assert by_code == in_quarantine and by_code
 
 
 def test_duplicated_customer_is_blocked(day2):

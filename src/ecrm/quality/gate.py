@@ -30,7 +30,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -442,6 +442,20 @@ def record(conn: psycopg.Connection, run_date: date, checkpoint: str, rows: list
                 copy.write_row((run_date, checkpoint, r.suite, r.expectation, r.column, scrub(r.observed), r.passed,
                                 r.blocking, r.default_severity, o and o.to_severity, o and o.source, o and o.by,
                                 o and o.reason))
+        # Beside the checks, what the day's loads quarantined, by source and reason code (suite
+        # `quarantine`, informational: never blocking), so one table answers "how was the day's data".
+        if conn.execute("select to_regclass('ops.load_ledger') is not null").fetchone()[0]:
+            _record_quarantine_codes(conn, run_date, checkpoint)
+
+
+def _record_quarantine_codes(conn: psycopg.Connection, run_date: date, checkpoint: str) -> None:
+    conn.execute(
+        "insert into ops.quality_results (run_date, checkpoint, suite, expectation, column_name, observed_value, "
+        "passed, blocking, default_severity) select %s, %s, 'quarantine', l.source || '.' || c.code, null, "
+        "sum(c.n::bigint)::text, true, false, 'info' from ops.load_ledger as l, "
+        "jsonb_each_text(l.quarantined_by_code) as c (code, n) where l.status = 'succeeded' "
+        "and l.interval_start = %s group by l.source, c.code",
+        (run_date, checkpoint, datetime.combine(run_date, time(0), tzinfo=UTC)))
 
 
 def enforce(conn: psycopg.Connection, url: str, run_date: date, checkpoint: str = CHECKPOINT,
