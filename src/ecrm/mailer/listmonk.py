@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from .adapters import Member, MemberResult
 from .config import MailerConfig
 from .http import EspClient, EspRequestError, MailerError
+from .types import Member, MemberResult
 
 
 class ListmonkAdapter:

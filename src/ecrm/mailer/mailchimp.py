@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import hashlib
 
-from .adapters import Member, MemberResult
 from .config import MAILCHIMP_MAX_BATCH, MailerConfig
 from .http import EspClient, EspRequestError, MailerError, redact
+from .types import Member, MemberResult
 
 # Mailchimp's words for "this contact may not be (re)subscribed": never try again, suppress locally.
 _COMPLIANCE_MARKERS = ("compliance state", "unsubscribed", "cleaned", "permanently deleted", "forgotten")

@@ -17,6 +17,11 @@ import os
 from datetime import date
 from pathlib import Path
 
+import psycopg
+
+from .config import MailerConfig
+from .types import Member, MemberResult
+
 COLUMNS = ("customer_id", "email", "first_name", "segment")
 
 
@@ -33,7 +38,7 @@ def day_folder(outbox: Path, day: date) -> Path:
     return folder
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     if path.exists() and path.read_bytes() == data:
         if path.stat().st_mode & 0o777 != FILE_MODE:
             path.chmod(FILE_MODE)  # written by an older version: tighten, keep content and mtime
@@ -62,9 +67,64 @@ def write_outbox(outbox: Path, day: date, audiences: dict[str, list[tuple]], ext
         rows = sorted(audiences[audience], key=lambda r: (r[0], r[1]))
         writer.writerows(rows)
         data = buffer.getvalue().encode()
-        _write_atomic(folder / f"{audience}.csv", data)
+        write_atomic(folder / f"{audience}.csv", data)
         manifest["audiences"][audience] = {"file": f"{audience}.csv", "rows": len(rows),
                                            "sha256": hashlib.sha256(data).hexdigest()}
-    _write_atomic(folder / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    write_atomic(folder / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return manifest
 
+
+class OutboxAdapter:
+    """Files for ESPs that import them: outbox/<day>/<audience>.csv with the full audience as pushed
+    (the simulator sends campaigns to it) + manifest.json, plus changes.csv with the day's adds,
+    updates and removes. Everything is rendered from mailer.audience_state and the audit tables after
+    the batches are committed, so the files only ever hold members that passed the push-time checks,
+    and a rerun rewrites byte-identical files (unchanged files are not even touched)."""
+
+    name = "outbox"
+
+    def __init__(self, config: MailerConfig) -> None:
+        self.outbox = Path(config.outbox)
+        self.target = config.target or "outbox"
+        self.manifest: dict = {}
+
+    def preflight(self, audiences: list[str]) -> None:
+        return None
+
+    def begin(self, conn: psycopg.Connection, day: date) -> dict:
+        return {"outbox": str(self.outbox / day.isoformat())}
+
+    def apply(self, audience: str, action: str, members: list[Member], idempotency_key: str) -> list[MemberResult]:
+        return [MemberResult(m.email_hash, "sent") for m in members]  # end() writes the files from state
+
+    def end(self, conn: psycopg.Connection, day: date, run_id: int) -> dict:
+        audiences: dict[str, list[tuple]] = {a: [] for (a,) in conn.execute(
+            "select distinct audience from published.audience_members where as_of_date = %s", (day,))}
+        for audience, *row in conn.execute(
+                "select audience, customer_id, email, first_name, segment from mailer.audience_state "
+                "where target = %s and is_member order by audience, customer_id", (self.target,)):
+            if audience in audiences:
+                audiences[audience].append(tuple(row))
+        changes = conn.execute(
+            """
+            select c.action, c.audience, c.customer_id, s.email, s.first_name, c.segment, coalesce(c.reason, '')
+            from mailer.sync_changes as c
+            inner join mailer.sync_runs as r on r.run_id = c.run_id and r.audience = c.audience
+            left join mailer.audience_state as s
+                on s.target = r.target and s.audience = c.audience and s.email_hash = c.email_hash
+            where r.target = %s and r.day = %s and c.result = 'sent'
+            order by c.audience, c.action, c.customer_id, c.email_hash
+            """, (self.target, day)).fetchall()
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(("action", "audience", "customer_id", "email", "first_name", "segment", "reason"))
+        writer.writerows(changes)
+        data = buffer.getvalue().encode()
+        folder = day_folder(self.outbox, day)
+        write_atomic(folder / "changes.csv", data)
+        self.manifest = write_outbox(self.outbox, day, audiences, {"changes": {
+            "file": "changes.csv", "rows": len(changes), "sha256": hashlib.sha256(data).hexdigest()}})
+        return {"manifest": self.manifest}
+
+    def close(self) -> None:
+        return None

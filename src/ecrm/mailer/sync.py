@@ -32,10 +32,11 @@ from datetime import date
 
 import psycopg
 
-from .adapters import ACTIONS, Adapter, Member, MemberResult, adapter_from_config
+from .adapters import adapter_from_config
 from .config import MailerConfig
 from .http import MailerError
 from .state import COMPLIANCE_REASONS, EMAIL_RE, apply_ddl, plan_sql
+from .types import ACTIONS, Adapter, Member, MemberResult
 
 log = logging.getLogger(__name__)
 
