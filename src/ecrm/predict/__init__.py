@@ -1,0 +1,1 @@
+"""Customer lifetime value: who is still alive, what they will buy, what they are worth (BTYD models)."""

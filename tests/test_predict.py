@@ -1,0 +1,111 @@
+"""The lifetime-value models are right: they reproduce the papers' fits on the papers' data, and
+recover known parameters from data simulated by the models themselves."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecrm.predict import btyd
+
+CDNOW = Path(__file__).parent / "data" / "cdnow" / "cdnow_customers_summary.csv"
+
+
+def cdnow():
+    rows = list(csv.DictReader(CDNOW.open()))
+    return (np.array([float(r[k]) for r in rows]) for k in ("x", "t_x", "T", "zbar"))
+
+
+def test_bgnbd_reproduces_the_papers_cdnow_fit():
+    x, t_x, T, _ = cdnow()
+    fit = btyd.fit_bgnbd(x, t_x, T)
+    expected = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    assert fit.converged and fit.customers == 2357
+    for name, value in expected.items():
+        assert fit.parameters[name] == pytest.approx(value, rel=0.01), name
+    assert fit.log_likelihood == pytest.approx(-9582.4, abs=0.1)
+
+
+def test_grouped_fit_equals_the_fit_over_every_customer():
+    x, t_x, T, _ = cdnow()
+    rows, counts = np.unique(np.stack([x, t_x, T], axis=1), axis=0, return_counts=True)
+    grouped = btyd.fit_bgnbd(rows[:, 0], rows[:, 1], rows[:, 2], weights=counts)
+    full = btyd.fit_bgnbd(x, t_x, T)
+    assert len(rows) < len(x)
+    assert grouped.log_likelihood == pytest.approx(full.log_likelihood, abs=1e-3)
+    assert grouped.customers == full.customers
+
+
+def test_gamma_gamma_reproduces_the_cdnow_fit():
+    x, _, _, zbar = cdnow()
+    fit = btyd.fit_gamma_gamma(x, zbar)
+    assert fit.customers == 946 and fit.converged
+    for name, value in {"p": 6.25, "q": 3.74, "gamma": 15.44}.items():
+        assert fit.parameters[name] == pytest.approx(value, rel=0.01), name
+
+
+def test_conditional_expectations_behave():
+    x, t_x, T, _ = cdnow()
+    params = (0.243, 4.414, 0.793, 2.426)
+    alive = btyd.p_alive(params, x, t_x, T)
+    assert ((alive > 0) & (alive <= 1)).all()
+    assert (alive[x == 0] == 1).all()  # no repeat purchase: no evidence of dropout yet
+    # a customer who bought often and recently is more alive than one who stopped long ago
+    assert btyd.p_alive(params, 10, 38, 39) > btyd.p_alive(params, 10, 5, 39)
+    e39 = btyd.expected_purchases(params, 39, x, t_x, T)
+    e78 = btyd.expected_purchases(params, 78, x, t_x, T)
+    assert (e39 >= 0).all() and (e78 >= e39).all()
+    # the paper's worked example: x = 2, t_x = 30.43, T = 38.86 expects 1.226 purchases in the next 39 weeks
+    assert btyd.expected_purchases(params, 39, 2, 30.43, 38.86) == pytest.approx(1.226, abs=0.001)
+
+
+RECOVERY = {
+    "a real store": dict(r=0.25, alpha=4.0, a=0.8, b=2.5),
+    "heavy churn": dict(r=0.5, alpha=6.0, a=2.0, b=1.5),
+    "very frequent buyers": dict(r=3.0, alpha=2.0, a=0.4, b=6.0),
+}
+
+
+@pytest.mark.parametrize("name", RECOVERY)
+def test_bgnbd_recovers_known_parameters_from_simulated_customers(name):
+    truth = RECOVERY[name]
+    rng = np.random.default_rng(7)
+    x, t_x, T = btyd.simulate_bgnbd(rng, 40_000, **truth, T=rng.uniform(20, 52, 40_000))
+    fit = btyd.fit_bgnbd(x, t_x, T)
+    assert fit.converged
+    for key, value in truth.items():
+        assert fit.parameters[key] == pytest.approx(value, rel=0.15), (name, key, fit.parameters)
+    # and the fitted model predicts the simulated customers' future as the truth would
+    fitted = [fit.parameters[k] for k in ("r", "alpha", "a", "b")]
+    true = [truth[k] for k in ("r", "alpha", "a", "b")]
+    assert btyd.expected_purchases(fitted, 26, x, t_x, T).sum() == pytest.approx(
+        btyd.expected_purchases(true, 26, x, t_x, T).sum(), rel=0.05)
+
+
+@pytest.mark.parametrize("truth", [dict(p=6.0, q=4.0, gamma=15.0), dict(p=2.0, q=3.0, gamma=40.0),
+                                   dict(p=10.0, q=8.0, gamma=5.0)])
+def test_gamma_gamma_recovers_known_parameters(truth):
+    rng = np.random.default_rng(11)
+    x = rng.integers(1, 12, 30_000).astype(float)
+    m = btyd.simulate_gamma_gamma(rng, x, **truth)
+    fit = btyd.fit_gamma_gamma(x, m)
+    assert fit.converged
+    # p, q and gamma trade off against each other; the population mean p gamma / (q - 1) is well identified
+    mean = truth["p"] * truth["gamma"] / (truth["q"] - 1)
+    fitted = fit.parameters
+    assert fitted["p"] * fitted["gamma"] / (fitted["q"] - 1) == pytest.approx(mean, rel=0.05)
+    for key, value in truth.items():
+        assert fitted[key] == pytest.approx(value, rel=0.25), (key, fitted)
+
+
+def test_clv_is_discounted_and_grows_with_the_horizon():
+    bg, gg = (0.243, 4.414, 0.793, 2.426), (6.25, 3.74, 15.44)
+    x, t_x, T, zbar = (np.array(v) for v in ([2, 0, 10], [30.0, 0, 38], [39.0, 39, 39], [20.0, 0, 35]))
+    six, twelve = btyd.clv(bg, gg, x, t_x, T, zbar, months=6, month_days=4.348), btyd.clv(
+        bg, gg, x, t_x, T, zbar, months=12, month_days=4.348)
+    undiscounted = btyd.clv(bg, gg, x, t_x, T, zbar, months=12, month_days=4.348, monthly_discount=0.0)
+    assert (twelve > six).all() and (undiscounted > twelve).all() and (six > 0).all()
+    assert twelve[2] > twelve[0] > twelve[1]  # frequent and recent beats occasional beats one-off
