@@ -1,12 +1,17 @@
 """Load throughput: ecrm's loader vs raw COPY (the physical limit) vs pandas.to_sql, in one run.
 
-    .venv/bin/python benchmarks/bench_load.py [--rows 1000000]
+    .venv/bin/python benchmarks/bench_load.py [--rows 1000000] [--logs tidy,realistic]
 
-For 1M order lines and 1M combined-format log lines it prints rows/s and peak RSS of:
+For 1M order lines and 1M combined-format log lines (two logs: "tidy", 4 user agents and plain
+paths, and "realistic", from the simulator's generator `ecrm.simulate.weblogs.realistic_lines`:
+hundreds of user agents with a Zipf distribution, long search/social/webmail referrers, %- and
++-encoded queries, utm parameters, ad click ids, IPv6, ~10% bots) it prints rows/s and peak RSS of:
 - raw COPY: psycopg `COPY ... FROM STDIN (FORMAT csv)` of the same prepared rows (no validation);
 - ecrm: the production loader (parse + validate + quarantine + COPY + merge + ledger, one txn);
 - pandas: `read_csv` + `DataFrame.to_sql` (default method, SQLAlchemy + psycopg), what many teams use.
-Each variant runs in its own subprocess so peak memory is its own. Nothing here is a timed test.
+Each variant runs in its own subprocess so peak memory is its own. For the logs it also prints the
+parse alone on one core: `ecrm.sources.weblogs.parse_access_log` over the file, consumed, timed with
+process CPU time (lines/s per core). Nothing here is a timed test.
 """
 
 from __future__ import annotations
@@ -54,6 +59,45 @@ def make_access_log(path: Path, rows: int) -> None:
                       f'"{AGENTS[i % len(AGENTS)]}"\n')
 
 
+def make_realistic_log(path: Path, rows: int) -> None:
+    from ecrm.simulate.weblogs import realistic_lines
+
+    with path.open("w") as out:
+        for start in range(0, rows, 200_000):  # the generator's day split into chunks of lines
+            n = min(200_000, rows - start)
+            lines = realistic_lines(2 + start, DAY, n)
+            out.write("".join(f"{line}\n" for line in _shift(lines, start, rows)))
+
+
+def _shift(lines: list[str], start: int, rows: int) -> list[str]:
+    """Restamp a chunk's lines so the whole file runs through the day in order."""
+    out = []
+    for i, line in enumerate(lines):
+        sec = (start + i) * 86399 // rows
+        stamp = f"01/Oct/2026:{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d} +0000"
+        head, _, rest = line.partition(" [")
+        out.append(f"{head} [{stamp}{rest[rest.index(']'):]}")
+    return out
+
+
+def parse_alone(path: Path) -> dict:
+    """parse_access_log over the file on one core: process CPU time, lines consumed."""
+    from ecrm.intervals import day_interval
+    from ecrm.sources import RowBlock
+    from ecrm.sources.weblogs import parse_access_log
+
+    interval = day_interval(DAY)
+    cpu0, lines, slow = cpu_seconds(), 0, 0
+    for item in parse_access_log(path, interval):
+        if isinstance(item, RowBlock):
+            lines += len(item)
+        else:
+            lines, slow = lines + 1, slow + 1
+    cpu = cpu_seconds() - cpu0
+    return {"variant": "parse", "lines": lines, "slow_path_lines": slow, "cpu_s": round(cpu, 2),
+            "lines_per_cpu_s": round(lines / cpu)}
+
+
 def cpu_seconds() -> float:
     """CPU time of this (client) process: with the server on the other core, what "one core" buys."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -91,7 +135,7 @@ def run_variant(variant: str, kind: str, folder: Path, url: str) -> dict:
 
             apply_schema(conn)
             table = "raw.order_lines" if kind == "order_lines" else "raw.web_requests"
-            prepared = folder.parent / f"{kind}.prepared.csv"
+            prepared = folder.parent / f"{folder.name}.prepared.csv"
             columns = prepared.open().readline().strip() if variant == "copy" else None
             t0, cpu0 = time.perf_counter(), cpu_seconds()
             if variant == "copy":
@@ -122,7 +166,7 @@ def prepare_csv(kind: str, folder: Path, url: str) -> None:
     import psycopg
 
     table = "raw.order_lines" if kind == "order_lines" else "raw.web_requests"
-    with psycopg.connect(url) as conn, (folder.parent / f"{kind}.prepared.csv").open("wb") as out:
+    with psycopg.connect(url) as conn, (folder.parent / f"{folder.name}.prepared.csv").open("wb") as out:
         with conn.cursor().copy(f"copy (select * from {table}) to stdout (format csv, header)") as copy:
             for chunk in copy:
                 out.write(chunk)
@@ -132,10 +176,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of ecrm and COPY each, the fastest is kept")
+    parser.add_argument("--logs", default="tidy,realistic", help="which access logs: tidy, realistic")
+    parser.add_argument("--skip-orders", action="store_true", help="only the access logs")
     parser.add_argument("--child", nargs=4, metavar=("VARIANT", "KIND", "FOLDER", "URL"))
     args = parser.parse_args()
     if args.child:
         variant, kind, folder, url = args.child
+        if variant == "parse":
+            print(json.dumps(parse_alone(next(Path(folder).glob("access.log")))))
+            return
         if variant == "prepare":
             prepare_csv(kind, Path(folder), url)
             return
@@ -146,12 +195,19 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="ecrm-bench-load-"))
     url = EmbeddedWarehouse(work / "warehouse").start()
-    results = []
-    for kind, make, name in (("order_lines", make_order_lines, "order_lines.csv"),
-                             ("web_requests", make_access_log, "access.log")):
-        folder = work / kind
+    results, parses = [], []
+    kinds = [] if args.skip_orders else [("order_lines", make_order_lines, "order_lines.csv", "order_lines")]
+    logs = {"tidy": make_access_log, "realistic": make_realistic_log}
+    kinds += [("web_requests", logs[log], "access.log", f"web_{log}") for log in args.logs.split(",")]
+    for kind, make, name, label in kinds:
+        folder = work / label
         folder.mkdir()
         make(folder / name, args.rows)
+        if kind == "web_requests":
+            out = subprocess.run([sys.executable, __file__, "--child", "parse", kind, str(folder), url],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+            parses.append({"kind": label, **json.loads(out.splitlines()[-1])})
+            print(parses[-1], flush=True)
         # ecrm and COPY alternate `--repeat` times (the fastest of each is kept) so that a change
         # in the machine's background load hits both alike; pandas runs once (it is 10x slower).
         plan = ["ecrm", "prepare", "copy"] + ["ecrm", "copy"] * (args.repeat - 1) + ["pandas"]
@@ -160,10 +216,13 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "--child", variant, kind, str(folder), url],
                                  check=True, capture_output=True, text=True).stdout.strip()
             if variant != "prepare":
-                runs.append(json.loads(out.splitlines()[-1]))
+                runs.append({**json.loads(out.splitlines()[-1]), "kind": label})
                 print(runs[-1], flush=True)
         for variant in ("ecrm", "copy", "pandas"):
             results.append(max((r for r in runs if r["variant"] == variant), key=lambda r: r["rows_per_s"]))
+    print(f"\n{'lines':>9} {'log':<15} {'parse alone (1 core)':>22} {'slow-path lines':>16}")
+    for p in parses:
+        print(f"{p['lines']:>9} {p['kind']:<15} {p['lines_per_cpu_s']:>14,} lines/s {p['slow_path_lines']:>16,}")
     print(f"\n{'rows':>9} {'kind':<13} {'variant':<7} {'rows/s':>10} {'vs COPY':>8} {'peak RSS':>9} "
           f"{'client CPU':>11}")
     for r in results:

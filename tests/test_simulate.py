@@ -125,12 +125,15 @@ def test_shop_csv_headers_and_money(run):
 def test_refunds_of_earlier_orders_reappear_later(run):
     root = run[0]
     seen = {o["order_id"]: o for o in _csv(root / "landing/shop/initial/orders.csv") if _valid_order(o)}
-    refunds = 0
+    refunds = before_midnight = 0
     for day in DAYS:
         rows = [r for r in _csv(root / "landing/shop" / day.isoformat() / "orders.csv") if _valid_order(r)]
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
         for row in rows:
             updated = datetime.fromisoformat(row["updated_at"])
-            assert updated.date() == day  # a day's file holds the rows updated that day
+            # the export of a day re-reads the hour before it (ecrm.simulate.delivery)
+            assert midnight - timedelta(hours=1) <= updated < midnight + timedelta(days=1)
+            before_midnight += updated < midnight
             if row["status"] in ("refunded", "cancelled"):
                 assert row["order_id"] in seen, "status change of an order never exported before"
                 assert datetime.fromisoformat(row["created_at"]) < updated
@@ -138,6 +141,7 @@ def test_refunds_of_earlier_orders_reappear_later(run):
                 refunds += row["status"] == "refunded"
         seen.update({r["order_id"]: r for r in rows})
     assert refunds >= 3
+    assert before_midnight >= 1, "no row of the previous day's last hour re-exported"
 
 
 def test_access_log_is_combined_format(run):
@@ -151,7 +155,8 @@ def test_access_log_is_combined_format(run):
         assert stamps == sorted(stamps) and {s.date() for s in stamps} == {day}
         bots = sum(bool(re.search(r"bot|python-requests|curl", m["agent"], re.I)) for m in parsed)
         assert 0.06 < bots / len(parsed) < 0.14
-        new_orders = {r["order_id"] for r in _csv(root / "landing/shop" / day.isoformat() / "order_lines.csv")}
+        new_orders = {r["order_id"] for r in _csv(root / "landing/shop" / day.isoformat() / "order_lines.csv")
+                      if datetime.fromisoformat(r["updated_at"]).date() == day}  # not the hour before
         confirmed = {m["target"].split("order=")[1] for m in parsed if m["target"].startswith("/checkout/complete")}
         assert confirmed <= new_orders and len(confirmed) >= 0.85 * len(new_orders)
 
@@ -161,9 +166,11 @@ def test_campaign_goes_only_to_outbox_members(run):
     members = {c["email"]: c["customer_id"] for c in audiences["at_risk"]}
     campaign_id = f"cmp-{SEND_DAY.isoformat()}-at_risk"
     assert summaries[SEND_DAY]["campaign_id"] == campaign_id
-    campaigns = (root / "landing/email" / SEND_DAY.isoformat() / "campaigns.jsonl").read_text().splitlines()
+    # the ESP export runs at 02:00 UTC: the campaign sent on SEND_DAY is in the next day's folder
+    export_day = SEND_DAY + timedelta(days=1)
+    campaigns = (root / "landing/email" / export_day.isoformat() / "campaigns.jsonl").read_text().splitlines()
     assert [json.loads(c)["audience"] for c in campaigns] == ["at_risk"]
-    assert not (root / "landing/email" / START.isoformat() / "campaigns.jsonl").exists()
+    assert not (root / "landing/email" / SEND_DAY.isoformat() / "campaigns.jsonl").exists()
     outsider = _csv(root / "landing/shop/initial/customers.csv")[0]["email"]
     events, ids = [], set()
     for day in DAYS:
@@ -177,7 +184,8 @@ def test_campaign_goes_only_to_outbox_members(run):
             if not EMAIL.match(event["email"]):
                 broken += 1
                 continue
-            assert datetime.fromtimestamp(event["timestamp"], UTC).date() == day  # events of that day only
+            export = datetime(day.year, day.month, day.day, 2, tzinfo=UTC)  # the 24 hours before 02:00
+            assert export - timedelta(days=1) <= datetime.fromtimestamp(event["timestamp"], UTC) < export
             events.append(event)
             ids.add(event["sg_event_id"])
         assert broken == summaries[day]["malformed"]["events"] >= 1
@@ -185,6 +193,7 @@ def test_campaign_goes_only_to_outbox_members(run):
     assert all(e["email"] in members and members[e["email"]] == e["customer_id"] for e in events)
     assert all(e["campaign_id"] == campaign_id for e in events)
     assert outsider not in {e["email"] for e in events}
+    assert any(datetime.fromtimestamp(e["timestamp"], UTC).date() < d for d in DAYS[2:] for e in events)
     processed = [e["customer_id"] for e in events if e["event"] == "processed"]
     assert sorted(processed) == sorted(members.values())
     kinds = {e["event"] for e in events}
@@ -217,3 +226,55 @@ def test_large_shops_simulate_without_errors(tmp_path):
                             start=date(2026, 10, 1), customers=8000, seed=seed)
         summary = sim.write_day(date(2026, 10, 1))
         assert summary["malformed"]["access_log"] > 0
+
+
+def test_rotated_web_logs_hold_every_request_once(tmp_path):
+    """ECRM_SIM_DELIVERY=weblogs: logrotate at 06:25 Berlin time; each file holds the requests that
+    finished between two rotations (stamped with their start, so not strictly ordered), and the
+    files together hold exactly the requests of the days, each once."""
+    from ecrm.simulate.delivery import Delivery
+
+    days = [date(2026, 10, 24) + timedelta(days=k) for k in range(4)]  # 25 October: CEST -> CET
+    delivery = Delivery(shop=True, email=True, weblogs=True, timezone="Europe/Berlin")
+    sim = ShopSimulator(landing=tmp_path / "landing", outbox=tmp_path / "outbox", truth=tmp_path / "truth",
+                        start=days[0], customers=600, seed=3, delivery=delivery)
+    aligned = ShopSimulator(landing=tmp_path / "aligned", outbox=tmp_path / "outbox", truth=tmp_path / "t2",
+                            start=days[0], customers=600, seed=3, delivery="none")
+    stamps_by_file, unordered = {}, 0
+    for day in days:
+        sim.write_day(day)
+        aligned.write_day(day)
+        folder = tmp_path / "landing/weblogs" / day.isoformat()
+        assert [p.name for p in folder.iterdir()] == [f"access.log-{day:%Y%m%d}"]
+        parsed = [m for m in map(COMBINED.match, next(folder.iterdir()).read_text().splitlines()) if m]
+        stamps = [datetime.strptime(m["time"], "%d/%b/%Y:%H:%M:%S %z") for m in parsed]
+        unordered += sum(b < a for a, b in zip(stamps, stamps[1:], strict=False))
+        stamps_by_file[day] = stamps
+    # 06:25 CEST = 04:25 UTC until 25 October, 06:25 CET = 05:25 UTC from then on
+    rotation = {d: datetime(d.year, d.month, d.day, 4 if d < date(2026, 10, 25) else 5, 25, tzinfo=UTC) for d in days}
+    for day in days[1:]:
+        stamps = stamps_by_file[day]
+        assert max(stamps) < rotation[day] and min(stamps) >= rotation[day - timedelta(days=1)] - timedelta(minutes=2)
+        assert {s.date() for s in stamps} == {day - timedelta(days=1), day}
+    assert max(stamps_by_file[days[0]]) < rotation[days[0]]
+    assert unordered > 0, "slow requests are written when they finish: some lines are out of order"
+    # the first three UTC days are fully delivered by the four files; each request exactly once
+    rotated = sorted(s for day in days for s in stamps_by_file[day] if s < rotation[days[2]].replace(hour=0, minute=0))
+    whole = []
+    for day in days[:2]:
+        text = (tmp_path / "aligned/weblogs" / day.isoformat() / "access.log").read_text().splitlines()
+        whole += [datetime.strptime(m["time"], "%d/%b/%Y:%H:%M:%S %z") for m in map(COMBINED.match, text) if m]
+    assert len(rotated) >= len(whole)  # sessions over midnight are kept whole (the aligned log cuts them)
+    assert len(rotated) - len(whole) < 0.01 * len(whole)
+    before = _files(tmp_path / "landing")
+    sim.write_day(days[1])  # rewriting a day changes nothing
+    assert _files(tmp_path / "landing") == before
+
+
+def test_delivery_spec_is_checked():
+    from ecrm.simulate.delivery import Delivery
+
+    assert Delivery.parse("none") == Delivery(False, False, False)
+    assert Delivery.parse("all", "UTC") == Delivery(True, True, True, "UTC")
+    with pytest.raises(ValueError, match="unknown source"):
+        Delivery.parse("shop,web")

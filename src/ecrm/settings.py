@@ -38,6 +38,12 @@ class Settings:
     shop_db_url: str | None     # the shop's own database (Airflow: connection `ecrm_shop_db`)
     # visitor_id HMAC key (ECRM_VISITOR_KEY); None: one generated and kept in the warehouse
     visitor_key: str | None = field(default=None, repr=False)
+    # The shop's time zone (ECRM_SHOP_TIMEZONE): the simulated web server rotates its log at 06:25 there.
+    shop_timezone: str = "Europe/Berlin"
+    # Simulated sources delivered as real systems do (ECRM_SIM_DELIVERY, comma-separated of shop, email,
+    # weblogs; "none": every simulated file holds exactly its UTC day). See ecrm.simulate.delivery.
+    # weblogs (rotation at 06:25 shop time) is opt-in until the web gate checks the last complete day.
+    sim_delivery: str = "shop,email"
 
     @property
     def dbt_project_dir(self) -> Path:
@@ -68,6 +74,8 @@ def get_settings() -> Settings:
         clock_skew_minutes=int(os.environ.get("ECRM_CLOCK_SKEW_MINUTES", "10")),
         shop_db_url=os.environ.get("ECRM_SHOP_DB_URL") or None,
         visitor_key=os.environ.get("ECRM_VISITOR_KEY") or None,
+        shop_timezone=os.environ.get("ECRM_SHOP_TIMEZONE") or "Europe/Berlin",
+        sim_delivery=os.environ.get("ECRM_SIM_DELIVERY", "shop,email"),
     )
 
 

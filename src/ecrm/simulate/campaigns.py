@@ -159,16 +159,19 @@ def event_json(event: dict) -> str:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
 
 
-def malformed_event_lines(rng: Random, seed: int, day: date, events: list[dict], n: int) -> list[str]:
+def malformed_event_lines(rng: Random, seed: int, day: date, events: list[dict], n: int,
+                          window: tuple[int, int] | None = None) -> list[str]:
     """Bad lines for a day's events.jsonl: JSON cut off mid-object and, when there are events, an
-    event whose email is not an address (a copy of a real one under its own sg_event_id)."""
+    event whose email is not an address (a copy of a real one under its own sg_event_id). Without
+    events, the templates are stamped inside the export's `window` (default: the UTC day)."""
+    start, end = window or (day_start(day), day_start(day) + SECONDS_PER_DAY)
     if events:
         n = max(n, 2)  # both kinds every day with events
     bad = []
     for j in range(n):
         template = dict(rng.choice(events)) if events else {
             "sg_event_id": _digest(seed, "malformed", day, j), "event": "delivered",
-            "email": "someone@example.com", "timestamp": day_start(day) + rng.randrange(SECONDS_PER_DAY)}
+            "email": "someone@example.com", "timestamp": start + rng.randrange(end - start)}
         if j % 2 == 1:
             template["sg_event_id"] = _digest(seed, "malformed", day, j)
             template["email"] = str(template["email"]).replace("@", rng.choice(("", " at ", "@@")))

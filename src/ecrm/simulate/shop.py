@@ -183,10 +183,13 @@ def orders_for_day(seed: int, day: date, epoch: date, population: Population, ca
                   o.induced) for k, o in enumerate(orders)]
 
 
-def day_order_rows(day: date, today: list[Order], earlier: Iterable[Order]) -> list[list[str]]:
-    """orders.csv of a day: new orders plus earlier ones whose status changed that day."""
-    start_ts = day_start(day)
-    end_ts = start_ts + SECONDS_PER_DAY
+def day_order_rows(day: date, today: list[Order], earlier: Iterable[Order],
+                   start_ts: int | None = None) -> list[list[str]]:
+    """orders.csv of a day: new orders plus earlier ones whose status changed that day, each with its
+    latest status in [start_ts, end of day) (start_ts: the day's start, or a few minutes before it
+    when the export re-reads the end of the previous day)."""
+    start_ts = day_start(day) if start_ts is None else start_ts
+    end_ts = day_start(day) + SECONDS_PER_DAY
     rows = []
     for order in (*today, *earlier):
         change = order.status_in(start_ts, end_ts)

@@ -8,12 +8,13 @@ rerunning a day, or running it in a fresh process, gives byte-identical files.
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from . import campaigns as cmp
 from .catalog import Catalog
 from .common import SECONDS_PER_DAY, Stream, add_days, day_start, n_malformed, py_rng, write_atomic
+from .delivery import Delivery
 from .population import Population, customer_number, identity
 from .shop import (
     CUSTOMER_COLUMNS,
@@ -31,7 +32,7 @@ from .shop import (
     render_csv,
 )
 from .truth import EFFECT_DAYS, campaign_truth, update_truth
-from .weblogs import ANONYMOUS_SESSIONS, SHOP_URL, Click, access_log
+from .weblogs import ANONYMOUS_SESSIONS, SHOP_URL, Click, Request, day_requests, with_garbage
 
 HISTORY_DAYS = 365
 DEFAULT_DAILY_UPLIFT = 0.006  # ~4 percentage points more 7-day conversion for delivered recipients
@@ -44,9 +45,21 @@ class ShopSimulator:
 
     def __init__(self, landing: Path, outbox: Path, truth: Path, start: date, customers: int = 5000,
                  seed: int = 42, *, daily_uplift: float = DEFAULT_DAILY_UPLIFT,
-                 signups_per_day: float | None = None, orders_per_day: float | None = None) -> None:
+                 signups_per_day: float | None = None, orders_per_day: float | None = None,
+                 delivery: Delivery | str | None = None) -> None:
         """Sign-ups, orders and anonymous traffic default to 10, 30 and 1,400 a day per 5,000
-        customers, so a smaller shop keeps realistic per-customer rates."""
+        customers, so a smaller shop keeps realistic per-customer rates.
+
+        `delivery`: when the files are written and which lines they hold (ecrm.simulate.delivery);
+        a Delivery, a spec such as "shop,email" or "none", or None for the settings
+        (ECRM_SIM_DELIVERY, ECRM_SHOP_TIMEZONE)."""
+        if delivery is None:
+            delivery = Delivery.from_settings()
+        elif isinstance(delivery, str):
+            from ..settings import get_settings
+
+            delivery = Delivery.parse(delivery, get_settings().shop_timezone)
+        self.delivery = delivery
         self.landing, self.outbox, self.truth = Path(landing), Path(outbox), Path(truth)
         self.start, self.seed, self.daily_uplift = start, seed, daily_uplift
         self.epoch = add_days(start, -HISTORY_DAYS)
@@ -58,6 +71,7 @@ class ShopSimulator:
         self._product_ids = [p.product_id for p in self.catalog.products]
         self._orders: OrderedDict[tuple, list[Order]] = OrderedDict()
         self._runs: OrderedDict[tuple, cmp.CampaignRun | None] = OrderedDict()
+        self._requests: OrderedDict[tuple, tuple[list[Request], int]] = OrderedDict()
 
     # -- campaigns ---------------------------------------------------------------------------------
     def _outbox_fingerprint(self, send_day: date) -> tuple:
@@ -97,13 +111,18 @@ class ShopSimulator:
         """Orders created on `day` (history days included), regenerated on demand."""
         if day < self.epoch:
             return []
-        key = (day, tuple(self._outbox_fingerprint(add_days(day, -k)) for k in range(EFFECT_DAYS)))
+        key = self._day_key(day)
         if key not in self._orders:
             treatment = self._treatment(day) if day >= self.start else Treatment()
             self._orders[key] = orders_for_day(self.seed, day, self.epoch, self.population, self.catalog,
                                                treatment)
             _trim(self._orders)
         return self._orders[key]
+
+    def _day_key(self, day: date) -> tuple:
+        """What a day's orders, clicks and requests depend on besides the seed: the outboxes that
+        decided the campaigns of the 7 days up to it."""
+        return (day, tuple(self._outbox_fingerprint(add_days(day, -k)) for k in range(EFFECT_DAYS)))
 
     # -- initial export ------------------------------------------------------------------------------
     def write_initial(self) -> dict:
@@ -139,61 +158,109 @@ class ShopSimulator:
 
     # -- one day -------------------------------------------------------------------------------------
     def write_day(self, day: date) -> dict:
-        """Write every landing file of `day` and return counts per file (malformed included)."""
+        """Write every landing file of `day`'s folders and return counts per file (malformed included).
+
+        What the files hold depends on `self.delivery` (ecrm.simulate.delivery): by default the web
+        log rotated at 06:25 shop time, the ESP export of 02:00 UTC and a shop export that re-reads
+        the minutes before its day, so files hold lines of the day before."""
         if day < self.start:
             raise ValueError(f"{day} is before the simulation start {self.start}; see write_initial()")
+        shop_from, shop_to = self.delivery.shop_window(day)
+        yesterday = add_days(day, -1)
         today = self.orders(day)
         earlier = [o for d in follow_up_days(day) for o in self.orders(d)]
-        events = self._events_of(day)
         run = self.campaign(day)
         counts: dict[str, int] = {}
         bad: dict[str, int] = dict.fromkeys(FILES, 0)
         texts: dict[str, str] = {}
 
-        rows = day_order_rows(day, today, earlier)
+        rows = day_order_rows(day, today, earlier, shop_from)
         rng = py_rng(self.seed, day, Stream.MALFORMED, "orders")
         bad_rows = malformed_order_lines(rng, today or earlier, n_malformed(len(rows)), day.toordinal())
         texts["orders"] = _with_bad_lines(rng, ORDER_COLUMNS, rows, bad_rows)
         counts["orders"], bad["orders"] = len(rows) + len(bad_rows), len(bad_rows)
-        line_rows = [row for order in today for row in order.line_rows()]
+        late = [o for o in self.orders(yesterday) if o.created_ts >= shop_from] if shop_from < day_start(day) else []
+        line_rows = [row for order in (*late, *today) for row in order.line_rows()]
         texts["order_lines"], counts["order_lines"] = render_csv(line_rows, LINE_COLUMNS), len(line_rows)
-        customer_rows = self._customer_rows(day, events)
+        customer_rows = self._customer_rows(day, shop_from, shop_to)
         texts["customers"], counts["customers"] = render_csv(customer_rows, CUSTOMER_COLUMNS), len(customer_rows)
 
+        email_from, email_to = self.delivery.email_window(day)
+        events = self._events_in(email_from, email_to)
         rng = py_rng(self.seed, day, Stream.MALFORMED, "events")
-        bad_events = cmp.malformed_event_lines(rng, self.seed, day, events, n_malformed(len(events)))
+        bad_events = cmp.malformed_event_lines(rng, self.seed, day, events, n_malformed(len(events)),
+                                               (email_from, email_to))
         event_lines = insert_lines(rng, [cmp.event_json(e) for e in events], bad_events)
         texts["events"] = "".join(f"{line}\n" for line in event_lines)
         counts["events"], bad["events"] = len(event_lines), len(bad_events)
+        sent = [r for k in range((email_to - email_from) // SECONDS_PER_DAY + 2)
+                if (r := self.campaign(add_days(day, -k))) and email_from <= r.campaign.sent_ts < email_to]
+        counts["campaigns"] = len(sent)
 
-        signups = self.population.signups(day)
-        log_lines, bad["access_log"], sessions = access_log(
-            self.seed, day, self.population, self.catalog, today, _clicks(events),
-            [identity(signups, row) for row in range(len(signups))], self.anonymous_sessions)
+        log_lines, sessions = self._log_lines(day)
+        log_lines, bad["access_log"] = with_garbage(self.seed, day, log_lines)
         texts["access_log"] = "".join(f"{line}\n" for line in log_lines)
         counts["access_log"] = len(log_lines)
-        counts["campaigns"] = 1 if run else 0
 
-        self._write_day_files(day, texts, run)
+        self._write_day_files(day, texts, sorted(sent, key=lambda r: r.campaign.sent_ts))
         record, recipients_csv = campaign_truth(run, self.population, self.daily_uplift) if run else (None, None)
         update_truth(self.truth, day, record, recipients_csv)
         return {"day": day.isoformat(), **counts, "malformed": bad, "new_orders": len(today),
                 "sessions": sessions, "campaign_id": run.campaign.campaign_id if run else None}
 
-    def _events_of(self, day: date) -> list[dict]:
-        """ESP events occurring on `day`: campaigns sent on this day and the 3 before it."""
-        start_ts = day_start(day)
-        events = [e for k in range(cmp.EVENT_DAYS + 1) if (run := self.campaign(add_days(day, -k)))
-                  for e in run.events if start_ts <= e["timestamp"] < start_ts + SECONDS_PER_DAY]
+    def _events_in(self, start_ts: int, end_ts: int) -> list[dict]:
+        """ESP events in [start_ts, end_ts): of campaigns sent from 3 days before its first day on."""
+        first, last = _utc_day(start_ts), _utc_day(end_ts - 1)
+        days = [add_days(last, -k) for k in range((last - first).days + cmp.EVENT_DAYS + 1)]
+        events = [e for d in days if d >= self.start and (run := self.campaign(d))
+                  for e in run.events if start_ts <= e["timestamp"] < end_ts]
         return sorted(events, key=lambda e: (e["timestamp"], e["sg_event_id"]))
 
-    def _customer_rows(self, day: date, events: list[dict]) -> list[list[str]]:
-        """Customers updated on `day`: today's sign-ups and today's unsubscribes (opt-out)."""
-        signups = self.population.signups(day)
-        people = [identity(signups, r) for r in range(len(signups))]
+    def _events_of(self, day: date) -> list[dict]:
+        """ESP events occurring on UTC `day`: campaigns sent on this day and the 3 before it."""
+        return self._events_in(day_start(day), day_start(day) + SECONDS_PER_DAY)
+
+    def _day_requests(self, day: date) -> tuple[list[Request], int]:
+        """Requests of the sessions starting on UTC `day` (sessions over midnight kept whole)."""
+        key = self._day_key(day)
+        if key not in self._requests:
+            signups = self.population.signups(day)
+            log, sessions = day_requests(
+                self.seed, day, self.population, self.catalog, self.orders(day), _clicks(self._events_of(day)),
+                [identity(signups, row) for row in range(len(signups))], self.anonymous_sessions, clip=False)
+            self._requests[key] = (log.requests(), sessions)
+            _trim(self._requests, 4)
+        return self._requests[key]
+
+    def _log_lines(self, day: date) -> tuple[list[str], int]:
+        """The lines of day's log file (without garbage) and the sessions started on `day`."""
+        if not self.delivery.weblogs:  # one file per UTC day, sorted by time
+            signups = self.population.signups(day)
+            log, sessions = day_requests(
+                self.seed, day, self.population, self.catalog, self.orders(day), _clicks(self._events_of(day)),
+                [identity(signups, row) for row in range(len(signups))], self.anonymous_sessions)
+            return log.lines(), sessions
+        lo, hi = self.delivery.weblog_window(day)
+        start0 = day_start(self.start)
+        lo = max(lo, start0)  # the simulated log begins at the start: no earlier request is written
+        requests = []
+        for d in _days_between(_utc_day(lo) - timedelta(days=1), _utc_day(hi - 1)):
+            if d >= self.start:
+                requests += [r for r in self._day_requests(d)[0] if lo <= r.finished < hi and r.ts >= start0]
+        requests.sort(key=lambda r: (r.finished, r.ts, r.seq, r.text))
+        return [r.text for r in requests], self._day_requests(day)[1]
+
+    def _customer_rows(self, day: date, start_ts: int, end_ts: int) -> list[list[str]]:
+        """Customers updated in [start_ts, end_ts) (the shop export of `day`): sign-ups and
+        unsubscribes (opt-out); a customer changed twice appears twice (the loader keeps the latest)."""
+        people = []
+        for d in (add_days(day, -1), day):
+            if d >= self.start and day_start(d) + SECONDS_PER_DAY > start_ts:
+                signups = self.population.signups(d)
+                people += [c for r in range(len(signups)) if start_ts <= (c := identity(signups, r)).signup_ts < end_ts]
         rows = [(c.signup_ts, customer_row(c, c.signup_ts, c.accepts_marketing)) for c in people]
         opted_out: dict[int, int] = {}
-        for e in events:
+        for e in self._events_in(start_ts, end_ts):
             number = customer_number(e["customer_id"])
             if e["event"] == "unsubscribe" and number:
                 opted_out[number] = e["timestamp"]
@@ -204,17 +271,30 @@ class ShopSimulator:
                 continue  # an id the shop never issued (hand-made outbox): nothing to update
         return [row for _, row in sorted(rows, key=lambda r: (r[0], r[1][0]))]
 
-    def _write_day_files(self, day: date, texts: dict[str, str], run: cmp.CampaignRun | None) -> None:
+    def _write_day_files(self, day: date, texts: dict[str, str], sent: list[cmp.CampaignRun]) -> None:
         shop = self.landing / "shop" / day.isoformat()
         email = self.landing / "email" / day.isoformat()
         for name in ("customers", "orders", "order_lines"):
             write_atomic(shop / f"{name}.csv", texts[name].encode())
-        write_atomic(self.landing / "weblogs" / day.isoformat() / "access.log", texts["access_log"].encode())
+        weblogs = self.landing / "weblogs" / day.isoformat()
+        name = self.delivery.weblog_name(day)
+        write_atomic(weblogs / name, texts["access_log"].encode())
+        for stale in weblogs.glob("access.log*"):  # a rerun under another delivery leaves no second file
+            if stale.name != name:
+                stale.unlink()
         write_atomic(email / "events.jsonl", texts["events"].encode())
-        if run:
-            write_atomic(email / "campaigns.jsonl", (cmp.event_json(run.campaign.row()) + "\n").encode())
+        if sent:
+            write_atomic(email / "campaigns.jsonl", "".join(cmp.event_json(r.campaign.row()) + "\n" for r in sent).encode())
         else:  # a rerun after the outbox disappeared must not leave yesterday's decision behind
             (email / "campaigns.jsonl").unlink(missing_ok=True)
+
+
+def _utc_day(ts: int) -> date:
+    return datetime.fromtimestamp(ts, UTC).date()
+
+
+def _days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=k) for k in range((last - first).days + 1)]
 
 
 def _clicks(events: list[dict]) -> list[Click]:
@@ -227,6 +307,6 @@ def _with_bad_lines(rng, header: tuple[str, ...], rows: list[list[str]], bad: li
     return render_csv([], header) + "".join(f"{line}\n" for line in insert_lines(rng, body, bad))
 
 
-def _trim(cache: OrderedDict) -> None:
-    while len(cache) > CACHE_DAYS:
+def _trim(cache: OrderedDict, size: int = CACHE_DAYS) -> None:
+    while len(cache) > size:
         cache.popitem(last=False)

@@ -18,7 +18,7 @@ from random import Random
 import numpy as np
 
 from .catalog import CATEGORIES, Catalog
-from .common import MONTHS, SECONDS_PER_DAY, Stream, day_start, n_malformed, np_rng, py_rng
+from .common import MONTHS, SECONDS_PER_DAY, Stream, clf_time, day_start, n_malformed, np_rng, py_rng
 from .population import (
     BROWSER_WEIGHTS,
     BROWSERS,
@@ -73,25 +73,62 @@ class Click:
 
 
 class AccessLog:
-    """Collects requests of one day and renders them sorted by time (stable within a second)."""
+    """Collects the requests that start on one UTC day.
 
-    def __init__(self, day: date) -> None:
+    `clip`: keep only requests stamped on the day and render them sorted by time (one file per UTC
+    day). Otherwise requests of a session that runs over midnight are kept, and each request gets the
+    time it finished: nginx writes a line when the request is done, stamped with its start
+    (see `Request`; the rotated files are cut by finish time)."""
+
+    def __init__(self, day: date, seed: int = 0, clip: bool = True) -> None:
         self.day0 = day_start(day)
+        self.clip = clip
         self.date_text = f"{day.day:02d}/{MONTHS[day.month - 1]}/{day.year}"
         self.entries: list[tuple[int, int, str]] = []
+        self.finished: list[int] = []
+        self._duration = py_rng(seed, day, Stream.WEB, "duration")  # its own stream: never shifts the others
 
     def add(self, ts: int, client: Client, method: str, target: str, status: int, size: int, referrer: str) -> None:
         offset = ts - self.day0
-        if not 0 <= offset < SECONDS_PER_DAY:
+        if 0 <= offset < SECONDS_PER_DAY:
+            hh, rest = divmod(offset, 3600)
+            mm, ss = divmod(rest, 60)
+            stamp = f"{self.date_text}:{hh:02d}:{mm:02d}:{ss:02d} +0000"
+        elif self.clip:
             return  # the part of a session that falls on another day belongs to that day's log
-        hh, rest = divmod(offset, 3600)
-        mm, ss = divmod(rest, 60)
+        else:
+            stamp = clf_time(ts)
         self.entries.append((ts, len(self.entries),
-                             f'{client.ip} - - [{self.date_text}:{hh:02d}:{mm:02d}:{ss:02d} +0000] '
+                             f'{client.ip} - - [{stamp}] '
                              f'"{method} {target} {client.protocol}" {status} {size} "{referrer}" "{client.agent}"'))
+        self.finished.append(ts + _duration(self._duration, size))
 
     def lines(self) -> list[str]:
         return [text for _, _, text in sorted(self.entries)]
+
+    def requests(self) -> list[Request]:
+        return [Request(finished, ts, seq, text)
+                for (ts, seq, text), finished in zip(self.entries, self.finished, strict=True)]
+
+
+@dataclass(frozen=True, order=True)
+class Request:
+    """One line of a log, ordered the way nginx writes it: by the time the request finished."""
+
+    finished: int
+    ts: int      # the start, which the line is stamped with
+    seq: int
+    text: str
+
+
+def _duration(rng: Random, size: int) -> int:
+    """Seconds a request takes: most finish within their second, large or slow ones take longer."""
+    r = rng.random()
+    if r < 0.9:
+        return 0
+    if r < 0.985:
+        return rng.randint(1, 3) + size // 400_000
+    return rng.randint(4, 90)  # slow mobile clients, stalled downloads, long checkouts
 
 
 def _pick(rng: Random, cdf: Sequence[float], items: Sequence):
@@ -240,12 +277,12 @@ def _garbage(rng: Random, lines: list[str], n: int) -> list[str]:
     return out
 
 
-def access_log(seed: int, day: date, population: Population, catalog: Catalog, orders: list[Order],
-               clicks: list[Click], signups: list[Identity],
-               anonymous_sessions: float = ANONYMOUS_SESSIONS) -> tuple[list[str], int, int]:
-    """The day's log lines (with garbage), the number of garbage lines and of sessions."""
+def day_requests(seed: int, day: date, population: Population, catalog: Catalog, orders: list[Order],
+                 clicks: list[Click], signups: list[Identity], anonymous_sessions: float = ANONYMOUS_SESSIONS,
+                 clip: bool = True) -> tuple[AccessLog, int]:
+    """The requests of sessions starting on `day` (see AccessLog for `clip`) and the number of sessions."""
     rng = py_rng(seed, day, Stream.WEB)
-    log = AccessLog(day)
+    log = AccessLog(day, seed, clip)
     draws = np_rng(seed, day, Stream.WEB)
     sessions = 0
     for _ in range(int(draws.poisson(anonymous_sessions))):
@@ -276,6 +313,169 @@ def access_log(seed: int, day: date, population: Population, catalog: Catalog, o
                  _backward(rng, customer.signup_ts, pages), "-", False)
         sessions += 1
     _bot_lines(rng, log, catalog, round(len(log.entries) * BOT_LINE_SHARE))
-    lines = log.lines()
+    return log, sessions
+
+
+def with_garbage(seed: int, day: date, lines: list[str]) -> tuple[list[str], int]:
+    """The file's lines with a few garbage lines scattered in, and how many."""
     bad = n_malformed(len(lines))
-    return _garbage(py_rng(seed, day, Stream.MALFORMED, "weblog"), lines, bad), bad, sessions
+    return _garbage(py_rng(seed, day, Stream.MALFORMED, "weblog"), lines, bad), bad
+
+
+def access_log(seed: int, day: date, population: Population, catalog: Catalog, orders: list[Order],
+               clicks: list[Click], signups: list[Identity],
+               anonymous_sessions: float = ANONYMOUS_SESSIONS) -> tuple[list[str], int, int]:
+    """The day's log lines (with garbage), the number of garbage lines and of sessions: one file per
+    UTC day, sorted by time."""
+    log, sessions = day_requests(seed, day, population, catalog, orders, clicks, signups, anonymous_sessions)
+    lines, bad = with_garbage(seed, day, log.lines())
+    return lines, bad, sessions
+
+
+# -- realistic traffic: the long tail of user agents, referrers and query strings -------------------
+# Browsers x versions x operating systems, weighted by a Zipf law over the catalogue (a real log's
+# top agent has ~10% of the lines, the top 20 ~60%, and hundreds more share the rest).
+_CHROME_OS = ("Windows NT 10.0; Win64; x64", "Macintosh; Intel Mac OS X 10_15_7", "X11; Linux x86_64",
+              "X11; CrOS x86_64 14541.0.0")
+_ANDROID = ("Linux; Android 14; SM-S918B", "Linux; Android 13; Pixel 7", "Linux; Android 14; Pixel 8 Pro",
+            "Linux; Android 12; SM-A525F", "Linux; Android 13; M2101K6G", "Linux; Android 10; K",
+            "Linux; Android 14; SM-A546B", "Linux; Android 11; moto g(30)")
+_IOS = ("17_6", "17_5_1", "18_0", "18_1", "16_7_10", "17_4_1")
+_APPS = ("Instagram 350.1.0.46.93 (iPhone14,5; iOS 17_6; de_DE; de; scale=3.00; 1170x2532; 646420537)",
+         "FBAN/FBIOS;FBAV/480.0.0.41.108;FBBV/647063127;FBDV/iPhone15,2;FBMD/iPhone;FBSN/iOS;FBSV/17.6",
+         "GSA/332.0.665236510")
+
+
+def _agent_catalogue() -> tuple[str, ...]:
+    agents = []
+    for major in range(131, 111, -1):
+        for os_ in _CHROME_OS:
+            agents.append(f"Mozilla/5.0 ({os_}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{major}.0.0.0 Safari/537.36")
+        for device_ in _ANDROID:
+            agents.append(f"Mozilla/5.0 ({device_}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{major}.0.0.0 "
+                          f"Mobile Safari/537.36")
+        agents.append(f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                      f"Chrome/{major}.0.0.0 Safari/537.36 Edg/{major}.0.{2000 + major * 7}.{major % 90}")
+        agents.append(f"Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
+                      f"SamsungBrowser/{major - 105}.0 Chrome/{major - 6}.0.0.0 Mobile Safari/537.36")
+    for major in range(132, 115, -1):
+        for os_ in ("Windows NT 10.0; Win64; x64", "Macintosh; Intel Mac OS X 10.15", "X11; Linux x86_64",
+                    "X11; Ubuntu; Linux x86_64", "Android 14; Mobile"):
+            agents.append(f"Mozilla/5.0 ({os_}; rv:{major}.0) Gecko/20100101 Firefox/{major}.0")
+    for ios in _IOS:
+        version = ios.split("_")[0] + "." + ios.split("_")[1]
+        for device_ in ("iPhone; CPU iPhone OS", "iPad; CPU OS"):
+            agents.append(f"Mozilla/5.0 ({device_} {ios} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+                          f"Version/{version} Mobile/15E148 Safari/604.1")
+            agents.append(f"Mozilla/5.0 ({device_} {ios} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+                          f"CriOS/130.0.6723.90 Mobile/15E148 Safari/604.1")
+        for app in _APPS:
+            agents.append(f"Mozilla/5.0 (iPhone; CPU iPhone OS {ios} like Mac OS X) AppleWebKit/605.1.15 "
+                          f"(KHTML, like Gecko) Mobile/15E148 {app}")
+    for mac in ("10_15_7", "14_6_1", "15_0"):
+        for version in ("17.6", "18.0", "18.1", "16.6"):
+            agents.append(f"Mozilla/5.0 (Macintosh; Intel Mac OS X {mac}) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+                          f"Version/{version} Safari/605.1.15")
+    return tuple(agents)
+
+
+AGENTS = _agent_catalogue()
+_AGENT_CDF = tuple(accumulate(1 / (rank + 1) ** 1.1 for rank in range(len(AGENTS))))
+MORE_BOTS = ("Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) "
+             "Chrome/130.0.6723.116 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+             "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; "
+             "+http://www.bing.com/bingbot.htm) Chrome/116.0.1938.76 Safari/537.36",
+             "Mozilla/5.0 (compatible; SemrushBot/7~bl; +http://www.semrush.com/bot.html)",
+             "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)",
+             "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+             "Mozilla/5.0 (compatible; DotBot/1.2; +https://opensiteexplorer.org/dotbot; help@moz.com)",
+             "Go-http-client/1.1", "python-requests/2.32.3", "curl/8.5.0")
+SEARCH_PHRASES = ("espresso kanne", "teapot cast iron", "küchenmesser damast", "vase blau", "duftkerze lavendel",
+                  "geschenk für mama", "wolldecke grau", "tasse 400ml", "puzzle 1000 teile", "kochbuch vegan",
+                  "café crème tasse", "bougie parfumée", "theepot glas", "regalo 50€", "mug \"best dad\"")
+
+
+def _quote(text: str, plus: bool) -> str:
+    from urllib.parse import quote, quote_plus
+
+    return quote_plus(text) if plus else quote(text, safe="")
+
+
+def realistic_agent(rng: Random) -> str:
+    return _pick(rng, _AGENT_CDF, AGENTS)
+
+
+def realistic_referrer(rng: Random, page: str) -> str:
+    """Search engines with encoded queries, social networks' link shims, webmail, the shop itself."""
+    r = rng.random()
+    phrase = rng.choice(SEARCH_PHRASES)
+    if r < 0.3:
+        return "-"
+    if r < 0.5:
+        return f"{SHOP_URL}{page}"
+    if r < 0.7:
+        return (f"https://www.google.{rng.choice(('com', 'de', 'fr', 'nl'))}/search?q={_quote(phrase, True)}"
+                f"&sca_esv={rng.getrandbits(64):016x}&source=hp&ei={rng.getrandbits(96):024x}&oq="
+                f"{_quote(phrase[:5], True)}&gs_lp=Egdnd3Mtd2l6{rng.getrandbits(128):032x}&sclient=gws-wiz")
+    if r < 0.76:
+        return f"https://www.bing.com/search?q={_quote(phrase, True)}&form=QBLH&sp=-1&cvid={rng.getrandbits(128):032X}"
+    if r < 0.82:
+        return f"https://duckduckgo.com/?q={_quote(phrase, False)}&t=h_&ia=web"
+    if r < 0.9:
+        return (f"https://l.facebook.com/l.php?u={_quote(SHOP_URL + page, False)}&h=AT{rng.getrandbits(160):040x}"
+                f"&__tn__=-UK-R")
+    if r < 0.95:
+        return rng.choice(("https://www.instagram.com/", "https://t.co/", "https://www.pinterest.de/",
+                           "android-app://com.google.android.gm/", "https://outlook.live.com/",
+                           "https://mail.google.com/", "https://webmail.gmx.net/"))
+    return f"https://www.google.com/url?sa=t&rct=j&q=&esrc=s&source=web&cd=&url={_quote(SHOP_URL + page, False)}"
+
+
+def realistic_target(rng: Random, catalog: Catalog) -> str:
+    """Paths with the query strings real traffic carries: encoded searches, filters, ad click ids, utm."""
+    r = rng.random()
+    if r < 0.35:
+        target = f"/product/{catalog.pick(rng).product_id}"
+    elif r < 0.55:
+        target = f"/category/{rng.choice(CATEGORY_SLUGS)}?sort={rng.choice(('price-asc', 'newest'))}&page={rng.randint(1, 9)}"
+    elif r < 0.65:
+        target = f"/search?q={_quote(rng.choice(SEARCH_PHRASES), rng.random() < 0.5)}"
+    elif r < 0.75:
+        target = rng.choice(STATIC_BUNDLE)
+    else:
+        target = f"/product/{catalog.pick(rng).product_id}"
+    if rng.random() < 0.12:
+        campaign = rng.choice(("herbst sale", "newsletter-kw40", "black_friday", "soldes été", "retarget 30d"))
+        target += ("&" if "?" in target else "?") + (
+            f"utm_source={rng.choice(('google', 'facebook', 'newsletter', 'instagram'))}"
+            f"&utm_medium={rng.choice(('cpc', 'email', 'social', 'paid_social'))}"
+            f"&utm_campaign={_quote(campaign, rng.random() < 0.5)}")
+    elif rng.random() < 0.08:
+        target += ("&" if "?" in target else "?") + rng.choice(("gclid", "fbclid", "msclkid")) + \
+            f"={rng.getrandbits(256):064x}"
+    return target
+
+
+def realistic_lines(seed: int, day: date, n: int, catalog: Catalog | None = None) -> list[str]:
+    """`n` combined-format lines of `day` with a real log's variety (for benchmarks): hundreds of
+    user agents, long encoded referrers, %- and +-encoded queries, utm, IPv6 (5%), bots (10%)."""
+    rng = py_rng(seed, day, Stream.WEB, "realistic")
+    catalog = catalog or Catalog(seed)
+    log = AccessLog(day, seed)
+    for i in range(n):
+        ts = log.day0 + i * SECONDS_PER_DAY // n
+        if rng.random() < 0.1:
+            agent = rng.choice(MORE_BOTS)
+            client = Client(f"{rng.choice(('66.249.66.', '157.55.39.', '5.255.253.', '85.208.96.'))}{rng.randint(1, 254)}",
+                            agent, "HTTP/1.1")
+            target = f"/product/{catalog.pick(rng).product_id}"
+            referrer = "-"
+        else:
+            client = _random_client(rng)
+            client = Client(client.ip, realistic_agent(rng), client.protocol)
+            target = realistic_target(rng, catalog)
+            referrer = realistic_referrer(rng, target)
+        status = 200 if rng.random() < 0.93 else rng.choice((301, 304, 404))
+        log.add(ts, client, "GET" if rng.random() < 0.95 else "POST", target, status, _size(rng, target, status),
+                referrer)
+    return log.lines()
