@@ -1,0 +1,221 @@
+"""`ecrm.predict`: fit the lifetime-value models and score every customer as of one run date.
+
+Reads the valid orders as of the run date (intermediate.int_orders_as_of, built by dbt), turns
+them into the papers' summary per customer in days (a purchase = a distinct day with a valid order;
+x = purchase days after the first, t_x = first to last purchase day, T = first purchase day to the
+end of the run date, m = mean value of the repeat purchase days), fits BG/NBD and Gamma-Gamma on the
+distinct summaries (or reuses the last fit, ECRM_CLV_REFIT_DAYS), and replaces the run date's rows of
+
+- marts.fct_clv_model_fits             one row per fit date and model,
+- marts.fct_customer_predictions_daily per customer and snapshot date,
+- marts.fct_clv_forecast_daily         the shop's next 30 and 90 days,
+
+in one transaction. Nothing here reads the clock: the run date is the argument.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import psycopg
+
+from . import btyd
+
+log = logging.getLogger(__name__)
+
+DDL = """
+create schema if not exists marts;
+create table if not exists marts.fct_clv_model_fits (
+    fit_date            date not null,
+    model               text not null check (model in ('bgnbd', 'gamma_gamma')),
+    parameters          jsonb not null,
+    time_unit           text not null,
+    log_likelihood      double precision not null,
+    customers           integer not null,
+    distinct_summaries  integer not null,
+    converged           boolean not null,
+    calibration_start   date,
+    calibration_end     date not null,
+    fit_seconds         double precision not null,
+    primary key (fit_date, model)
+);
+create table if not exists marts.fct_customer_predictions_daily (
+    snapshot_date          date not null,
+    customer_id            text not null,
+    repeat_purchases       integer not null,
+    p_alive                double precision not null,
+    expected_orders_30d    double precision not null,
+    expected_orders_90d    double precision not null,
+    expected_orders_365d   double precision not null,
+    expected_order_value   double precision not null,
+    clv_12m                double precision not null,
+    churn_risk             text not null check (churn_risk in ('low', 'medium', 'high')),
+    expected_next_order_date date,
+    fit_date               date not null,
+    primary key (snapshot_date, customer_id)
+);
+create table if not exists marts.fct_clv_forecast_daily (
+    snapshot_date             date not null,
+    horizon_days              integer not null,
+    expected_active_customers double precision not null,
+    expected_orders           double precision not null,
+    expected_orders_low       double precision not null,
+    expected_orders_high      double precision not null,
+    expected_revenue          double precision not null,
+    customers                 integer not null,
+    primary key (snapshot_date, horizon_days)
+);
+"""
+
+SUMMARY_SQL = """
+with purchase_days as (
+    select customer_id, (ordered_at at time zone 'UTC')::date as purchase_day, sum(total_amount) as day_value
+    from intermediate.int_orders_as_of
+    where is_valid_order and ordered_at < %(as_of_end)s
+    group by 1, 2
+),
+firsts as (
+    select customer_id, min(purchase_day) as first_day from purchase_days group by 1
+)
+select
+    p.customer_id,
+    count(*) - 1 as x,
+    max(p.purchase_day) - f.first_day as t_x,
+    %(run_date)s::date + 1 - f.first_day as t,
+    coalesce(avg(p.day_value) filter (where p.purchase_day > f.first_day), 0)::float8 as m
+from purchase_days as p
+inner join firsts as f using (customer_id)
+group by p.customer_id, f.first_day
+order by p.customer_id
+"""
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    refit_days: int = 1              # refit when the last fit is this many days old or more
+    monthly_discount: float = 0.01   # CLV discount rate per month
+    churn_high_below: float = 0.3    # p_alive below: high churn risk
+    churn_medium_below: float = 0.7  # p_alive below: medium
+
+    @classmethod
+    def from_env(cls) -> PredictSettings:
+        env = os.environ
+        return cls(int(env.get("ECRM_CLV_REFIT_DAYS", "1")), float(env.get("ECRM_CLV_MONTHLY_DISCOUNT", "0.01")),
+                   float(env.get("ECRM_CHURN_HIGH_BELOW", "0.3")), float(env.get("ECRM_CHURN_MEDIUM_BELOW", "0.7")))
+
+
+def summary(conn: psycopg.Connection, run_date: date) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray,
+                                                                 np.ndarray]:
+    """customer ids and x, t_x, T, m (days) of every customer with a valid order by the end of run_date."""
+    as_of_end = f"{(run_date + timedelta(days=1)).isoformat()}T00:00:00+00:00"
+    ids, rows = [], []
+    with conn.cursor() as cur:
+        cur.execute(SUMMARY_SQL, {"as_of_end": as_of_end, "run_date": run_date})
+        for customer_id, x, t_x, t, m in cur:
+            ids.append(customer_id)
+            rows.append((x, t_x, t, m))
+    data = np.array(rows, dtype=float).reshape(-1, 4)
+    return ids, data[:, 0], data[:, 1], data[:, 2], data[:, 3]
+
+
+def _grouped(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows, counts = np.unique(np.stack(columns, axis=1), axis=0, return_counts=True)
+    return rows, counts
+
+
+def _last_fit(conn, run_date: date, refit_days: int) -> tuple[date, dict, dict] | None:
+    row = conn.execute(
+        "select fit_date, max(parameters::text) filter (where model = 'bgnbd'), "
+        "max(parameters::text) filter (where model = 'gamma_gamma') from marts.fct_clv_model_fits "
+        "where fit_date <= %s and fit_date > %s and converged group by fit_date order by fit_date desc limit 1",
+        (run_date, run_date - timedelta(days=refit_days))).fetchone()
+    if row is None or row[1] is None or row[2] is None:
+        return None
+    return row[0], json.loads(row[1]), json.loads(row[2])
+
+
+def run(conn: psycopg.Connection, run_date: date, settings: PredictSettings | None = None) -> dict:
+    """Fit (or reuse the last fit) and score as of run_date; returns counts and timings."""
+    settings = settings or PredictSettings.from_env()
+    began = time.perf_counter()
+    with conn.transaction():
+        conn.execute(DDL)
+    ids, x, t_x, T, m = summary(conn, run_date)
+    if not ids:
+        log.info("predict %s: no customer with a valid order yet", run_date)
+        return {"day": run_date.isoformat(), "customers": 0}
+    read_s = time.perf_counter() - began
+    fits: list[tuple[btyd.Fit, int, float]] = []
+    reused = None if settings.refit_days <= 1 else _last_fit(conn, run_date, settings.refit_days)
+    if reused:
+        fit_date, bg_params, gg_params = reused
+    else:
+        fit_date = run_date
+        t0 = time.perf_counter()
+        rows, counts = _grouped(x, t_x, T)
+        bg = btyd.fit_bgnbd(rows[:, 0], rows[:, 1], rows[:, 2], weights=counts)
+        fits.append((bg, len(rows), time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        repeat = x > 0
+        gg_rows, gg_counts = _grouped(x[repeat], np.round(m[repeat], 2))
+        gg = btyd.fit_gamma_gamma(gg_rows[:, 0], gg_rows[:, 1], weights=gg_counts)
+        fits.append((gg, len(gg_rows), time.perf_counter() - t0))
+        bg_params, gg_params = bg.parameters, gg.parameters
+    fit_s = time.perf_counter() - began - read_s
+    bgp = [bg_params[k] for k in ("r", "alpha", "a", "b")]
+    ggp = [gg_params[k] for k in ("p", "q", "gamma")]
+    alive = btyd.p_alive(bgp, x, t_x, T)
+    e30, e90, e365 = (btyd.expected_purchases(bgp, days, x, t_x, T) for days in (30, 90, 365))
+    value = btyd.expected_order_value(ggp, x, m)
+    clv = btyd.clv(bgp, ggp, x, t_x, T, m, monthly_discount=settings.monthly_discount)
+    risk = np.where(alive < settings.churn_high_below, "high",
+                    np.where(alive < settings.churn_medium_below, "medium", "low"))
+    wait = btyd.expected_days_to_next(bgp, x, t_x, T)
+    # defined only for customers more likely alive than not, and within a year (else: no date)
+    next_day = [None if not (a >= 0.5 and w == w and w <= 365) else run_date + timedelta(days=math.ceil(w))
+                for a, w in zip(alive, wait, strict=True)]
+    score_s = time.perf_counter() - began - read_s - fit_s
+    with conn.transaction():
+        conn.execute("delete from marts.fct_customer_predictions_daily where snapshot_date = %s", (run_date,))
+        conn.execute("delete from marts.fct_clv_forecast_daily where snapshot_date = %s", (run_date,))
+        if fits:
+            conn.execute("delete from marts.fct_clv_model_fits where fit_date = %s", (run_date,))
+            for fit, distinct, seconds in fits:
+                conn.execute(
+                    "insert into marts.fct_clv_model_fits (fit_date, model, parameters, time_unit, log_likelihood, "
+                    "customers, distinct_summaries, converged, calibration_start, calibration_end, fit_seconds) "
+                    "values (%s, %s, %s, 'days', %s, %s, %s, %s, %s, %s, %s)",
+                    (run_date, fit.model, json.dumps({k: round(v, 8) for k, v in fit.parameters.items()}),
+                     fit.log_likelihood, fit.customers, distinct, fit.converged,
+                     run_date - timedelta(days=int(T.max()) - 1), run_date, round(seconds, 3)))
+        with conn.cursor().copy(
+                "copy marts.fct_customer_predictions_daily (snapshot_date, customer_id, repeat_purchases, p_alive, "
+                "expected_orders_30d, expected_orders_90d, expected_orders_365d, expected_order_value, clv_12m, "
+                "churn_risk, expected_next_order_date, fit_date) from stdin") as copy:
+            for i, customer_id in enumerate(ids):
+                copy.write_row((run_date, customer_id, int(x[i]), round(float(alive[i]), 6), round(float(e30[i]), 6),
+                                round(float(e90[i]), 6), round(float(e365[i]), 6), round(float(value[i]), 4),
+                                round(float(clv[i]), 4), str(risk[i]), next_day[i], fit_date))
+        for horizon, expected in ((30, e30), (90, e90)):
+            total = float(expected.sum())
+            # the count of orders is a sum of many small, nearly independent counts: Poisson-like, so a
+            # 95% interval of about 1.96 sqrt(mean) (approximate; docs/marts.md)
+            spread = 1.96 * math.sqrt(max(total, 0.0))
+            conn.execute(
+                "insert into marts.fct_clv_forecast_daily values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (run_date, horizon, float(alive.sum()), total, max(total - spread, 0.0), total + spread,
+                 float((expected * value).sum()), len(ids)))
+    result = {"day": run_date.isoformat(), "customers": len(ids), "refit": bool(fits),
+              "fit_date": fit_date.isoformat(), "seconds": {"read": round(read_s, 2), "fit": round(fit_s, 2),
+                                                           "score_write": round(time.perf_counter() - began
+                                                                                - read_s - fit_s, 2)},
+              "score_seconds": round(score_s, 2)}
+    log.info("predict %s: %d customers, refit %s, %s", run_date, len(ids), bool(fits), result["seconds"])
+    return result
