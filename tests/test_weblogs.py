@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from ecrm.intervals import day_interval
 from ecrm.sources.weblogs import parse_line
 
@@ -91,6 +93,14 @@ EDGE_LINES = [
     '10.0.0.3 - - [01/Oct/2026:12:00:00 +0000] "GET /trailing HTTP/1.1" 200 1 "-" "x" "198.51.100.7"',
     '{"time": "2026-10-01T09:15:00+00:00", "remote_addr": "2001:db8::2", "request": "GET /j HTTP/2.0", '
     '"status": 200, "body_bytes_sent": 5, "http_referer": "", "http_user_agent": "Mozilla/5.0"}',
+    '10.0.0.4 - - [01/Oct/2026:12:00:06 +0000] "GET /s?q=a+b&utm_source=news%20letter&utm_medium=e+mail&utm_campaign='
+    'cmp%2D1&ct=%41b&gclid=x%3Dy HTTP/1.1" 200 1 "-" "x"',
+    '10.0.0.4 - - [01/Oct/2026:12:00:07 +0000] "GET /s?utm%5Fsource=key-escaped&utm_medium=m HTTP/1.1" 200 1 "-" "x"',
+    '10.0.0.4 - - [01/Oct/2026:12:00:08 +0000] "GET /s?utm_source=tab%09in&utm_campaign=a%5Cb HTTP/1.1" 200 1 "-" "x"',
+    '10.0.0.4 - - [01/Oct/2026:12:00:09 +0000] "GET /checkout/complete?order=o%2D7&utm_source=%zz+bad HTTP/1.1" '
+    '200 1 "-" "x"',
+    '10.0.0.4 - - [01/Oct/2026:12:00:10 +0000] "GET /s?utm_campaign=a%26b%3Dc&utm_source=&utm_source=second HTTP/1.1" '
+    '200 1 "-" "x"',
     "",
     "   ",
     "garbage",
@@ -168,3 +178,17 @@ def test_cut_off_gzip_access_log_loads_nothing_and_names_the_file(conn, tmp_path
         ingest(conn, "weblogs", folder, INTERVAL)
     assert conn.execute("select count(*) from raw.web_requests").fetchone()[0] == 0
     assert conn.execute("select status from ops.load_ledger").fetchall() == [("failed",)]
+
+
+@pytest.mark.parametrize("query", [
+    "utm_source=a&utm_source=b", "utm_source=&utm_source=b", "utm_source", "utm_source=a+b%20c",
+    "utm%5Fsource=x", "ct=%zz", "ct=a=b&order=1", "x=1&&utm_medium=%E2%82%AC", "utm_campaign=%2B+", "order=;a",
+    "utm_source=a;utm_medium=b", "a=1&utm_source=caf%C3%A9&ct=0a1b",
+])
+def test_query_values_equals_parse_qs(query):
+    from urllib.parse import parse_qs
+
+    from ecrm.sources.weblogs import WANTED_PARAMS, query_values
+
+    expected = {k: v[0] for k, v in parse_qs(query).items() if k in WANTED_PARAMS}
+    assert query_values(query) == expected
