@@ -8,7 +8,7 @@ CUSTOMERS ?= 5000
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: demo test lint venv warehouse-start warehouse-stop docs clean
+.PHONY: demo test lint venv browser warehouse-start warehouse-stop docs clean
 
 venv: $(VENV)/.installed
 
@@ -33,7 +33,20 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check src dags tests benchmarks
 
-test: venv lint
+# The report's browser test (tests/test_report.py) opens index.html in Debian's Chromium, driven by
+# playwright without a browser download: installed here when missing and run as root, else a clear stop.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium for the report's browser test (apt-get install -y chromium)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "The report's browser test needs Chromium at $(CHROMIUM): run 'sudo apt-get install -y chromium'" >&2; \
+	    exit 1; \
+	  fi; }
+
+test: venv lint browser
 	$(BIN)/python -m pytest
 
 # dbt docs + Great Expectations Data Docs, served at http://127.0.0.1:8080/

@@ -1,4 +1,4 @@
-"""Daily quality gate, then publish the audited audiences and push them to the mailer."""
+"""Daily quality gate, then publish the audited audiences, push them to the mailer, and write the report."""
 
 from datetime import timedelta
 
@@ -24,7 +24,15 @@ def publish_segments():
         summary = run(data_interval_start, data_interval_end, run_id, warehouse_url())
         return record_interval(outlet_events, ASSETS["published"], data_interval_start, data_interval_end, summary)
 
-    marts_built() >> gate_publish_push()
+    # The marketing report only reads: it runs after a successful publish, and its failure leaves the
+    # publish (committed and pushed) as it is.
+    @task(retries=1)
+    def report(data_interval_start=None) -> dict:
+        from ecrm.report import write_report
+
+        return write_report(data_interval_start.date(), warehouse_url())
+
+    marts_built() >> gate_publish_push() >> report()
 
 
 publish_segments()

@@ -1,4 +1,4 @@
-"""`ecrm`: the command line for engineers (warehouse, simulate, ingest, build, publish, demo)."""
+"""`ecrm`: the command line for engineers (warehouse, simulate, ingest, build, publish, report, demo)."""
 
 from __future__ import annotations
 
@@ -70,6 +70,12 @@ def _stage(args) -> None:
     print(json.dumps(result, indent=2, default=str))
 
 
+def _report(args) -> None:
+    from .report import write_report
+
+    print(json.dumps(write_report(args.day, out=args.out), indent=2))
+
+
 def _docs(args) -> None:
     from .quality.docs import main as docs_main
 
@@ -112,6 +118,11 @@ def main(argv: list[str] | None = None) -> None:
         stage = sub.add_parser(name, help=text)
         stage.add_argument("day", type=parse_day)
         stage.set_defaults(func=_stage)
+
+    rep = sub.add_parser("report", help="write DAY's marketing report (index.html and email.html)")
+    rep.add_argument("day", type=parse_day)
+    rep.add_argument("--out", type=Path, default=None, help="folder for DAY/ (default ECRM_REPORTS)")
+    rep.set_defaults(func=_report)
 
     demo = sub.add_parser("demo", help="simulate DAYS days and run every DAG for each through Airflow")
     demo.add_argument("--days", type=int, default=14)

@@ -44,6 +44,8 @@ class Settings:
     # weblogs; "none": every simulated file holds exactly its UTC day). See ecrm.simulate.delivery.
     # weblogs (rotation at 06:25 shop time) is opt-in until the web gate checks the last complete day.
     sim_delivery: str = "shop,email"
+    # The daily reports (ECRM_REPORTS): <reports>/DAY/index.html and email.html; default <data dir>/reports.
+    reports: Path | None = None
 
     @property
     def dbt_project_dir(self) -> Path:
@@ -76,6 +78,7 @@ def get_settings() -> Settings:
         visitor_key=os.environ.get("ECRM_VISITOR_KEY") or None,
         shop_timezone=os.environ.get("ECRM_SHOP_TIMEZONE") or "Europe/Berlin",
         sim_delivery=os.environ.get("ECRM_SIM_DELIVERY", "shop,email"),
+        reports=Path(os.environ.get("ECRM_REPORTS") or data_dir / "reports"),
     )
 
 

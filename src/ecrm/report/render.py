@@ -1,0 +1,238 @@
+"""Turn ReportData into the two HTML files: index.html (self-contained, charts drawn by an inlined
+vega-embed) and email.html (no script: charts as inlined PNG, tables with inline styles)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from importlib.metadata import version
+from pathlib import Path
+
+import jinja2
+
+from . import charts as chart_specs
+from .data import LIFECYCLE_ORDER, SEGMENT_ORDER, ReportData
+
+TEMPLATES = Path(__file__).parent / "templates"
+CURRENCY = "EUR"
+
+
+# --- numbers as a marketer reads them ----------------------------------------------------------------
+
+def fmt(value, kind: str) -> str:
+    if value is None:
+        return "n/a"
+    if kind == "int":
+        return f"{round(value):,}"
+    if kind == "money":
+        return f"{value:,.2f} {CURRENCY}"
+    if kind == "pct":
+        return f"{value * 100:.1f}%"
+    if kind == "num":
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def change(now, before, kind: str) -> dict:
+    """How `now` compares with `before`: text (signed, in % or percentage points for shares) and a direction."""
+    if now is None or before is None:
+        return {"text": "n/a", "dir": "flat", "before": fmt(before, kind)}
+    diff = now - before
+    if kind == "pct":
+        text = f"{diff * 100:+.1f} pp"
+    elif before:
+        text = f"{diff / abs(before) * 100:+.1f}%"
+    else:
+        text = "new" if diff else "±0"
+    return {"text": text, "dir": "up" if diff > 0 else "down" if diff < 0 else "flat", "before": fmt(before, kind)}
+
+
+def metric(key: str, label: str, kind: str, values: dict[date, float | None], days: dict[str, date],
+           scope: str) -> dict:
+    """One figure of the day with its date range and its comparison with the day before and a week before."""
+    now = values.get(days["day"])
+    return {"key": key, "label": label, "kind": kind, "raw": now, "value": fmt(now, kind), "scope": scope,
+            "prev_day": change(now, values.get(days["prev_day"]), kind),
+            "prev_week": change(now, values.get(days["prev_week"]), kind)}
+
+
+def _series(rows: dict[date, dict], column: str) -> dict[date, float | None]:
+    return {d: (r or {}).get(column) for d, r in rows.items()}
+
+
+# --- the view model ----------------------------------------------------------------------------------
+
+def view(data: ReportData) -> dict:
+    days = data.days
+    d = f"{days['day']:%a %d %b %Y}"
+    h = data.headline
+    share = {k: {"attributed_revenue_share": (r or {}).get("attributed_revenue_share"),
+                 "organic_revenue_share": None if (r or {}).get("attributed_revenue_share") is None
+                 else 1 - r["attributed_revenue_share"]} for k, r in h.items()}
+    window = f"orders in the 365 days to {days['day']:%d %b}"
+    headline = [
+        metric("customers", "Customers", "int", _series(h, "customers"), days, f"known at the end of {d}"),
+        metric("active_customers", "Active customers", "int", _series(h, "active_customers"), days,
+               f"ordered in the RFM window ({window})"),
+        metric("orders", "Orders", "int", _series(h, "orders"), days, f"valid orders placed on {d} (UTC)"),
+        metric("revenue", "Revenue", "money", _series(h, "revenue"), days, f"valid orders placed on {d}"),
+        metric("average_order_value", "Average order value", "money", _series(h, "average_order_value"), days,
+               f"revenue / orders, {d}"),
+        metric("email_revenue_share", "Revenue from e-mail", "pct", _series(share, "attributed_revenue_share"), days,
+               f"last-touch attributed share of {d}'s revenue"),
+        metric("organic_revenue_share", "Revenue organic", "pct", _series(share, "organic_revenue_share"), days,
+               f"not attributed to an e-mail, {d}"),
+        metric("top20_share", "Revenue from the top 20%", "pct", _series(h, "top_customers_revenue_share"), days,
+               f"share of the RFM window's revenue ({window}) from the top 20% of buyers"),
+    ]
+
+    prev = data.segments_prev
+    segments = []
+    for r in data.segments_today:
+        before = {days["day"]: r["customers"], **{k: (v.get(r["segment"]) or {}).get("customers") for k, v in prev.items()}}
+        m = metric(f"segment:{r['segment']}", r["segment"], "int", before, days, "")
+        segments.append({**r, "customers_fmt": fmt(r["customers"], "int"), "share_fmt": fmt(r["customer_share"], "pct"),
+                         "revenue_fmt": fmt(r["revenue"], "money"), "revenue_share_fmt": fmt(r["revenue_share"], "pct"),
+                         "contactable_fmt": fmt(r["contactable_customers"], "int"),
+                         "prev_day": m["prev_day"], "prev_week": m["prev_week"]})
+    total = data.segments_today[0] if data.segments_today else {}
+
+    moves = sorted((m for m in data.movements if m["customers"]), key=lambda m: (-m["customers"], m["from_segment"],
+                                                                                 m["to_segment"]))
+    rank = {s: i for i, s in enumerate(SEGMENT_ORDER)}
+    flows = []
+    for m in moves[:5]:
+        up = rank.get(m["to_segment"], 99) < rank.get(m["from_segment"], 99)
+        verb = "moved up" if up else "slipped"
+        if m["from_segment"] == "Prospect":
+            verb = "placed a first order and moved"
+        flows.append({**m, "up": up, "text": f"{m['customers']:,} customers {verb} from {m['from_segment']} "
+                                             f"to {m['to_segment']}",
+                      "before": f"{m['customers_week_before']:,} the 7 days before"})
+    moved = sum(m["customers"] for m in data.movements)
+    moved_before = sum(m["customers_week_before"] for m in data.movements)
+    matrix_from = sorted({m["from_segment"] for m in moves}, key=lambda s: rank.get(s, 99))
+    matrix_to = sorted({m["to_segment"] for m in moves}, key=lambda s: rank.get(s, 99))
+    cell = {(m["from_segment"], m["to_segment"]): m["customers"] for m in moves}
+
+    lifecycle = [{"stage": chart_specs.STAGE_LABELS[s], **metric(f"lifecycle:{s}", chart_specs.STAGE_LABELS[s], "int",
+                                                                   {k: v.get(s) for k, v in data.lifecycle.items()},
+                                                                   days, "")}
+                 for s in LIFECYCLE_ORDER]
+
+    campaigns = []
+    for c in data.campaigns:
+        def ratio(n, c=c):
+            return f"{c[n]:,} / {c['delivered']:,} ({fmt(c[n] / c['delivered'] if c['delivered'] else None, 'pct')})"
+        lift = None if c["absolute_lift"] is None else (
+            f"{c['absolute_lift'] * 100:+.2f} pp [{c['absolute_lift_ci_lower'] * 100:+.2f}, "
+            f"{c['absolute_lift_ci_upper'] * 100:+.2f}]")
+        campaigns.append({**c, "label": chart_specs.campaign_label(c),
+                          "delivered_fmt": f"{c['delivered']:,} / {c['recipients']:,}",
+                          "opens_fmt": ratio("human_openers"), "clicks_fmt": ratio("clickers"),
+                          "orders_fmt": ratio("converters"), "attributed_orders_fmt": fmt(c["attributed_orders"], "int"),
+                          "revenue_fmt": fmt(c["attributed_revenue"], "money"),
+                          "holdout_fmt": f"{c['holdout_converters']:,} / {c['holdout_customers']:,}",
+                          "lift_fmt": lift or "n/a",
+                          "significant": c["absolute_lift_ci_lower"] is not None and (
+                              c["absolute_lift_ci_lower"] > 0 or c["absolute_lift_ci_upper"] < 0)})
+    open_windows = sum(not c["is_attribution_window_complete"] for c in data.campaigns)
+
+    w = data.web
+    site = [
+        metric("sessions", "Sessions", "int", _series(w, "sessions"), days, f"sessions started on {d} (UTC)"),
+        metric("visitors", "Visitors", "int", _series(w, "visitors"), days, f"distinct visitors, {d}"),
+        metric("new_visitors", "New visitors", "int", _series(w, "new_visitors"), days, f"first session ever, {d}"),
+        metric("returning_visitors", "Returning visitors", "int", _series(w, "returning_visitors"), days,
+               f"seen before, {d}"),
+        metric("bounce_rate", "Bounce rate", "pct", _series(w, "bounce_rate"), days, f"one-page sessions, {d}"),
+        metric("pages_per_session", "Pages per session", "num", _series(w, "pages_per_session"), days, d),
+        metric("session_conversion_rate", "Session → order", "pct", _series(w, "session_conversion_rate"), days,
+               f"sessions with an order, {d}"),
+    ]
+    pages = [{**p, "views_fmt": fmt(p["page_views"], "int"), "visitors_fmt": fmt(p["unique_visitors"], "int"),
+              "prev_day": change(p["page_views"], p["page_views_prev_day"], "int"),
+              "prev_week": change(p["page_views"], p["page_views_prev_week"], "int")} for p in data.top_pages]
+
+    loads = []
+    for source in sorted({r["source"] for rows in data.loads.values() for r in rows}):
+        per_day = {k: next((r for r in rows if r["source"] == source), None) for k, rows in data.loads.items()}
+        today = per_day.get(days["day"]) or {}
+        m = metric(f"loaded:{source}", source, "int", _series(per_day, "rows_loaded"), days, "")
+        loads.append({"source": source, "files": today.get("files", 0), "loaded": m,
+                      "quarantined": fmt(today.get("rows_quarantined"), "int"),
+                      "quarantined_raw": today.get("rows_quarantined")})
+    gate_today = data.gate.get(days["day"])
+    gate = {k: data.gate.get(v) for k, v in days.items()}
+    findings = [{**f, "level": "blocking" if f["blocking"] else "warning"} for f in data.gate_findings]
+
+    return {"day": days["day"], "day_long": d, "prev_day": days["prev_day"], "prev_week": days["prev_week"],
+            "headline": headline, "segments": segments, "segment_total": total,
+            "flows": flows, "moved": moved, "moved_before": moved_before,
+            "since7": days["day"].toordinal() - 6, "matrix_from": matrix_from, "matrix_to": matrix_to, "cell": cell,
+            "lifecycle": lifecycle, "campaigns": campaigns, "campaigns_as_of": data.campaigns_as_of,
+            "open_windows": open_windows, "site": site, "pages": pages, "loads": loads,
+            "quarantine_codes": data.quarantine_codes, "gate_today": gate_today, "gate": gate, "findings": findings,
+            "audiences": data.audiences, "published": data.published, "read_as": data.read_as,
+            "date": date}
+
+
+# --- files ---------------------------------------------------------------------------------------------
+
+def vega_bundle(cache_dir: Path) -> str:
+    """vega + vega-lite + vega-embed as one classic script (window.vegaEmbed), from vl-convert.
+
+    vl-convert bundles it on first use (~10 s), so it is cached per vl-convert version."""
+    path = cache_dir / f"vega-embed-bundle-{version('vl-convert-python')}.js"
+    if path.exists():
+        return path.read_text(encoding="utf-8")
+    import vl_convert as vlc
+
+    bundle = vlc.javascript_bundle()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    _write(path, bundle)
+    return bundle
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _script_safe(text: str) -> str:
+    """Text that can sit inside <script> (no early </script>, no HTML comment opener)."""
+    return re.sub(r"</(script)", r"<\\/\1", text, flags=re.IGNORECASE).replace("<!--", "<\\!--")
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["fmt"] = fmt
+    return env
+
+
+def render(data: ReportData, out_dir: Path, cache_dir: Path) -> dict[str, Path]:
+    specs = chart_specs.build(data)
+    model = view(data)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pngs = dict(zip(specs, pool.map(chart_specs.to_png, specs.values()), strict=True))
+    env = environment()
+    template = env.get_template("report.html.j2")
+    index = template.render(**model, email=False, charts={k: None for k in specs},
+                            specs_json=json.dumps(specs, separators=(",", ":")).replace("<", "\\u003c"),
+                            vega_bundle=_script_safe(vega_bundle(cache_dir)))
+    email = template.render(**model, email=True, specs_json="", vega_bundle="",
+                            charts={k: "data:image/png;base64," + base64.b64encode(v).decode() for k, v in pngs.items()})
+    paths = {"index": out_dir / "index.html", "email": out_dir / "email.html"}
+    _write(paths["email"], email)
+    _write(paths["index"], index)
+    return paths

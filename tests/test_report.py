@@ -1,0 +1,257 @@
+"""The daily marketing report, tested as a person sees it.
+
+One small warehouse built by the real pipeline (simulator -> loaders -> dbt -> gate -> publish, two
+days), then `ecrm.report.write_report` for the second day: the figures in both files equal the marts
+(recomputed here with SQL, some from other tables than the report reads), nothing personal is in
+them, email.html holds no script and only inline PNG images, index.html references nothing outside
+itself, and a real headless Chromium opens index.html from file:// with every outside request
+aborted and counted (0), no console error, and every chart drawn.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+from datetime import date, timedelta
+from html import unescape
+from html.parser import HTMLParser
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ecrm.intervals import day_interval
+
+ROOT = Path(__file__).resolve().parents[1]
+START = date(2026, 10, 1)
+DAY1, DAY2 = START, START + timedelta(days=1)
+CHROMIUM = "/usr/bin/chromium"
+ENV = ("ECRM_DATA_DIR", "ECRM_LANDING", "ECRM_OUTBOX", "ECRM_GX_PROJECT_DIR", "ECRM_REPORTS")
+
+
+@pytest.fixture(scope="module")
+def built(warehouse, tmp_path_factory):
+    """Days 1 and 2 built, gated and published; yields (url, reports folder, write_report's result)."""
+    from ecrm.pipeline import SOURCES, build_marts, ingest_initial, ingest_interval, publish_segments
+    from ecrm.report import write_report
+    from ecrm.simulate import ShopSimulator
+
+    data = tmp_path_factory.mktemp("report-data")
+    gx_dir = data / "expectations"
+    shutil.copytree(ROOT / "expectations", gx_dir, ignore=shutil.ignore_patterns("uncommitted"))
+    saved = {k: os.environ.get(k) for k in ENV}
+    os.environ.update({"ECRM_DATA_DIR": str(data), "ECRM_LANDING": str(data / "landing"),
+                       "ECRM_OUTBOX": str(data / "outbox"), "ECRM_GX_PROJECT_DIR": str(gx_dir),
+                       "ECRM_REPORTS": str(data / "reports")})
+    try:
+        url = warehouse.create_database("report_base")
+        sim = ShopSimulator(landing=data / "landing", outbox=data / "outbox", truth=data / "truth", start=START,
+                            customers=400, seed=16)
+        sim.write_initial()
+        ingest_initial(START, url=url)
+        for day in (DAY1, DAY2):
+            sim.write_day(day)
+            for source in SOURCES:
+                ingest_interval(source, *day_interval(day), url=url)
+            build_marts(*day_interval(day), url=url)
+            publish_segments(*day_interval(day), url=url)
+        result = write_report(DAY2, url)
+        yield url, data / "reports", result
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class _Tags(HTMLParser):
+    """Every start tag with its attributes, and the text inside <style>."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(html: str) -> list[tuple[str, dict]]:
+    parser = _Tags()
+    parser.feed(html)
+    return parser.tags
+
+
+def _metrics(html: str) -> dict[str, str]:
+    return {unescape(k): v for k, v in re.findall(r'data-metric="([^"]+)" data-value="([^"]*)"', html)}
+
+
+def _num(value: str) -> float | None:
+    return None if value == "" else float(value)
+
+
+@pytest.fixture(scope="module")
+def files(built):
+    _, _, result = built
+    index, email = Path(result["index"]), Path(result["email"])
+    return index, email, index.read_text(encoding="utf-8"), email.read_text(encoding="utf-8")
+
+
+def test_both_files_are_written_where_ecrm_reports_says(built, files):
+    _, reports, result = built
+    index, email, _, _ = files
+    assert index == reports / DAY2.isoformat() / "index.html" and index.stat().st_size > 100_000
+    assert email == reports / DAY2.isoformat() / "email.html" and email.stat().st_size > 10_000
+    assert result["day"] == DAY2.isoformat()
+
+
+def test_figures_equal_the_marts(built, files):
+    url, _, _ = built
+    _, _, index_html, email_html = files
+    shown = _metrics(index_html)
+    assert shown == _metrics(email_html), "the browser and the e-mail version tell different numbers"
+    with psycopg.connect(url) as conn:
+        def one(query, *params):
+            return conn.execute(query, params).fetchone()
+
+        customers = one("select count(*) from marts.fct_customer_rfm_daily where snapshot_date = %s", DAY2)[0]
+        assert _num(shown["customers"]) == customers > 0
+        active = one("select count(*) from marts.fct_customer_rfm_daily where snapshot_date = %s and frequency > 0",
+                     DAY2)[0]
+        assert _num(shown["active_customers"]) == active
+        orders, revenue, attributed = one("select orders, revenue, attributed_revenue from marts.fct_attribution_daily "
+                                          "where order_date = %s", DAY2)
+        assert _num(shown["orders"]) == orders > 0
+        assert _num(shown["revenue"]) == pytest.approx(float(revenue))
+        assert _num(shown["email_revenue_share"]) == pytest.approx(float(attributed / revenue), abs=1e-6)
+        assert _num(shown["average_order_value"]) == pytest.approx(float(round(revenue / orders, 2)))
+        for segment, n, money in conn.execute("select segment, count(*), sum(monetary) from "
+                                              "marts.fct_customer_rfm_daily where snapshot_date = %s group by 1",
+                                              (DAY2,)):
+            assert _num(shown[f"segment:{segment}"]) == n
+            assert _num(shown[f"segment_revenue:{segment}"]) == pytest.approx(float(money))
+        # lifecycle from dim_customers (as of the last build, DAY2): the report reads the RFM snapshots
+        for stage, n in conn.execute("select lifecycle_stage, count(*) from marts.dim_customers group by 1"):
+            assert _num(shown[f"lifecycle:{stage}"]) == n
+        moved = one("select count(*) from marts.fct_segment_transitions where transition_date between %s and %s",
+                    DAY2 - timedelta(days=6), DAY2)[0]
+        assert _num(shown["moved"]) == moved
+        sessions = one("select sessions from marts.fct_web_kpis_daily where kpi_date = %s", DAY2)
+        assert _num(shown["sessions"]) == (sessions[0] if sessions else None)
+        for campaign, money in conn.execute("select campaign_id, attributed_revenue from marts.fct_campaign_kpis "
+                                            "where sent_date between %s and %s", (DAY2 - timedelta(days=29), DAY2)):
+            assert _num(shown[f"campaign_revenue:{campaign}"]) == pytest.approx(float(money))
+        checks = one("select count(*) from ops.quality_results where run_date = %s and checkpoint = 'publish_gate' "
+                     "and suite <> 'quarantine'", DAY2)[0]
+        assert _num(shown["gate:checks"]) == checks > 0
+        assert _num(shown["gate:failed"]) == 0
+        for source, loaded in conn.execute(
+                "select source, sum(rows_loaded) from ops.load_ledger where status = 'succeeded' and "
+                "interval_start = %s group by source", (day_interval(DAY2)[0],)):
+            assert _num(shown[f"loaded:{source}"]) == loaded
+    # every figure says how it compares: the day before exists, a week before does not (n/a)
+    assert index_html.count("vs day before") >= 4 and "n/a" in index_html
+    assert f"{DAY2 - timedelta(days=1):%d %b}" in index_html and f"{DAY2 - timedelta(days=7):%d %b}" in index_html
+    assert "read as <code>ecrm_bi_reader</code>" in index_html, "the marts were not read through the BI role"
+
+
+def test_no_personal_data(built, files):
+    url, _, _ = built
+    _, _, index_html, email_html = files
+    with psycopg.connect(url) as conn:
+        addresses = [r[0] for r in conn.execute("select email from marts.dim_customers where email is not null")]
+    assert len(addresses) > 100
+    for html in (index_html, email_html):
+        assert not re.search(r"[\w.+-]+@[\w-]+\.[\w.]+", html), "an e-mail address is in the report"
+        assert not [a for a in addresses if a in html]
+
+
+def test_email_has_no_script_and_only_inline_png_images(files):
+    _, _, _, email_html = files
+    tags = _tags(email_html)
+    assert "<script" not in email_html.lower() and not [t for t, _ in tags if t in ("script", "link", "iframe")]
+    images = [a["src"] for t, a in tags if t == "img"]
+    assert len(images) >= 6
+    for src in images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [a for _, a in tags for k, v in a.items() if k in ("src", "href") and re.match(r"(https?:)?//", v)]
+    assert "<style" not in email_html.lower(), "mail clients drop <style>: every style is inline"
+
+
+def test_index_references_nothing_outside_itself(files):
+    _, _, index_html, _ = files
+    tags = _tags(index_html)
+    assert not [t for t, a in tags if t == "link" or (t == "script" and "src" in a) or t in ("iframe", "img")]
+    refs = [v for _, a in tags for k, v in a.items() if k in ("src", "href", "srcset", "action", "poster")]
+    assert all(v.startswith(("#", "data:")) for v in refs), refs
+    styles = " ".join(re.findall(r"<style[^>]*>(.*?)</style>", index_html, re.S))
+    assert "url(" not in styles and "@import" not in styles
+    assert '"$schema"' not in index_html  # the specs carry no URL either
+    assert index_html.count("window.vegaEmbed=") == 1, "vega-embed is inlined exactly once"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"Chromium is missing ({CHROMIUM}): the report's browser test needs it. Install it with "
+                    "`apt-get install -y chromium` (Debian/Ubuntu, as root; `make test` does this when run as root).",
+                    pytrace=False)
+    return CHROMIUM
+
+
+def test_index_renders_offline_in_chromium(files, chromium, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    index, _, index_html, _ = files
+    expected = set(re.findall(r'data-chart="([^"]+)"', index_html))
+    assert {"revenue", "segments", "pareto", "pareto_trend", "lifecycle", "site"} <= expected
+    outside, problems = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 1200})
+
+            def route(r):
+                if r.request.url.startswith("file://"):
+                    r.continue_()
+                else:
+                    outside.append(r.request.url)
+                    r.abort()
+
+            page.route("**/*", route)
+            page.on("console", lambda m: m.type in ("error", "warning") and problems.append(f"{m.type}: {m.text}"))
+            page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+            page.on("requestfailed", lambda r: r.url.startswith("file://") or outside.append(r.url))
+            page.goto(index.as_uri())
+            page.wait_for_selector("body[data-charts-drawn], body[data-charts-error]", timeout=60_000)
+            assert page.get_attribute("body", "data-charts-error") is None
+            assert page.get_attribute("body", "data-charts-drawn") == str(len(expected))
+            drawn = page.eval_on_selector_all(
+                ".chart", "els => els.map(e => [e.dataset.chart, e.querySelectorAll('svg path, svg rect, svg text')"
+                          ".length, (e.querySelector('svg') || {}).clientWidth || 0])")
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert outside == [], f"the report asked for outside resources: {outside}"
+    assert problems == []
+    assert {d[0] for d in drawn} == expected
+    assert all(marks > 10 and width > 100 for _, marks, width in drawn), drawn
+    assert (tmp_path / "report.png").stat().st_size > 50_000
+
+
+def test_cli_writes_the_report_and_a_day_without_marts_fails_clearly(built, tmp_path, monkeypatch):
+    from ecrm.cli import main
+    from ecrm.report import write_report
+    from ecrm.report.data import ReportDataMissing
+
+    url, _, _ = built
+    monkeypatch.setenv("ECRM_WAREHOUSE_URL", url)
+    main(["report", DAY1.isoformat(), "--out", str(tmp_path)])  # the first day: nothing to compare with yet
+    html = (tmp_path / DAY1.isoformat() / "index.html").read_text(encoding="utf-8")
+    assert "n/a" in html and 'id="chart-specs"' in html
+    assert not re.search(r"<script", (tmp_path / DAY1.isoformat() / "email.html").read_text(), re.I)
+    with pytest.raises(ReportDataMissing, match="ecrm build 2026-10-09"):
+        write_report(date(2026, 10, 9), url, out=tmp_path)
