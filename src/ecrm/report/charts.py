@@ -109,13 +109,13 @@ def build(data: ReportData) -> dict[str, dict]:
                  "count": c[num], "delivered": c["delivered"]}
                 for label, c in zip(labels, data.campaigns, strict=True)
                 for i, (step, num) in enumerate((("Human opens", "human_openers"), ("Clicks", "clickers"),
-                                                 ("Orders", "converters")))]
+                                                 ("Buyers", "converters")))]
         charts["campaign_funnel"] = _spec(alt.Chart(_values(rows), title="Campaign funnel (share of delivered)")
                                           .mark_bar().encode(
             y=alt.Y("campaign:N", sort=labels, title=None),
-            yOffset=alt.YOffset("step:N", sort=["Human opens", "Clicks", "Orders"]),
+            yOffset=alt.YOffset("step:N", sort=["Human opens", "Clicks", "Buyers"]),
             x=alt.X("rate:Q", title="Share of delivered", axis=alt.Axis(format="%")),
-            color=alt.Color("step:N", sort=["Human opens", "Clicks", "Orders"], title=None,
+            color=alt.Color("step:N", sort=["Human opens", "Clicks", "Buyers"], title=None,
                             scale=alt.Scale(range=["#9ecae1", "#4292c6", "#08519c"]),
                             legend=alt.Legend(orient="top")),
             tooltip=["campaign:N", "step:N", alt.Tooltip("count:Q", format=","), alt.Tooltip("delivered:Q", format=","),
