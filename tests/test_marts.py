@@ -295,7 +295,7 @@ def test_web_windows_follow_sessions_into_and_out_of_the_30_and_90_days(warehous
 
 def test_tables_built_by_older_versions_get_the_current_indexes(history, warehouse):
     """dbt creates configured indexes only with a table: migrate_indexes moves tables built before an
-    index change (fct_web_sessions, int_campaign_recipients) to the indexes a new build has."""
+    index change (int_web_sessions, int_campaign_recipients) to the indexes a new build has."""
     url, _ = history
     old = clone(warehouse, url, "marts_old_indexes")
 
@@ -304,7 +304,7 @@ def test_tables_built_by_older_versions_get_the_current_indexes(history, warehou
             return {d.split(" USING ")[1] for (d,) in conn.execute(
                 "select indexdef from pg_indexes where schemaname || '.' || tablename = %s", (table,))}
 
-    sessions, recipients = "marts.fct_web_sessions", "intermediate.int_campaign_recipients"
+    sessions, recipients = "intermediate.int_web_sessions", "intermediate.int_campaign_recipients"
     current = {t: indexes(url, t) for t in (sessions, recipients)}
     assert "btree (visitor_id, session_number)" in current[sessions]
     assert "btree (campaign_id, email)" in current[recipients]
@@ -317,7 +317,7 @@ def test_tables_built_by_older_versions_get_the_current_indexes(history, warehou
         conn.execute(f"create index on {sessions} (visitor_id)")
         conn.execute(f"create unique index on {recipients} (campaign_recipient_id)")
         conn.execute(f"create index on {recipients} (campaign_id)")
-    dbt_run(START + timedelta(days=DAYS - 1), old, "--select", "fct_web_sessions int_campaign_recipients")
+    dbt_run(START + timedelta(days=DAYS - 1), old, "--select", "int_web_sessions int_campaign_recipients")
     assert {t: indexes(old, t) for t in (sessions, recipients)} == current
 
 

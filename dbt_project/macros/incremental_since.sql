@@ -4,12 +4,25 @@
     no Jinja branches inside their WHERE clauses.
 -#}
 {% macro incremental_since(lookback_days=none) -%}
-    {%- set days = var('web_lookback_days') if lookback_days is none else lookback_days -%}
     {%- if is_incremental() -%}
-        ({{ run_date() }} - {{ days | int }})
+        {{ lookback_since(lookback_days) }}
     {%- else -%}
         cast('1900-01-01' as date)
     {%- endif -%}
+{%- endmacro %}
+
+{#-
+    run_date - lookback_days (default web_lookback_days) as a SQL date, whatever the model's
+    materialization: the start of the window the `int_*_to_recompute` views look at.
+-#}
+{% macro lookback_since(lookback_days=none) -%}
+    {%- set days = var('web_lookback_days') if lookback_days is none else lookback_days -%}
+    ({{ run_date() }} - {{ days | int }})
+{%- endmacro %}
+
+{#- lookback_since as a timestamptz (00:00 UTC of that day). -#}
+{% macro lookback_since_ts(lookback_days=none) -%}
+    {{ lookback_since(lookback_days) }}::timestamp at time zone 'UTC'
 {%- endmacro %}
 
 {#- incremental_since as a timestamptz (00:00 UTC of that day), for comparing timestamps. -#}

@@ -27,9 +27,9 @@
 
 {#-
     Pre-hook of those tables: nothing on a full build, every row when recomputing all, else the rows
-    of the customers `customers_sql` lists.
+    of the customers `customers_to_recompute(to_recompute, ...)` lists.
 -#}
-{% macro delete_customers_to_recompute(lookback_days, customers_sql) -%}
+{% macro delete_customers_to_recompute(lookback_days, to_recompute, by_window_day=false) -%}
     {%- if not is_incremental() -%}
 select 1
     {%- elif recompute_all_customers(lookback_days) -%}
@@ -37,9 +37,25 @@ truncate {{ this }}
     {%- else -%}
 delete from {{ this }}
 where customer_id = any(array(
-    {{ customers_sql }}
+    {{ customers_to_recompute(to_recompute, by_window_day) }}
 ))
     {%- endif -%}
+{%- endmacro %}
+
+{#-
+    The customers of `to_recompute` (an `int_*_to_recompute` model, given by its relation). With
+    `by_window_day`, its rows carry `left_window_on`: null when the customer's data changed, else
+    the day one of their sessions left a window; only those left after the table's day count
+    (none on a rerun of that day).
+-#}
+{% macro customers_to_recompute(to_recompute, by_window_day=false) -%}
+    select {{ "distinct" if by_window_day }} customer_id from {{ to_recompute }}
+    {%- if by_window_day %}
+    where
+        left_window_on is null
+        {#- run_date when there is no last day: rendered for a full build's pre-hook, never run #}
+        or left_window_on > cast('{{ last_computed_for_date() or run_date_str() }}' as date)
+    {%- endif %}
 {%- endmacro %}
 
 {#-

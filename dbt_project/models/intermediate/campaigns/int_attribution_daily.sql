@@ -4,7 +4,7 @@
         incremental_strategy='append',
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['order_date'], 'unique': true}],
-        pre_hook="{{ delete_attribution_days_to_recompute() }}"
+        pre_hook="{{ delete_to_recompute('order_date', ref('int_order_dates_to_recompute')) }}"
     )
 }}
 -- One row per order date (UTC) with valid orders as of the end of run_date: revenue split into
@@ -12,7 +12,7 @@
 -- re-aggregates only the dates of the orders int_order_attribution re-attributes (placed since
 -- run_date - attribution_window_days or later, or whose status changed or was reloaded since then);
 -- the totals of other dates cannot have changed. fct_attribution_daily adds as_of_date.
--- depends_on: {{ ref('stg_shop__orders') }}, {{ ref('stg_shop__order_status_history') }}
+-- depends_on: {{ ref('int_order_dates_to_recompute') }}
 with
 
 attribution as (
@@ -21,7 +21,7 @@ attribution as (
     -- the dates' orders through the index on order_date
     select order_attribution.* from {{ ref('int_order_attribution') }} as order_attribution
     where order_attribution.order_date = any(array(
-        {{ order_dates_changed_since(ref('stg_shop__orders'), ref('stg_shop__order_status_history')) }}
+        select order_dates.order_date from {{ ref('int_order_dates_to_recompute') }} as order_dates
     ))
     {%- else %}
     select * from {{ ref('int_order_attribution') }}

@@ -4,17 +4,15 @@
         incremental_strategy='append',
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['campaign_id'], 'unique': true}],
-        pre_hook="{{ delete_campaigns_to_recompute() }}"
+        pre_hook="{{ delete_to_recompute('campaign_id', ref('int_campaigns_to_recompute')) }}"
     )
 }}
 -- Per campaign sent before the end of run_date: the recipient funnel (numerators and
 -- denominators) from int_campaign_recipients. Opens, clicks, conversions and attributed orders
 -- count for delivered recipients only. Incremental per campaign: a run recomputes exactly the
--- campaigns int_campaign_recipients recomputes (macros/recompute_campaigns.sql); the others'
+-- campaigns int_campaign_recipients recomputes (int_campaigns_to_recompute); the others'
 -- recipients did not change. fct_campaign_kpis reads it instead of every recipient ever.
--- the pre-hook's inputs:
--- depends_on: {{ ref('stg_esp__campaigns') }}, {{ ref('stg_esp__email_events') }}
--- depends_on: {{ ref('stg_shop__order_status_history') }}, {{ ref('stg_shop__orders') }}
+-- depends_on: {{ ref('int_campaigns_to_recompute') }}
 with
 
 recipients as (
@@ -23,8 +21,7 @@ recipients as (
     -- the recomputed campaigns' recipients through the index on campaign_id
     select campaign_recipients.* from {{ ref('int_campaign_recipients') }} as campaign_recipients
     where campaign_recipients.campaign_id = any(array(
-        {{ campaigns_to_recompute(ref('stg_esp__campaigns'), ref('stg_esp__email_events'),
-                                  ref('stg_shop__order_status_history'), ref('stg_shop__orders')) }}
+        select campaigns.campaign_id from {{ ref('int_campaigns_to_recompute') }} as campaigns
     ))
     {%- else %}
     select * from {{ ref('int_campaign_recipients') }}

@@ -8,7 +8,7 @@
         ],
         pre_hook=[
             "{{ migrate_indexes([{'columns': ['campaign_id', 'email'], 'unique': true}], [['campaign_recipient_id'], ['campaign_id']]) }}",
-            "{{ delete_campaigns_to_recompute() }}",
+            "{{ delete_to_recompute('campaign_id', ref('int_campaigns_to_recompute')) }}",
         ]
     )
 }}
@@ -21,7 +21,8 @@
 -- Incremental per campaign (fct_campaign_recipients adds the as-of flag on top): a run recomputes
 -- the campaigns that can have changed since run_date - attribution_window_days: sent since then
 -- minus one attribution window, with an e-mail event since then, or with an order in their window
--- whose status changed or was reloaded since then (see macros/recompute_campaigns.sql).
+-- whose status changed or was reloaded since then (int_campaigns_to_recompute).
+-- depends_on: {{ ref('int_campaigns_to_recompute') }}
 with
 
 campaigns as (
@@ -48,18 +49,13 @@ orders as (
 
 ),
 
-campaigns_to_recompute as (
-
-    {{ campaigns_to_recompute('campaigns', ref('stg_esp__email_events'), ref('stg_shop__order_status_history'),
-                              ref('stg_shop__orders')) }}
-
-),
-
 campaigns_sent as (
 
     select campaigns.* from campaigns
-    inner join campaigns_to_recompute
+    {%- if is_incremental() %}
+    inner join {{ ref('int_campaigns_to_recompute') }} as campaigns_to_recompute
         on campaigns.campaign_id = campaigns_to_recompute.campaign_id
+    {%- endif %}
     where campaigns.sent_at < {{ as_of_ts() }}
 
 ),

@@ -8,7 +8,7 @@
             {'columns': ['order_date']},
             {'columns': ['attributed_campaign_id']},
         ],
-        pre_hook="{{ delete_orders_to_reattribute() }}"
+        pre_hook="{{ delete_to_recompute('order_id', ref('int_orders_to_recompute')) }}"
     )
 }}
 -- One row per valid order placed before the end of run_date, with its last-touch campaign.
@@ -52,17 +52,13 @@ customers as (
 
 ),
 
-orders_to_attribute as (
-
-    {{ orders_changed_since(ref('stg_shop__orders'), ref('stg_shop__order_status_history')) }}
-
-),
-
 valid_orders as (
 
     select orders.* from orders
-    inner join orders_to_attribute
+    {%- if is_incremental() %}
+    inner join {{ ref('int_orders_to_recompute') }} as orders_to_attribute
         on orders.order_id = orders_to_attribute.order_id
+    {%- endif %}
     where orders.is_valid_order
 
 ),

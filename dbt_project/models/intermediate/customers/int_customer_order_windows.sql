@@ -7,7 +7,7 @@
             {'columns': ['customer_id'], 'unique': true},
             {'columns': ['computed_for_date']},
         ],
-        pre_hook="{{ delete_customers_to_recompute(var('attribution_window_days'), order_windows_to_recompute()) }}"
+        pre_hook="{{ delete_customers_to_recompute(var('attribution_window_days'), ref('int_order_window_customers_to_recompute')) }}"
     )
 }}
 -- Valid orders and their revenue over the 365 days up to the end of run_date, per customer with at
@@ -17,9 +17,8 @@
 -- int_customer_orders_summarized), or one that left the window since then. Each is recomputed from
 -- its own orders (index on int_orders_as_of.customer_id). When the table's day is not within the
 -- lookback (first build, a rebuilt past day, a gap in the runs) every customer is recomputed from
--- one pass over the window (macros/order_windows.sql).
--- depends_on: {{ ref('stg_shop__orders') }}, {{ ref('stg_shop__order_status_history') }}
--- depends_on: {{ ref('stg_shop__order_lines') }}
+-- one pass over the window (macros/per_customer_windows.sql).
+-- depends_on: {{ ref('int_order_window_customers_to_recompute') }}
 with
 
 orders as (
@@ -48,7 +47,7 @@ window_orders as (
 {%- else -%}
 customers_to_recompute as (
 
-    {{ order_windows_to_recompute() }}
+    {{ customers_to_recompute(ref('int_order_window_customers_to_recompute')) }}
 
 ),
 

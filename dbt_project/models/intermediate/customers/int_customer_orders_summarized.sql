@@ -4,7 +4,7 @@
         incremental_strategy='append',
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['customer_id'], 'unique': true}],
-        pre_hook="{{ delete_customers_with_changed_orders() }}"
+        pre_hook="{{ delete_to_recompute('customer_id', ref('int_order_customers_to_recompute')) }}"
     )
 }}
 -- Lifetime order facts per customer as of the end of run_date (valid order: see
@@ -17,12 +17,16 @@
 -- int_orders_as_of.customer_id); the pre-hook deletes exactly those customers. The windowed
 -- figures (365-day orders and revenue) and everything relative to run_date (days since the last
 -- order, lifecycle) are computed daily for every customer in dim_customers.
+-- depends_on: {{ ref('int_order_customers_to_recompute') }}
 with
 
 customers_to_recompute as (
 
-    {{ customers_with_changed_orders(ref('stg_shop__orders'), ref('stg_shop__order_status_history'),
-                                     ref('stg_shop__order_lines')) }}
+    {%- if is_incremental() %}
+    select customer_id from {{ ref('int_order_customers_to_recompute') }}
+    {%- else %}
+    select distinct customer_id from {{ ref('stg_shop__orders') }}
+    {%- endif %}
 
 ),
 

@@ -7,7 +7,7 @@
             {'columns': ['customer_id'], 'unique': true},
             {'columns': ['computed_for_date']},
         ],
-        pre_hook="{{ delete_customers_to_recompute(var('web_lookback_days'), web_activity_to_recompute()) }}"
+        pre_hook="{{ delete_customers_to_recompute(var('web_lookback_days'), ref('int_web_customers_to_recompute'), by_window_day=true) }}"
     )
 }}
 -- Per identified customer, as of the end of run_date: when they were last seen on the site and
@@ -16,13 +16,15 @@
 -- (macros/per_customer_windows.sql): a run recomputes the customers whose sessions can have changed
 -- since run_date - web_lookback_days (a page view of one of their visitors since then, or a visitor
 -- identified since then) or left a window since then, each from its own sessions (index on
--- fct_web_sessions (customer_id, started_at)); the others keep their row. Counting the windows in
+-- int_web_sessions (customer_id, started_at); int_web_customers_to_recompute lists them); the
+-- others keep their row. Counting the windows in
 -- dim_customers every day read 90 days of sessions (3x more once history fills them).
+-- depends_on: {{ ref('int_web_customers_to_recompute') }}
 with
 
 sessions as (
 
-    select * from {{ ref('fct_web_sessions') }}
+    select * from {{ ref('int_web_sessions') }}
 
 ),
 
@@ -46,7 +48,7 @@ known_sessions as (
 {%- else -%}
 customers_to_recompute as (
 
-    {{ web_activity_to_recompute() }}
+    {{ customers_to_recompute(ref('int_web_customers_to_recompute'), by_window_day=true) }}
 
 ),
 

@@ -8,16 +8,17 @@
             {'columns': ['customer_id']},
             {'columns': ['ordered_at']},
         ],
-        pre_hook="{{ delete_orders_to_reattribute() }}"
+        pre_hook="{{ delete_to_recompute('order_id', ref('int_orders_to_recompute')) }}"
     )
 }}
 -- Orders placed before the end of run_date, with the status they had at that moment
 -- (from the status history), so a later refund does not rewrite an earlier day.
 -- Incremental per order: a run re-derives the orders placed since run_date -
 -- attribution_window_days and every order whose status changed or row was reloaded since then
--- (macros/reattribute.sql); the pre-hook deletes exactly those, including any placed after
+-- (int_orders_to_recompute); the pre-hook deletes exactly those, including any placed after
 -- run_date, so a rebuilt past day holds the orders as of that day. The other orders cannot have
 -- changed: their status as of run_date is the one they had when last derived.
+-- depends_on: {{ ref('int_orders_to_recompute') }}
 with
 
 orders as (
@@ -34,7 +35,11 @@ status_history as (
 
 orders_to_derive as (
 
-    {{ orders_changed_since(ref('stg_shop__orders'), ref('stg_shop__order_status_history')) }}
+    {%- if is_incremental() %}
+    select order_id from {{ ref('int_orders_to_recompute') }}
+    {%- else %}
+    select order_id from orders
+    {%- endif %}
 
 ),
 

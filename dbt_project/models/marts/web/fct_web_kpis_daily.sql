@@ -14,7 +14,7 @@ with
 
 sessions as (
 
-    select * from {{ ref('fct_web_sessions') }}
+    select * from {{ ref('int_web_sessions') }}
 
 ),
 

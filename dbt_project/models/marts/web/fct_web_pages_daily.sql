@@ -20,7 +20,7 @@ page_views as (
 
 sessions as (
 
-    select * from {{ ref('fct_web_sessions') }}
+    select * from {{ ref('int_web_sessions') }}
 
 ),
 
