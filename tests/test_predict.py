@@ -109,3 +109,20 @@ def test_clv_is_discounted_and_grows_with_the_horizon():
     undiscounted = btyd.clv(bg, gg, x, t_x, T, zbar, months=12, month_days=4.348, monthly_discount=0.0)
     assert (twelve > six).all() and (undiscounted > twelve).all() and (six > 0).all()
     assert twelve[2] > twelve[0] > twelve[1]  # frequent and recent beats occasional beats one-off
+
+
+def test_the_fast_likelihood_equals_the_papers_formula():
+    x, t_x, T, _ = cdnow()
+    for params in [(0.243, 4.414, 0.793, 2.426), (2.0, 0.5, 3.0, 0.2), (0.05, 40.0, 0.1, 9.0)]:
+        fast = btyd._bgnbd_log_likelihood_fast(params, btyd._Distinct(x), btyd._Distinct(t_x), btyd._Distinct(T),
+                                               x > 0, x)
+        np.testing.assert_allclose(fast, btyd.bgnbd_log_likelihood(params, x, t_x, T), rtol=1e-12)
+
+
+def test_scoring_by_distinct_summary_equals_scoring_every_customer():
+    x, t_x, T, zbar = cdnow()
+    bg, gg = (0.243, 4.414, 0.793, 2.426), (6.25, 3.74, 15.44)
+    scored = btyd.score(bg, gg, x, t_x, T, zbar)
+    np.testing.assert_allclose(scored["p_alive"], btyd.p_alive(bg, x, t_x, T), rtol=1e-12)
+    np.testing.assert_allclose(scored["expected_orders_90d"], btyd.expected_purchases(bg, 90, x, t_x, T), rtol=1e-12)
+    np.testing.assert_allclose(scored["clv_12m"], btyd.clv(bg, gg, x, t_x, T, zbar), rtol=1e-10)

@@ -171,13 +171,11 @@ def run(conn: psycopg.Connection, run_date: date, settings: PredictSettings | No
     fit_s = time.perf_counter() - began - read_s
     bgp = [bg_params[k] for k in ("r", "alpha", "a", "b")]
     ggp = [gg_params[k] for k in ("p", "q", "gamma")]
-    alive = btyd.p_alive(bgp, x, t_x, T)
-    e30, e90, e365 = (btyd.expected_purchases(bgp, days, x, t_x, T) for days in (30, 90, 365))
-    value = btyd.expected_order_value(ggp, x, m)
-    clv = btyd.clv(bgp, ggp, x, t_x, T, m, monthly_discount=settings.monthly_discount)
+    scored = btyd.score(bgp, ggp, x, t_x, T, m, monthly_discount=settings.monthly_discount)
+    alive, value, clv, wait = scored["p_alive"], scored["expected_order_value"], scored["clv_12m"], scored["days_to_next"]
+    e30, e90, e365 = (scored[f"expected_orders_{days}d"] for days in (30, 90, 365))
     risk = np.where(alive < settings.churn_high_below, "high",
                     np.where(alive < settings.churn_medium_below, "medium", "low"))
-    wait = btyd.expected_days_to_next(bgp, x, t_x, T)
     # defined only for customers more likely alive than not, and within a year (else: no date)
     next_day = [None if not (a >= 0.5 and w == w and w <= 365) else run_date + timedelta(days=math.ceil(w))
                 for a, w in zip(alive, wait, strict=True)]
