@@ -49,8 +49,10 @@ def _write_outbox(root: Path, initial_customers: Path) -> dict[str, list[dict]]:
 
 
 def _simulate(root: Path) -> tuple[ShopSimulator, dict[date, dict], dict[str, list[dict]]]:
+    # Web logs of exactly their UTC day here (the checks below read a day's log as that day's truth);
+    # the rotated delivery, the default, is tested on its own below.
     sim = ShopSimulator(landing=root / "landing", outbox=root / "outbox", truth=root / "truth", start=START,
-                        customers=CUSTOMERS, seed=7, orders_per_day=30.0)
+                        customers=CUSTOMERS, seed=7, orders_per_day=30.0, delivery="shop,email")
     sim.write_initial()
     summaries = {START: sim.write_day(START)}
     audiences = _write_outbox(root / "outbox", root / "landing/shop/initial/customers.csv")

@@ -42,8 +42,7 @@ class Settings:
     shop_timezone: str = "Europe/Berlin"
     # Simulated sources delivered as real systems do (ECRM_SIM_DELIVERY, comma-separated of shop, email,
     # weblogs; "none": every simulated file holds exactly its UTC day). See ecrm.simulate.delivery.
-    # weblogs (rotation at 06:25 shop time) is opt-in until the web gate checks the last complete day.
-    sim_delivery: str = "shop,email"
+    sim_delivery: str = "shop,email,weblogs"
     # The daily reports (ECRM_REPORTS): <reports>/DAY/index.html and email.html; default <data dir>/reports.
     reports: Path | None = None
 
@@ -77,7 +76,7 @@ def get_settings() -> Settings:
         shop_db_url=os.environ.get("ECRM_SHOP_DB_URL") or None,
         visitor_key=os.environ.get("ECRM_VISITOR_KEY") or None,
         shop_timezone=os.environ.get("ECRM_SHOP_TIMEZONE") or "Europe/Berlin",
-        sim_delivery=os.environ.get("ECRM_SIM_DELIVERY", "shop,email"),
+        sim_delivery=os.environ.get("ECRM_SIM_DELIVERY", "shop,email,weblogs"),
         reports=Path(os.environ.get("ECRM_REPORTS") or data_dir / "reports"),
     )
 

@@ -106,12 +106,20 @@ def day(ts: str) -> str:
     return DAY.format(ts=ts)
 
 
-def volume_query(table: str, ts: str, tolerance: str = "volume_tolerance", today_filter: str | None = None) -> str:
-    """One row (today, trailing average) when today's rows are off the trailing 7-day average."""
+# A web log rotated at 06:25 local time delivers the first hours of the run date with the rest of
+# the day before: the complete day the run date's files close is the previous one (docs/formats.md).
+PREVIOUS_DAY = "{ts} >= ops.gate_day_start() - interval '1 day' and {ts} < ops.gate_day_start()"
+
+
+def volume_query(table: str, ts: str, tolerance: str = "volume_tolerance", today_filter: str | None = None,
+                 lag_days: int = 0) -> str:
+    """One row (today, trailing average) when today's rows (the batch: the run date, or the day
+    `lag_days` before it) are off the average of the 7 days before that day."""
     today = f"select count(*) as n from {{batch}} b where {today_filter or 'true'}"
+    end = f"ops.gate_day_start() - interval '{lag_days} days'" if lag_days else "ops.gate_day_start()"
     return (
         f"with daily as (select ({ts} at time zone 'UTC')::date as day, count(*) as n from {table} "
-        f"where {ts} >= ops.gate_day_start() - interval '7 days' and {ts} < ops.gate_day_start() group by 1), "
+        f"where {ts} >= {end} - interval '7 days' and {ts} < {end} group by 1), "
         "history as (select avg(n) as avg_n, count(*) as days from daily), "
         f"today as ({today}) "
         "select today.n as rows_today, round(history.avg_n, 1) as trailing_7d_avg, history.days as history_days, "
@@ -239,24 +247,30 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
              "select o.order_id from raw.orders o left join {batch} b using (order_id) "
              f"where {day('o.created_at')} and b.order_id is null limit 1000"),
     ]))
-    # ---- raw.web_requests: the day's access log lines ---------------------------------------------
+    # ---- raw.web_requests: the access log lines of the last complete day (the day before the run date)
     suites.append(("raw_web_requests", query_asset(
-        "raw.web_requests@run_date", f"select * from raw.web_requests where {day('requested_at')}"),
+        "raw.web_requests@previous_day", "select * from raw.web_requests where "
+        + PREVIOUS_DAY.format(ts="requested_at")),
         {"table": "raw.web_requests", "row_key": ["_file", "_line"]}, [
         columns("requested_at,remote_addr,method,path,status,bytes_sent,user_agent,is_bot,is_static,customer_token"),
-        gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta("requests_of_day_not_empty")),
+        rows("requests_of_day_not_empty", "The day before the run date has requests, once its own logs were "
+             "loaded (a shop's first day has no day before).",
+             "select ops.gate_run_date() - 1 as day where not exists (select 1 from {batch}) and exists "
+             "(select 1 from ops.stage_runs s where s.stage = 'ingest_weblogs' and s.run_date = ops.gate_run_date() - 1)"),
         not_null("remote_addr"), not_null("path"), not_null("is_bot"),
         between("status", 100, 599), between("bytes_sent", 0, None),
         in_set("method", ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"], "warning"),
-        rows("logs_cover_the_day", "The day's logs were loaded (ops.stage_runs) and reach the end of the day "
-             "(last request at most freshness_hours before midnight UTC).",
-             "select max(requested_at) as last_request, ops.gate_day_end() as day_end from {batch} "
-             "having max(requested_at) is null or max(requested_at) < ops.gate_day_end() "
+        rows("logs_cover_the_day", "The run date's logs were loaded (ops.stage_runs) and close the day before "
+             "(the last request loaded is at most freshness_hours before the run date starts, UTC).",
+             "select max(requested_at) as last_request, ops.gate_day_start() as day_start from raw.web_requests "
+             "where requested_at >= ops.gate_day_start() - interval '1 day' "
+             "having max(requested_at) is null or max(requested_at) < ops.gate_day_start() "
              "- make_interval(hours => ops.gate_setting('freshness_hours')::int) "
              "or not exists (select 1 from ops.stage_runs s where s.stage = 'ingest_weblogs' "
              "and s.run_date = ops.gate_run_date()) limit 1"),
-        rows("volume_vs_trailing_7d", "Requests on the run date within the tolerance of the trailing 7-day average.",
-             volume_query("raw.web_requests", "requested_at")),
+        rows("volume_vs_trailing_7d", "Requests of the day before the run date within the tolerance of the "
+             "average of the 7 days before it.",
+             volume_query("raw.web_requests", "requested_at", lag_days=1)),
     ]))
     # ---- raw.email_events: the day's ESP events (a day without a campaign may have none) ----------
     suites.append(("raw_email_events", query_asset(

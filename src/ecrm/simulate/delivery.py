@@ -20,12 +20,11 @@ into the day of their own timestamp:
   each with its latest state in that window. Rows of the last minutes of D-1 appear again in D's
   files; orders and customers merge by latest `updated_at`, order lines by key.
 
-`ECRM_SIM_DELIVERY` (comma-separated `shop,email,weblogs`, `all` or `none`; default `shop,email`)
+`ECRM_SIM_DELIVERY` (comma-separated `shop,email,weblogs`, `all` or `none`; default all three)
 chooses which sources are delivered this way; the others hold exactly their UTC day (`access.log`,
-`events.jsonl` of the day), as the simulator did before. The rotated web log is opt-in: the run of
-day D then has only D's first hours of requests, and the gate's `raw_web_requests.logs_cover_the_day`
-(last request within 6 hours of D's end) blocks every day until that suite checks the last complete
-day instead.
+`events.jsonl` of the day). With the rotated web log the run of day D has only D's first hours of
+requests; the rest arrives with D+1's file and the 3-day web lookback rebuilds D. The gate audits
+the web log of the last complete day, the day before the run date (`raw_web_requests`).
 """
 
 from __future__ import annotations
