@@ -55,6 +55,8 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, forc
         dags = airflow_env.load_dags()
     failures: list[str] = []
     skipped = 0
+    dag_seconds: dict[str, float] = {}  # wall time of each DAG's runs (Airflow's own overhead included)
+    setup_seconds = time.monotonic() - t0
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
                   TimeElapsedColumn(), console=console) as progress:
         bar = progress.add_task("daily pipeline", total=days * len(airflow_env.DAG_ORDER))
@@ -69,15 +71,60 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, forc
                 continue
             for dag_id in airflow_env.DAG_ORDER:
                 progress.update(bar, description=f"{day} {dag_id:<20}")
+                started = time.monotonic()
                 run = airflow_env.run_day(dags, dag_id, day)
+                dag_seconds[dag_id] = dag_seconds.get(dag_id, 0.0) + time.monotonic() - started
                 if str(run.state) != "success":
                     failures.append(f"{day} {dag_id}: {run.state}")
                 progress.advance(bar)
     if skipped:
         console.print(f"{skipped} day(s) skipped: already processed and their files unchanged (--force reruns them)")
     summarize(url, start + timedelta(days=days - 1), time.monotonic() - t0, failures)
+    print_stage_times(url, start, start + timedelta(days=days - 1), dag_seconds, setup_seconds)
     if failures:
         raise SystemExit(f"{len(failures)} DAG run(s) failed: " + "; ".join(failures))
+
+
+# (label, DAG, key of ops.stage_runs.detail->'seconds' of the DAG's stage (named as the DAG), or None:
+# the DAG runs' wall time)
+STAGE_ROWS = [
+    ("ingest orders", "ingest_orders", None),
+    ("ingest web logs", "ingest_web_logs", None),
+    ("ingest e-mail events", "ingest_email_events", None),
+    ("build (dbt)", "build_marts", "build"),
+    ("gate (GX)", "publish_segments", "gate"),
+    ("publish", "publish_segments", "publish"),
+    ("push (mailer)", "publish_segments", "push"),
+]
+
+
+def stage_seconds(url: str, first: date, last: date) -> dict[tuple[str, str], float]:
+    """(stage, part) -> seconds summed over [first, last], from ops.stage_runs.detail->'seconds'."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select stage, key, sum(value::numeric)::float8 from ops.stage_runs, "
+            "jsonb_each_text(coalesce(detail->'seconds', '{}')) where run_date between %s and %s "
+            "group by stage, key", (first, last)).fetchall()
+    return {(stage, key): float(total) for stage, key, total in rows}
+
+
+def print_stage_times(url: str, first: date, last: date, dag_seconds: dict[str, float], setup: float) -> None:
+    """Where the run's time went: each stage's total over the days run (issue 21)."""
+    inner = stage_seconds(url, first, last)
+    runs = max(1, (last - first).days + 1)
+    table = Table(title=f"Time per stage, total over {runs} day(s)")
+    for col in ("stage", "total s", "per day s", "DAG run s (with Airflow)"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    table.add_row("set-up (history, Airflow, DAGs)", f"{setup:.1f}", "", "")
+    shown_dags: set[str] = set()
+    for label, dag_id, key in STAGE_ROWS:
+        total = dag_seconds.get(dag_id, 0.0) if key is None else inner.get((dag_id, key), 0.0)
+        wall = "" if dag_id in shown_dags else f"{dag_seconds.get(dag_id, 0.0):.1f}"
+        shown_dags.add(dag_id)
+        table.add_row(label, f"{total:.1f}", f"{total / runs:.2f}", wall)
+    console.print(table)
 
 
 SUMMARY_KPIS = [

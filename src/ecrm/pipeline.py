@@ -6,6 +6,7 @@ Every function takes the run's explicit interval; none reads the clock to decide
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 
@@ -151,10 +152,14 @@ def build_marts(start: datetime, end: datetime, run_id: str | None = None, url: 
     day = interval_day(start, end)
     url = url or resolve_url()
     # transform.build holds the warehouse's build lock: a concurrent build raises BuildAlreadyRunning.
+    started = time.monotonic()
     counts = transform.build(day, url, {"holdout_pct": get_settings().holdout_pct}, run_id=run_id)
+    # seconds / parse: where a day's time goes (`make demo` sums them; partial parsing kept or not)
+    timing = {"seconds": {"build": round(time.monotonic() - started, 3)},
+              "parse": transform.last_invocation.get("parse")}
     with connect(url) as conn:
-        _mark_stage(conn, "build_marts", day, run_id, counts)
-    return {"day": day.isoformat(), "dbt": counts}
+        _mark_stage(conn, "build_marts", day, run_id, {**counts, **timing})
+    return {"day": day.isoformat(), "dbt": counts, **timing}
 
 
 def _latest_published_after(conn, day: date) -> date | None:
@@ -190,25 +195,33 @@ def publish_segments(start: datetime, end: datetime, run_id: str | None = None, 
 
 def _publish_locked(conn, url: str, day: date, run_id: str | None) -> dict:
     settings = get_settings()
+    seconds: dict[str, float] = {}
+    clock = time.monotonic()
     # The build lock from the gate to the publish: a dbt build running meanwhile would replace the
     # tables between the audit and the copy, publishing rows the gate never saw. Fails fast
     # (BuildAlreadyRunning, naming the build) like a second build; the push below needs no lock.
     with transform.build_lock(url, day, run_id, action="publish"):
         checks = gate.enforce(conn, url, day)
+        seconds["gate"] = round(time.monotonic() - clock, 3)
         later = _latest_published_after(conn, day)
         if later:
             # Rerunning a past day (a backfill) must not roll the published audiences and the ESP back
             # to older segments: it re-audits the day and leaves what is published and pushed alone.
             detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks),
                       "checks": len(checks), "skipped": f"{later.isoformat()} is already published; "
-                      "a past day is audited, not re-published"}
+                      "a past day is audited, not re-published", "seconds": seconds}
             _mark_stage(conn, "publish_segments", day, run_id, detail)
             return detail
+        clock = time.monotonic()
         counts = publish(conn, day)
+        seconds["publish"] = round(time.monotonic() - clock, 3)
+    clock = time.monotonic()
     mailer = sync_audiences(conn, day)  # ECRM_MAILER: outbox (default), listmonk or mailchimp
     detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks), "checks": len(checks),
               "audiences": counts, "outbox": str(settings.outbox / day.isoformat()),
               "manifest": mailer.get("manifest"),
               "mailer": {k: v for k, v in mailer.items() if k != "manifest"}}
+    seconds["push"] = round(time.monotonic() - clock, 3)
+    detail["seconds"] = seconds
     _mark_stage(conn, "publish_segments", day, run_id, detail)
     return detail

@@ -1,7 +1,19 @@
 """dbt: build the models for one run date, in-process (dbtRunner), with the warehouse from a URL.
 
-In-process saves ~2 s of interpreter and import start-up per run against a `dbt` subprocess;
-the run date goes in as a var so no model ever reads current_date.
+In-process saves ~2 s of interpreter and import start-up per run against a `dbt` subprocess.
+
+What a production day runs (issue 21), and why:
+- The run date reaches dbt at run time through the environment (ECRM_RUN_DATE, read by
+  macros/run_date.sql only while executing), not as a `--vars` value: a var that changes every
+  day makes dbt throw away its partial parse ("Unable to do partial parsing because config vars,
+  config profile, or config target have changed") and re-parse the whole project (~4 s against
+  ~1.6 s). `--vars '{run_date: ...}'` still works and wins (unit tests, manual runs).
+- Unit tests are excluded from the daily build (`--exclude-resource-type unit_test`): they test the
+  SQL, not the day's data, so they run in `make test` (tests/test_fixed_costs.py) and CI instead.
+- Seeds load only when they changed: a checksum of seeds/ and dbt_project.yml is kept per
+  warehouse in ops.dbt_seed_state; when it matches and the seed tables exist, the build excludes
+  seeds (their data tests still run).
+No model ever reads current_date.
 
 Builds of one warehouse are serialised: `build` holds a session-level advisory lock on its own
 connection for the whole dbt invocation, and a second build (of any day) fails fast with
@@ -12,9 +24,12 @@ page views, a dropped table, `__dbt_backup already exists`). Each build is a row
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import date
@@ -22,6 +37,17 @@ from pathlib import Path
 
 from .settings import dbt_env, get_settings
 
+log = logging.getLogger(__name__)
+RUN_DATE_ENV = "ECRM_RUN_DATE"  # read by dbt_project/macros/run_date.sql at execution time only
+SEEDS_SCHEMA = "seeds"  # dbt_project.yml: seeds: +schema: seeds (generate_schema_name keeps it verbatim)
+SEED_STATE_DDL = """
+create schema if not exists ops;
+create table if not exists ops.dbt_seed_state (
+    project    text primary key,
+    checksum   text not null,
+    loaded_at  timestamptz not null default now()
+);
+"""
 BUILD_LOCK = "ecrm-build"  # pg_try_advisory_lock(hashtext(BUILD_LOCK), 0): one build of a warehouse at a time
 BUILDS_DDL = """
 create schema if not exists ops;
@@ -121,13 +147,52 @@ def build_lock(url: str, day: date, run_id: str | None = None, action: str = "bu
                 conn.execute("select pg_advisory_unlock(hashtext(%s), 0)", (BUILD_LOCK,))
 
 
-def run_dbt(args: list[str], url: str, project_dir: Path | None = None) -> object:
+# The last dbt invocation of this process: how it parsed (partial / full and why) and how long it took.
+last_invocation: dict = {}
+
+
+def _parse_listener(info: dict):
+    def on_event(event) -> None:
+        name = event.info.name
+        if name == "UnableToPartialParse":  # I024: the whole project is re-parsed
+            info["parse"] = "full"
+            info["parse_reason"] = event.info.msg
+        elif name in ("PartialParsingSkipParsing", "PartialParsingEnabled") and info.get("parse") is None:
+            info["parse"] = "partial"  # I017 nothing changed, I040 only the changed files are re-parsed
+    return on_event
+
+
+def run_dbt(args: list[str], url: str, project_dir: Path | None = None, env: dict[str, str] | None = None,
+            callbacks: list | None = None) -> object:
+    """Invoke dbt in-process; `env` is set for the invocation only (the run date: RUN_DATE_ENV).
+
+    Records in `last_invocation` whether dbt parsed partially or in full (with dbt's reason).
+    """
     from dbt.cli.main import dbtRunner  # heavy import: only when dbt actually runs
 
     project_dir = project_dir or get_settings().dbt_project_dir
     os.environ.update(dbt_env(url))
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    result = dbtRunner().invoke([*args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)])
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    info: dict = {"command": args[0] if args else "", "parse": None}
+    started = time.monotonic()
+    try:
+        runner = dbtRunner(callbacks=[_parse_listener(info), *(callbacks or [])])
+        result = runner.invoke([*args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)])
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        info["seconds"] = round(time.monotonic() - started, 3)
+        if info["parse"] is None:
+            info["parse"] = "full"  # no saved manifest (first run) or partial parsing off
+        last_invocation.clear()
+        last_invocation.update(info)
+    if info.get("parse_reason"):
+        log.info("dbt re-parsed the whole project: %s", info["parse_reason"])
     if not result.success:
         failed = []
         for node in getattr(result.result, "results", None) or []:
@@ -138,18 +203,75 @@ def run_dbt(args: list[str], url: str, project_dir: Path | None = None) -> objec
     return result
 
 
-def build(day: date, url: str, extra_vars: dict | None = None, select: str | None = None,
-          run_id: str | None = None) -> dict[str, int]:
-    """`dbt build` (seeds, models, tests) as of `day`; returns counts of node results by status.
+def seeds_checksum(project_dir: Path | None = None) -> str:
+    """sha256 of every file under seeds/ and of dbt_project.yml (seed column types live there)."""
+    project_dir = project_dir or get_settings().dbt_project_dir
+    digest = hashlib.sha256()
+    files = sorted(p for p in (project_dir / "seeds").rglob("*") if p.is_file())
+    for path in [*files, project_dir / "dbt_project.yml"]:
+        digest.update(str(path.relative_to(project_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
-    Raises BuildAlreadyRunning without touching a table when another build of the warehouse runs.
+
+def _seed_names(project_dir: Path) -> list[str]:
+    return sorted(p.stem for p in (project_dir / "seeds").rglob("*.csv"))
+
+
+def seeds_current(url: str, checksum: str, project_dir: Path | None = None) -> bool:
+    """Are this warehouse's seed tables loaded from exactly these seed files?"""
+    import psycopg
+
+    project_dir = project_dir or get_settings().dbt_project_dir
+    names = _seed_names(project_dir)
+    with psycopg.connect(url, autocommit=True) as conn:
+        if not conn.execute("select to_regclass('ops.dbt_seed_state') is not null").fetchone()[0]:
+            return False
+        stored = conn.execute("select checksum from ops.dbt_seed_state where project = %s",
+                              (str(project_dir.name),)).fetchone()
+        present = conn.execute("select count(*) from information_schema.tables where table_schema = %s "
+                               "and table_name = any(%s)", (SEEDS_SCHEMA, names)).fetchone()[0]
+    return stored is not None and stored[0] == checksum and present == len(names)
+
+
+def _remember_seeds(url: str, checksum: str, project_dir: Path | None = None) -> None:
+    import psycopg
+
+    project_dir = project_dir or get_settings().dbt_project_dir
+    with psycopg.connect(url, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-build-ddl'))")
+            conn.execute(SEED_STATE_DDL)
+        conn.execute("insert into ops.dbt_seed_state (project, checksum) values (%s, %s) on conflict (project) "
+                     "do update set checksum = excluded.checksum, loaded_at = now()",
+                     (str(project_dir.name), checksum))
+
+
+def build(day: date, url: str, extra_vars: dict | None = None, select: str | None = None,
+          run_id: str | None = None, unit_tests: bool = False, seeds: bool | None = None) -> dict[str, int]:
+    """`dbt build` (seeds when they changed, models, data tests) as of `day`; returns counts of node
+    results by status.
+
+    The run date goes in through RUN_DATE_ENV (partial parsing survives a new day); `extra_vars`
+    should not change from day to day for the same reason. `unit_tests=True` adds dbt's unit
+    tests (development and CI; the daily build leaves them out). `seeds`: None loads them when
+    their checksum differs from the warehouse's (or a seed table is missing), True always, False
+    never. Raises BuildAlreadyRunning without touching a table when another build of the
+    warehouse runs.
     """
-    variables = json.dumps({"run_date": day.isoformat(), **(extra_vars or {})})
-    args = ["build", "--vars", variables, "--quiet"]
+    args = ["build", "--quiet"]
+    if extra_vars:
+        args += ["--vars", json.dumps(extra_vars, sort_keys=True)]
     if select:
         args += ["--select", select]
     with build_lock(url, day, run_id):
-        result = run_dbt(args, url)
+        checksum = seeds_checksum()
+        load_seeds = seeds if seeds is not None else not seeds_current(url, checksum)
+        excluded = [*([] if unit_tests else ["unit_test"]), *([] if load_seeds else ["seed"])]
+        if excluded:
+            args += ["--exclude-resource-type", *excluded]
+        result = run_dbt(args, url, env={RUN_DATE_ENV: day.isoformat()})
+        if load_seeds and not select:
+            _remember_seeds(url, checksum)
     counts: dict[str, int] = {}
     for node in result.result.results:
         counts[str(node.status)] = counts.get(str(node.status), 0) + 1
