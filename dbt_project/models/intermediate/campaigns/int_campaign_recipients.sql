@@ -12,6 +12,9 @@
         ]
     )
 }}
+-- Why over 150 lines: one job, a recipient's ESP facts and orders in the window, but both are
+-- read per recomputed campaign through their indexes (events by campaign, orders by customer);
+-- the set itself is int_campaigns_to_recompute.
 -- Unique index on (campaign_id, email), the key campaign_recipient_id is the md5 of: a campaign's
 -- recipients sit together in it, where a unique index on the md5 sent each daily insert to a
 -- random page of an index the size of all recipients ever (migrate_indexes moves older tables).

@@ -11,6 +11,8 @@
         pre_hook="{{ delete_to_recompute('order_id', ref('int_orders_to_recompute')) }}"
     )
 }}
+-- Why over 150 lines: one job (last touch per order): touches of two kinds with their own
+-- windows, ranked; the event read is bounded by the orders being attributed.
 -- One row per valid order placed before the end of run_date, with its last-touch campaign.
 -- Touches of the order's customer: a click on a campaign e-mail counts for
 -- attribution_click_window_days (default 7) after the click, a delivered campaign for

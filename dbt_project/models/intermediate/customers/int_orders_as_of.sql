@@ -11,6 +11,8 @@
         pre_hook="{{ delete_to_recompute('order_id', ref('int_orders_to_recompute')) }}"
     )
 }}
+-- Why over 150 lines: one job (an order's status as of run_date), with the fallback rules for
+-- orders without status history spelled out in statused.
 -- Orders placed before the end of run_date, with the status they had at that moment
 -- (from the status history), so a later refund does not rewrite an earlier day.
 -- Incremental per order: a run re-derives the orders placed since run_date -

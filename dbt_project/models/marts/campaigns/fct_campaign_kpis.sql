@@ -1,3 +1,5 @@
+-- Why over 150 lines: funnel rates and the holdout lift (proportions, lift) are published
+-- together with their numerators and denominators; the lift arithmetic has its unit test.
 -- One row per campaign sent before the end of run_date: funnel counts (numerators and
 -- denominators), rates, and the incremental lift of delivered recipients over the holdout group.
 with
@@ -16,7 +18,7 @@ funnel as (
 
 holdouts as (
 
-    select * from {{ ref('int_campaign_holdouts_measured') }}
+    select * from {{ ref('fct_campaign_holdouts') }}
 
 ),
 

@@ -6,6 +6,8 @@
         ]
     )
 }}
+-- Why over 150 lines: one job (assemble the customer dimension); the length is its column list
+-- (the contract's 40-odd columns from five per-customer inputs), each computed once.
 -- (customer_id is indexed by the contract's primary key.)
 -- One row per customer as of the end of run_date. Rebuilt every day (everything relative to
 -- run_date changes daily for every customer), but only from per-customer inputs and bounded

@@ -10,6 +10,8 @@
         ]
     )
 }}
+-- Why over 150 lines: one job (the day's RFM snapshot): scores, the segment map and the
+-- lifecycle stage per customer; rfm_window_days other than 365 adds its own window read.
 -- One row per customer per snapshot_date (= run_date). Each run replaces exactly its own
 -- snapshot_date (pre-hook delete through the index, then append), so reruns are idempotent and earlier days stay.
 {%- set f_thresholds = var('rfm_f_thresholds') %}

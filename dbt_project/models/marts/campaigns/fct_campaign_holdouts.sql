@@ -1,7 +1,9 @@
+{{ config(materialized='view') }}
 -- Per campaign: the holdout group it is compared with, and how many of them ordered within the
 -- attribution window after the send. Holdout group = contactable customers with is_holdout whose
 -- RFM segment on the day before the send (the snapshot the audience was synced from) belongs to
--- the campaign's audience. Reads the daily RFM fact, so it needs that day's snapshot.
+-- the campaign's audience. Reads the daily RFM fact (a mart, hence this layer), so it needs that
+-- day's snapshot. A view: computed inside fct_campaign_kpis' build, as before.
 with
 
 campaigns as (
