@@ -59,8 +59,9 @@ def built(warehouse, tmp_path_factory):
                        "ECRM_OUTBOX": str(data / "outbox")})
     os.environ.pop("ECRM_VISITOR_KEY", None)
     try:
+        # web logs of their whole UTC day (not rotated at 06:25): the first day's build has every page view
         sim = ShopSimulator(landing=data / "landing", outbox=data / "outbox", truth=data / "truth", start=START,
-                            customers=300, seed=20)
+                            customers=300, seed=20, delivery="shop,email")
         sim.write_initial()
         url = warehouse.create_database(f"pii_{uuid.uuid4().hex[:8]}")
         pipeline.ingest_initial(START, url=url)
