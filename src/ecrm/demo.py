@@ -199,4 +199,11 @@ def summarize(url: str, last_day: date, seconds: float, failures: list[str]) -> 
     console.print(f"open the warehouse: [bold]psql '{_redact(url)}'[/]  e.g. "
                   "select * from published.audience_members limit 10;")
     status = "[red]with failures[/]" if failures else "[green]all DAG runs succeeded[/]"
+    report = settings.reports / last_day.isoformat() / "index.html"
+    if not report.exists() and not failures:  # days skipped as already processed
+        from .report import write_report
+
+        report = Path(write_report(last_day, url)["index"])
     console.print(f"done in {seconds:.0f} s, {status}")
+    if report.exists():
+        console.print(f"marketing report: [bold]{report}[/]  (for e-mail: {report.with_name('email.html')})")

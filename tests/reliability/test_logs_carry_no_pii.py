@@ -28,8 +28,12 @@ def test_a_demo_day_logs_ids_counts_and_hashes_never_addresses_or_secrets(wareho
     demo = subprocess.run([sys.executable, "-m", "ecrm.cli", "demo", "--days", "1", "--customers", "300",
                            "--seed", "13"], env=env, capture_output=True, text=True, timeout=900)
     assert demo.returncode == 0, demo.stderr[-3000:]
+    # the demo ends with the day's marketing report (checked for PII below with everything else)
+    report = tmp_path / "data" / "reports" / "2026-10-01" / "index.html"
+    assert "marketing report:" in demo.stdout and report.exists()
     files = [p for folder in (tmp_path / "airflow",) for p in folder.rglob("*.log")]
     logs = "\n".join([demo.stdout, demo.stderr, *(p.read_text(errors="replace") for p in files)])
+    reports = (report.read_text() + report.with_name("email.html").read_text()).lower()
     assert "publish_segments" in logs and len(logs) > 2000, "the run's logs were not captured"
 
     with psycopg.connect(url) as conn:
@@ -39,5 +43,6 @@ def test_a_demo_day_logs_ids_counts_and_hashes_never_addresses_or_secrets(wareho
     lowered = logs.lower()
     leaked = [a for a in addresses if a in lowered]
     assert leaked == [], f"{len(leaked)} customer addresses in the logs"
+    assert [a for a in addresses if a in reports] == [], "customer addresses in the marketing report"
     assert ADDRESS.findall(logs) == []
     assert visitor_key not in logs
