@@ -1,4 +1,5 @@
-"""Daily dbt build (staging, marts, sync audiences, tests) as of the run's day, once its loads are in."""
+"""Daily dbt build (staging, marts, sync audiences, tests) as of the run's day, once its loads are in,
+then the lifetime-value forecast (ecrm.predict) on the models it built."""
 
 from datetime import timedelta
 
@@ -23,7 +24,13 @@ def build_marts():
         summary = build(data_interval_start, data_interval_end, run_id, warehouse_url())
         return record_interval(outlet_events, ASSETS["marts"], data_interval_start, data_interval_end, summary)
 
-    loads_done() >> dbt_build()
+    @task
+    def predict(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
+        from ecrm.pipeline import predict_customers
+
+        return predict_customers(data_interval_start, data_interval_end, run_id, warehouse_url())
+
+    loads_done() >> dbt_build() >> predict()
 
 
 build_marts()

@@ -14,7 +14,7 @@ def publish_segments():
     def marts_built(data_interval_start=None) -> bool:
         from ecrm.pipeline import stages_done
 
-        return stages_done(["build_marts"], data_interval_start.date(), warehouse_url())
+        return stages_done(["build_marts", "predict"], data_interval_start.date(), warehouse_url())
 
     # A failed gate must not be retried into success: the data, not the machine, is wrong.
     @task(retries=0, outlets=[ASSETS["published"]])

@@ -103,6 +103,16 @@ def test_published_audiences_reach_the_outbox_without_suppressed_or_holdout(pipe
     assert excluded, "the holdout must not be empty"
 
 
+def test_every_day_has_its_forecast(pipeline):
+    url = pipeline[0]
+    with psycopg.connect(url) as conn:
+        days = conn.execute("select snapshot_date, count(*), bool_and(p_alive between 0 and 1) "
+                            "from marts.fct_customer_predictions_daily group by 1 order by 1").fetchall()
+        fits = conn.execute("select count(*) filter (where converged) from marts.fct_clv_model_fits").fetchone()[0]
+    assert [d for d, *_ in days] == [START + timedelta(days=i) for i in range(DAYS)]
+    assert all(n > 0 and ok for _, n, ok in days) and fits == 2 * DAYS
+
+
 def test_campaign_loop_closes(pipeline):
     """Day 1's push becomes day 2's campaign, whose events come back and show in the KPIs."""
     url = pipeline[0]

@@ -162,6 +162,17 @@ def build_marts(start: datetime, end: datetime, run_id: str | None = None, url: 
     return {"day": day.isoformat(), "dbt": counts, **timing}
 
 
+def predict_customers(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
+    """The lifetime-value forecast as of the day (ecrm.predict), after the dbt models it reads."""
+    from .predict.stage import run as predict
+
+    day = interval_day(start, end)
+    with connect(url or resolve_url()) as conn:
+        result = predict(conn, day)
+        _mark_stage(conn, "predict", day, run_id, result)
+    return result
+
+
 def _latest_published_after(conn, day: date) -> date | None:
     exists = conn.execute("select to_regclass('ops.publish_runs') is not null").fetchone()[0]
     if not exists:
