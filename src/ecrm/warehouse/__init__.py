@@ -19,19 +19,31 @@ def apply_schema(conn: psycopg.Connection) -> None:
 
     Skipped when the warehouse already has this exact schema.sql (its hash in ops.schema_version):
     `alter table ... if not exists` and `create index if not exists` still lock their tables, and
-    taken while another load's transaction holds those tables they deadlock with it."""
+    taken while another load's transaction holds those tables they deadlock with it. Concurrent
+    first runs wait for one another on a session-level advisory lock and check again in a new
+    transaction: a transaction that waited for an advisory lock keeps its old catalog snapshot and
+    would not see the tables the other one just committed."""
+    if not _schema_is_current(conn):
+        conn.execute("select pg_advisory_lock(hashtext('ecrm-schema'))")
+        try:
+            if not _schema_is_current(conn):
+                with conn.transaction():
+                    conn.execute(SCHEMA_SQL)
+                    conn.execute("create table if not exists ops.schema_version (schema_hash text primary key, "
+                                 "applied_at timestamptz not null default now())")
+                    conn.execute("insert into ops.schema_version (schema_hash) values (%s) on conflict do nothing",
+                                 (SCHEMA_HASH,))
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtext('ecrm-schema'))")
     with conn.transaction():
-        current = conn.execute("select to_regclass('ops.schema_version') is not null").fetchone()[0] and \
-            conn.execute("select exists (select 1 from ops.schema_version where schema_hash = %s)",
-                         (SCHEMA_HASH,)).fetchone()[0]
-        if not current:
-            conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-schema'))")
-            conn.execute(SCHEMA_SQL)
-            conn.execute("create table if not exists ops.schema_version (schema_hash text primary key, "
-                         "applied_at timestamptz not null default now())")
-            conn.execute("insert into ops.schema_version (schema_hash) values (%s) on conflict do nothing",
-                         (SCHEMA_HASH,))
         ensure_visitor_key(conn)
+
+
+def _schema_is_current(conn: psycopg.Connection) -> bool:
+    if not conn.execute("select to_regclass('ops.schema_version') is not null").fetchone()[0]:
+        return False
+    return conn.execute("select exists (select 1 from ops.schema_version where schema_hash = %s)",
+                        (SCHEMA_HASH,)).fetchone()[0]
 
 
 def visitor_key_bytes(key: str) -> bytes:
