@@ -126,3 +126,14 @@ def test_scoring_by_distinct_summary_equals_scoring_every_customer():
     np.testing.assert_allclose(scored["p_alive"], btyd.p_alive(bg, x, t_x, T), rtol=1e-12)
     np.testing.assert_allclose(scored["expected_orders_90d"], btyd.expected_purchases(bg, 90, x, t_x, T), rtol=1e-12)
     np.testing.assert_allclose(scored["clv_12m"], btyd.clv(bg, gg, x, t_x, T, zbar), rtol=1e-10)
+
+
+def test_expected_purchases_is_finite_where_a_is_exactly_one():
+    """Eq. 10 is 0/0 at a = 1, where a fit that never moved a from its start value ends; the forecast
+    there must be the (finite) limit, not inf or NaN written into the predictions."""
+    x, t_x, T = np.array([0.0, 1.0, 4.0]), np.array([0.0, 10.0, 30.0]), np.array([30.0, 30.0, 40.0])
+    at_one = btyd.expected_purchases((0.5, 5.0, 1.0, 2.0), 90.0, x, t_x, T)
+    below = btyd.expected_purchases((0.5, 5.0, 1.0 - 1e-3, 2.0), 90.0, x, t_x, T)
+    above = btyd.expected_purchases((0.5, 5.0, 1.0 + 1e-3, 2.0), 90.0, x, t_x, T)
+    assert np.all(np.isfinite(at_one)) and np.all(at_one > 0)
+    np.testing.assert_allclose(at_one, (below + above) / 2, rtol=1e-3)

@@ -145,6 +145,18 @@ def test_clean_day_passes_and_publishes(day2):
     assert by_code == in_quarantine and by_code
 
 
+def test_web_logs_that_stop_hours_before_midnight_are_blocked(day2, capfd):
+    """A web log that ends in the afternoon of the day before (a crashed rotation, a lost file) blocks the
+    day: its sessions and conversions would be wrong. The check reads its own batch, so GX has nothing
+    to print about a query outside the batch (the demo printed that line ~100 times)."""
+    _, conn, _ = day2
+    day1_start, day2_start = day_interval(DAY1)[0], day_interval(DAY2)[0]
+    conn.execute("delete from raw.web_requests where requested_at >= %s", (day1_start + timedelta(hours=12),))
+    assert_blocked(day2, {"raw_web_requests.logs_cover_the_day"})
+    assert "should contain the {batch}" not in capfd.readouterr().out
+    assert conn.execute("select max(requested_at) from raw.web_requests").fetchone()[0] < day2_start
+
+
 def test_duplicated_customer_is_blocked(day2):
     _, conn, _ = day2
     conn.execute("alter table marts.fct_customer_rfm_daily drop constraint if exists fct_customer_rfm_daily_pkey")

@@ -116,6 +116,9 @@ def expected_purchases(params, t, x, t_x, T) -> np.ndarray:
     """E[number of purchases in the next t | x, t_x, T] (paper eq. 10). The Gaussian hypergeometric
     function is evaluated at z = t / (alpha + T + t) < 1, where its series converges."""
     r, alpha, a, b = params
+    # At a = 1 both factors of eq. 10 are 0/0 (the limit is finite): a fit that never moved a from its
+    # start value 1 gave inf/NaN predictions. Evaluating next to 1 costs ~1e-10 relative accuracy.
+    a = a if abs(a - 1) > 1e-6 else 1 + 1e-6
     x, t_x, T = np.asarray(x, float), np.asarray(t_x, float), np.asarray(T, float)
     z = t / (alpha + T + t)
     hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, z)

@@ -262,9 +262,9 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
         in_set("method", ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"], "warning"),
         rows("logs_cover_the_day", "The run date's logs were loaded (ops.stage_runs) and close the day before "
              "(the last request loaded is at most freshness_hours before the run date starts, UTC).",
-             "select max(requested_at) as last_request, ops.gate_day_start() as day_start from raw.web_requests "
-             "where requested_at >= ops.gate_day_start() - interval '1 day' "
-             "having max(requested_at) is null or max(requested_at) < ops.gate_day_start() "
+             "select max(requested_at) as last_request, ops.gate_day_start() as day_start from (select requested_at "
+             "from {batch} union all select requested_at from raw.web_requests where requested_at >= ops.gate_day_start()) "
+             "as loaded having max(requested_at) is null or max(requested_at) < ops.gate_day_start() "
              "- make_interval(hours => ops.gate_setting('freshness_hours')::int) "
              "or not exists (select 1 from ops.stage_runs s where s.stage = 'ingest_weblogs' "
              "and s.run_date = ops.gate_run_date()) limit 1"),
