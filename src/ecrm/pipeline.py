@@ -167,8 +167,10 @@ def predict_customers(start: datetime, end: datetime, run_id: str | None = None,
     from .predict.stage import run as predict
 
     day = interval_day(start, end)
+    started = time.monotonic()
     with connect(url or resolve_url()) as conn:
         result = predict(conn, day)
+        result["seconds"] = {"predict": round(time.monotonic() - started, 3)}
         _mark_stage(conn, "predict", day, run_id, result)
     return result
 
