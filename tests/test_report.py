@@ -5,15 +5,22 @@ days), then `ecrm.report.write_report` for the second day: the figures in both f
 (recomputed here with SQL, some from other tables than the report reads), nothing personal is in
 them, email.html holds no script and only inline PNG images, index.html references nothing outside
 itself, and a real headless Chromium opens index.html from file:// with every outside request
-aborted and counted (0), no console error, and every chart drawn.
+aborted and counted (0), no console error, and every chart drawn. email.eml is parsed as a mail
+client does (every cid: has its image part, a text part with the headline figures) and sent through
+a local SMTP server (tests/smtp_sink.py).
 """
 
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
+import json
 import os
 import re
 import shutil
+import smtplib
+from collections import Counter
 from datetime import date, timedelta
 from html import unescape
 from html.parser import HTMLParser
@@ -21,6 +28,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from smtp_sink import SmtpSink
 
 from ecrm.intervals import day_interval
 
@@ -28,7 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 START = date(2026, 10, 1)
 DAY1, DAY2 = START, START + timedelta(days=1)
 CHROMIUM = "/usr/bin/chromium"
-ENV = ("ECRM_DATA_DIR", "ECRM_LANDING", "ECRM_OUTBOX", "ECRM_GX_PROJECT_DIR", "ECRM_REPORTS")
+ENV = ("ECRM_DATA_DIR", "ECRM_LANDING", "ECRM_OUTBOX", "ECRM_GX_PROJECT_DIR", "ECRM_REPORTS", "ECRM_REPORT_FROM",
+       "ECRM_REPORT_TO")
+SENDER = "Shop reports <reports@shop.test>"  # .test: reserved, nobody's address
+RECIPIENTS = "Marketing team <marketing@shop.test>, head-of-crm@shop.test"
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +55,8 @@ def built(warehouse, tmp_path_factory):
     saved = {k: os.environ.get(k) for k in ENV}
     os.environ.update({"ECRM_DATA_DIR": str(data), "ECRM_LANDING": str(data / "landing"),
                        "ECRM_OUTBOX": str(data / "outbox"), "ECRM_GX_PROJECT_DIR": str(gx_dir),
-                       "ECRM_REPORTS": str(data / "reports")})
+                       "ECRM_REPORTS": str(data / "reports"), "ECRM_REPORT_FROM": SENDER,
+                       "ECRM_REPORT_TO": RECIPIENTS})
     try:
         url = warehouse.create_database("report_base")
         sim = ShopSimulator(landing=data / "landing", outbox=data / "outbox", truth=data / "truth", start=START,
@@ -104,7 +116,9 @@ def test_both_files_are_written_where_ecrm_reports_says(built, files):
     index, email, _, _ = files
     assert index == reports / DAY2.isoformat() / "index.html" and index.stat().st_size > 100_000
     assert email == reports / DAY2.isoformat() / "email.html" and email.stat().st_size > 10_000
+    assert Path(result["eml"]) == reports / DAY2.isoformat() / "email.eml"
     assert result["day"] == DAY2.isoformat()
+    assert {"query", "charts", "templates", "mail", "total"} <= result["seconds"].keys()
 
 
 def test_figures_equal_the_marts(built, files):
@@ -193,6 +207,19 @@ def test_index_references_nothing_outside_itself(files):
     assert index_html.count("window.vegaEmbed=") == 1, "vega-embed is inlined exactly once"
 
 
+def test_a_segment_has_the_same_colour_in_the_chart_and_the_tables(files):
+    _, _, index_html, email_html = files
+    specs = json.loads(re.search(r'<script type="application/json" id="chart-specs">(.*?)</script>', index_html,
+                                 re.S).group(1))
+    scale = specs["segments"]["encoding"]["color"]["scale"]
+    chart = dict(zip(scale["domain"], scale["range"], strict=True))
+    assert len(set(chart.values())) == len(chart), "two segments share a colour"
+    for html in (index_html, email_html):
+        table = {unescape(name): colour for colour, name in
+                 re.findall(r'<span style="color:(#[0-9a-f]{6})" aria-hidden="true">■</span> ([^<]+)</td>', html)}
+        assert len(table) >= 3 and all(chart[name] == colour for name, colour in table.items()), table
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
     if not os.access(CHROMIUM, os.X_OK):
@@ -242,16 +269,124 @@ def test_index_renders_offline_in_chromium(files, chromium, tmp_path):
     assert (tmp_path / "report.png").stat().st_size > 50_000
 
 
-def test_cli_writes_the_report_and_a_day_without_marts_fails_clearly(built, tmp_path, monkeypatch):
+def test_cli_writes_the_report_and_a_day_without_marts_fails_clearly(built, tmp_path, monkeypatch, capsys):
     from ecrm.cli import main
     from ecrm.report import write_report
     from ecrm.report.data import ReportDataMissing
 
     url, _, _ = built
     monkeypatch.setenv("ECRM_WAREHOUSE_URL", url)
+    monkeypatch.delenv("ECRM_REPORT_FROM")
+    monkeypatch.delenv("ECRM_REPORT_TO")
     main(["report", DAY1.isoformat(), "--out", str(tmp_path)])  # the first day: nothing to compare with yet
+    assert "@" not in capsys.readouterr().out, "an address in the command's output"
     html = (tmp_path / DAY1.isoformat() / "index.html").read_text(encoding="utf-8")
     assert "n/a" in html and 'id="chart-specs"' in html
     assert not re.search(r"<script", (tmp_path / DAY1.isoformat() / "email.html").read_text(), re.I)
+    # unconfigured, the message goes to a placeholder that says what to set (and no server delivers)
+    msg = email.message_from_bytes((tmp_path / DAY1.isoformat() / "email.eml").read_bytes(), policy=email.policy.default)
+    assert [(a.display_name, a.domain) for a in msg["To"].addresses] == [("set ECRM_REPORT_TO", "example.invalid")]
+    assert msg["From"].addresses[0].domain == "example.invalid" and "ECRM_REPORT_FROM" in str(msg["From"])
     with pytest.raises(ReportDataMissing, match="ecrm build 2026-10-09"):
         write_report(date(2026, 10, 9), url, out=tmp_path)
+
+
+# --- email.eml: the message to send ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def eml(built):
+    _, _, result = built
+    raw = Path(result["eml"]).read_bytes()
+    return raw, email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def _images(msg) -> list:
+    return [part for part in msg.walk() if part.get_content_maintype() == "image"]
+
+
+def test_eml_shows_every_chart_from_its_own_part(files, eml):
+    _, _, _, email_html = files
+    raw, msg = eml
+    assert msg.get_content_type() == "multipart/alternative"
+    plain, related = msg.get_payload()
+    assert plain.get_content_type() == "text/plain" and related.get_content_type() == "multipart/related"
+    assert related.get_payload()[0].get_content_type() == "text/html"
+    html = msg.get_body(("html",)).get_content()
+    referenced = [src[4:] for t, a in _tags(html) if t == "img" for src in [a["src"]]]
+    assert len(referenced) >= 6 and all(a["src"].startswith("cid:") for t, a in _tags(html) if t == "img")
+    parts = Counter(p["Content-ID"].strip("<>") for p in _images(msg))
+    assert all(parts[cid] == 1 for cid in referenced), "a cid: without exactly one image part"
+    assert set(parts) == set(referenced), "an image part the HTML does not show"
+    by_cid = {p["Content-ID"].strip("<>"): p for p in _images(msg)}
+    shown = [by_cid[cid].get_content() for cid in referenced]
+    assert all(p.get_content_type() == "image/png" and p.get_content_disposition() == "inline" for p in by_cid.values())
+    # the same charts, in the same places, as email.html's inline images; the same figures
+    inline = [base64.b64decode(a["src"].split(",", 1)[1]) for t, a in _tags(email_html) if t == "img"]
+    assert shown == inline and all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in shown)
+    assert _metrics(html) == _metrics(email_html)
+    # what mail clients refuse or fetch: none of it
+    assert "<script" not in html.lower() and not [t for t, _ in _tags(html) if t in ("script", "link", "iframe")]
+    assert "data:image" not in html and not re.search(r"https?://", html)
+    assert not [v for _, a in _tags(html) for v in a.values() if (v or "").strip().lower().startswith("data:")]
+    assert len(html.encode()) < 102_000, "Gmail clips an HTML body over 102 KB behind 'View entire message'"
+    # 7-bit, short lines: any SMTP hop takes it unchanged
+    raw.decode("ascii")
+    assert max(len(line) for line in raw.splitlines()) <= 998
+
+
+def test_eml_headers_and_text_part(built, eml):
+    url, _, _ = built
+    _, msg = eml
+    assert f"{DAY2:%a %d %b %Y}" in msg["Subject"]
+    assert str(msg["From"]) == SENDER
+    assert [a.addr_spec for a in msg["To"].addresses] == ["marketing@shop.test", "head-of-crm@shop.test"]
+    assert msg["Date"].datetime is not None and msg["Message-ID"].startswith(f"<ecrm-report.{DAY2.isoformat()}.")
+    assert msg["Auto-Submitted"] == "auto-generated"
+    text = msg.get_body(("plain",)).get_content()
+    with psycopg.connect(url) as conn:
+        customers = conn.execute("select count(*) from marts.fct_customer_rfm_daily where snapshot_date = %s",
+                                 (DAY2,)).fetchone()[0]
+        orders, revenue, attributed = conn.execute(
+            "select orders, revenue, attributed_revenue from marts.fct_attribution_daily where order_date = %s",
+            (DAY2,)).fetchone()
+        addresses = [r[0] for r in conn.execute("select email from marts.dim_customers where email is not null")]
+
+    def figure(label: str) -> str:
+        found = re.search(rf"^  {re.escape(label)} {{2,}}(\S.*?)   vs day before (\S+)", text, re.M)
+        assert found, f"no {label} line in the text part"
+        return found.group(1)
+
+    assert figure("Customers") == f"{customers:,}"
+    assert figure("Orders") == f"{orders:,}"
+    assert figure("Revenue") == f"{revenue:,.2f} EUR"
+    assert figure("Average order value") == f"{round(revenue / orders, 2):,.2f} EUR"
+    assert figure("Revenue from e-mail") == f"{attributed / revenue * 100:.1f}%"
+    assert "Quality gate: passed" in text
+    for part in msg.walk():
+        if part.get_content_maintype() == "text":
+            assert not [a for a in addresses if a in part.get_content()], "a customer's address in the e-mail"
+
+
+def test_eml_goes_through_smtp_unchanged(eml):
+    raw, msg = eml
+    with SmtpSink() as sink, smtplib.SMTP(sink.host, sink.port, timeout=30) as smtp:
+        refused = smtp.send_message(email.message_from_bytes(raw, policy=email.policy.default))
+    assert refused == {}
+    [(sender, recipients, data)] = sink.messages
+    assert sender == "<reports@shop.test>"
+    assert recipients == ["<marketing@shop.test>", "<head-of-crm@shop.test>"]
+    got = email.message_from_bytes(data, policy=email.policy.default)
+    for header in ("Subject", "From", "To", "Message-ID", "Date"):
+        assert got[header] == msg[header]
+    for kind in ("html", "plain"):  # lines end in CRLF on the wire
+        assert got.get_body((kind,)).get_content().splitlines() == msg.get_body((kind,)).get_content().splitlines()
+    assert {p["Content-ID"]: p.get_content() for p in _images(got)} == {
+        p["Content-ID"]: p.get_content() for p in _images(msg)}
+
+
+def test_a_report_address_that_is_not_one_is_refused_without_echoing_it():
+    from ecrm.report.mail import addresses
+
+    with pytest.raises(ValueError, match="ECRM_REPORT_TO: entry 2 is not an e-mail address") as caught:
+        addresses("marketing@shop.test, Jane Doe jane.doe.shop.test", "ECRM_REPORT_TO")
+    assert "jane" not in str(caught.value).lower()

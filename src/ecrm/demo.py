@@ -207,4 +207,4 @@ def summarize(url: str, last_day: date, seconds: float, failures: list[str]) -> 
         report = Path(write_report(last_day, url)["index"])
     console.print(f"done in {seconds:.0f} s, {status}")
     if report.exists():
-        console.print(f"marketing report: [bold]{report}[/]  (for e-mail: {report.with_name('email.html')})")
+        console.print(f"marketing report: [bold]{report}[/]  (to mail: {report.with_name('email.eml')})")

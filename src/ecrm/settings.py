@@ -23,6 +23,11 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+# Placeholders, not anyone's address: `.invalid` is reserved (RFC 2606) and never delivered.
+PLACEHOLDER_REPORT_FROM = '"ecrm report (set ECRM_REPORT_FROM)" <report@example.invalid>'
+PLACEHOLDER_REPORT_TO = '"set ECRM_REPORT_TO" <marketing@example.invalid>'
+
+
 @dataclass(frozen=True)
 class Settings:
     root: Path
@@ -45,6 +50,10 @@ class Settings:
     sim_delivery: str = "shop,email,weblogs"
     # The daily reports (ECRM_REPORTS): <reports>/DAY/index.html and email.html; default <data dir>/reports.
     reports: Path | None = None
+    # The report's e-mail (<reports>/DAY/email.eml): From and To (comma-separated); the defaults are
+    # placeholders under the reserved .invalid domain (ECRM_REPORT_FROM, ECRM_REPORT_TO); kept out of repr().
+    report_from: str = field(default=PLACEHOLDER_REPORT_FROM, repr=False)
+    report_to: str = field(default=PLACEHOLDER_REPORT_TO, repr=False)
 
     @property
     def dbt_project_dir(self) -> Path:
@@ -78,6 +87,8 @@ def get_settings() -> Settings:
         shop_timezone=os.environ.get("ECRM_SHOP_TIMEZONE") or "Europe/Berlin",
         sim_delivery=os.environ.get("ECRM_SIM_DELIVERY", "shop,email,weblogs"),
         reports=Path(os.environ.get("ECRM_REPORTS") or data_dir / "reports"),
+        report_from=os.environ.get("ECRM_REPORT_FROM") or PLACEHOLDER_REPORT_FROM,
+        report_to=os.environ.get("ECRM_REPORT_TO") or PLACEHOLDER_REPORT_TO,
     )
 
 

@@ -1,5 +1,7 @@
-"""Turn ReportData into the two HTML files: index.html (self-contained, charts drawn by an inlined
-vega-embed) and email.html (no script: charts as inlined PNG, tables with inline styles)."""
+"""Turn ReportData into the report's files: index.html (self-contained, charts drawn by an inlined
+vega-embed), email.html (no script: charts as inlined PNG, tables with inline styles; for browsers and
+previews) and email.eml (the same HTML with the charts as cid: parts plus a text part: the message
+to send, see ecrm.report.mail)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from importlib.metadata import version
@@ -15,7 +18,9 @@ from pathlib import Path
 
 import jinja2
 
+from ..settings import PLACEHOLDER_REPORT_FROM, PLACEHOLDER_REPORT_TO
 from . import charts as chart_specs
+from . import mail
 from .data import LIFECYCLE_ORDER, SEGMENT_ORDER, ReportData
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -92,11 +97,13 @@ def view(data: ReportData) -> dict:
     ]
 
     prev = data.segments_prev
+    colour = dict(zip(SEGMENT_ORDER, chart_specs.SEGMENT_COLOURS, strict=True))  # the segments chart's colours
     segments = []
     for r in data.segments_today:
         before = {days["day"]: r["customers"], **{k: (v.get(r["segment"]) or {}).get("customers") for k, v in prev.items()}}
         m = metric(f"segment:{r['segment']}", r["segment"], "int", before, days, "")
-        segments.append({**r, "customers_fmt": fmt(r["customers"], "int"), "share_fmt": fmt(r["customer_share"], "pct"),
+        segments.append({**r, "colour": colour.get(r["segment"], "#bababa"),
+                         "customers_fmt": fmt(r["customers"], "int"), "share_fmt": fmt(r["customer_share"], "pct"),
                          "revenue_fmt": fmt(r["revenue"], "money"), "revenue_share_fmt": fmt(r["revenue_share"], "pct"),
                          "contactable_fmt": fmt(r["contactable_customers"], "int"),
                          "prev_day": m["prev_day"], "prev_week": m["prev_week"]})
@@ -111,8 +118,8 @@ def view(data: ReportData) -> dict:
         verb = "moved up" if up else "slipped"
         if m["from_segment"] == "Prospect":
             verb = "placed a first order and moved"
-        flows.append({**m, "up": up, "text": f"{m['customers']:,} customers {verb} from {m['from_segment']} "
-                                             f"to {m['to_segment']}",
+        who = f"{m['customers']:,} customer{'' if m['customers'] == 1 else 's'}"
+        flows.append({**m, "up": up, "text": f"{who} {verb} from {m['from_segment']} to {m['to_segment']}",
                       "before": f"{m['customers_week_before']:,} the 7 days before"})
     moved = sum(m["customers"] for m in data.movements)
     moved_before = sum(m["customers_week_before"] for m in data.movements)
@@ -199,11 +206,11 @@ def vega_bundle(cache_dir: Path) -> str:
     return bundle
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, text: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    with os.fdopen(fd, "wb") as f:
+        f.write(text.encode("utf-8") if isinstance(text, str) else text)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
@@ -214,25 +221,59 @@ def _script_safe(text: str) -> str:
 
 
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
+                                                                 default_for_string=True),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = fmt
     return env
 
 
-def render(data: ReportData, out_dir: Path, cache_dir: Path) -> dict[str, Path]:
+def subject(model: dict) -> str:
+    gate = model["gate_today"]
+    warning = (" – quality gate FAILED, do not act on today's segments" if gate and gate["failed"]
+               else "" if gate else " – not audited by the quality gate")
+    return f"CRM daily report – {model['day_long']}{warning}"
+
+
+def render(data: ReportData, out_dir: Path, cache_dir: Path, sender: str = PLACEHOLDER_REPORT_FROM,
+           recipients: str = PLACEHOLDER_REPORT_TO, seconds: dict[str, float] | None = None) -> dict[str, Path]:
+    """Write index.html, email.html and email.eml into out_dir; `seconds` (if given) receives the time of
+    each part: model (specs and view), charts (PNGs), bundle (vega-embed, cached), templates, mail, write."""
+    seconds = {} if seconds is None else seconds
+    clock = time.perf_counter()
+
+    def lap(part: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[part] = round(now - clock, 3)
+        clock = now
+
     specs = chart_specs.build(data)
     model = view(data)
+    lap("model")
     with ThreadPoolExecutor(max_workers=4) as pool:
         pngs = dict(zip(specs, pool.map(chart_specs.to_png, specs.values()), strict=True))
+    lap("charts")
+    bundle = _script_safe(vega_bundle(cache_dir))
+    lap("bundle")
     env = environment()
     template = env.get_template("report.html.j2")
     index = template.render(**model, email=False, charts={k: None for k in specs},
                             specs_json=json.dumps(specs, separators=(",", ":")).replace("<", "\\u003c"),
-                            vega_bundle=_script_safe(vega_bundle(cache_dir)))
+                            vega_bundle=bundle)
     email = template.render(**model, email=True, specs_json="", vega_bundle="",
                             charts={k: "data:image/png;base64," + base64.b64encode(v).decode() for k, v in pngs.items()})
-    paths = {"index": out_dir / "index.html", "email": out_dir / "email.html"}
+    mailed = template.render(**model, email=True, specs_json="", vega_bundle="",
+                             charts={k: "cid:" + mail.content_id(k, data.day) for k in pngs})
+    text = env.get_template("report.txt.j2").render(**model)
+    lap("templates")
+    eml = mail.message(day=data.day, subject=subject(model), html=mailed, text=text, pngs=pngs, sender=sender,
+                       recipients=recipients).as_bytes()
+    lap("mail")
+    paths = {"index": out_dir / "index.html", "email": out_dir / "email.html", "eml": out_dir / "email.eml"}
     _write(paths["email"], email)
+    _write(paths["eml"], eml)
     _write(paths["index"], index)
+    lap("write")
     return paths
