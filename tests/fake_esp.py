@@ -8,7 +8,8 @@ an ephemeral port, a thread per request. They keep just enough state to check wh
 
 Faults are injected per write request (POST/PUT): ``faults`` is a queue of ("status", code, headers)
 or ("slow", seconds) — slow applies the write, then answers too late for the client's timeout — and
-``fail_after_writes = n`` answers 503 to every write after n successful ones (an ESP outage mid-sync).
+``fail_after_writes = n`` answers 503 to every write after n successful ones (an ESP outage mid-sync);
+with ``outage_writes = m`` too, the outage ends after m such answers (the ESP comes back).
 ``write_delay = s`` answers every write s seconds after applying it (a slow ESP: a SIGKILLed client
 leaves applied but unconfirmed batches behind); ``faults_injected`` counts the faults served.
 Writes carrying an ``Idempotency-Key`` seen before are answered from the cache without applying again.
@@ -34,6 +35,7 @@ class FakeEsp:
         self.violations: list[str] = []
         self.faults: deque = deque()
         self.fail_after_writes: int | None = None
+        self.outage_writes: int | None = None
         self.writes_ok = 0
         self.replays = 0
         self.write_delay = 0.0
@@ -125,6 +127,10 @@ class FakeEsp:
         with self.lock:
             if self.fail_after_writes is not None and self.writes_ok >= self.fail_after_writes:
                 self.faults_injected += 1
+                if self.outage_writes is not None:
+                    self.outage_writes -= 1
+                    if self.outage_writes <= 0:
+                        self.fail_after_writes = self.outage_writes = None
                 return 503, {"title": "Service Unavailable"}, None, 0
             if self.faults:
                 fault = self.faults.popleft()
