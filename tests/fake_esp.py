@@ -278,7 +278,9 @@ class FakeListmonk(FakeEsp):
             self.lists[lid] = body["name"]
             return 200, {"data": {"id": lid, "name": body["name"]}}
         if path == "/api/subscribers" and method == "GET":
-            emails = set(re.findall(r"'([^']*)'", query.get("query", "")))
+            # listmonk runs the query as SQL: each address is a string literal, a quote in it doubled
+            literals = re.findall(r"'((?:[^']|'')*)'", query.get("query", ""))
+            emails = {literal.replace("''", "'") for literal in literals}
             rows = [self._out(self._by_email[e]) for e in sorted(emails) if e in self._by_email]
             return 200, {"data": {"results": rows, "total": len(rows)}}
         if path == "/api/subscribers" and method == "POST":
