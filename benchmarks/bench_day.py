@@ -136,7 +136,7 @@ def run_ecrm_day(url: str, day: date) -> dict[str, float]:
         with psycopg.connect(url) as conn:
             seconds["gate"] = float(conn.execute(
                 "select extract(epoch from max(checked_at) - min(started_at)) from ops.quality_results, "
-                "(select started_at from ops.build_runs where action = 'publish' order by build_id desc limit 1) b "
+                "(select started_at from ops.build_runs where action = 'gate' order by build_id desc limit 1) b "
                 "where run_date = %s", (day,)).fetchone()[0] or 0)
     return seconds
 

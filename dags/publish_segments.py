@@ -16,23 +16,28 @@ def publish_segments():
 
         return stages_done(["build_marts", "predict"], data_interval_start.date(), warehouse_url())
 
-    # A failed gate must not be retried into success: the data, not the machine, is wrong.
-    @task(retries=0, outlets=[ASSETS["published"]])
-    def gate_publish_push(data_interval_start=None, data_interval_end=None, run_id=None, outlet_events=None) -> dict:
-        from ecrm.pipeline import publish_segments as run
+    @task(retries=0)  # a failed gate must not be retried into success: the data, not the machine, is wrong
+    def gate(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
+        from ecrm.pipeline import gate_segments
+        return gate_segments(data_interval_start, data_interval_end, run_id, warehouse_url())
 
-        summary = run(data_interval_start, data_interval_end, run_id, warehouse_url())
+    @task(outlets=[ASSETS["published"]])  # refuses if a build ran after the gate: rerun the gate then
+    def publish(data_interval_start=None, data_interval_end=None, run_id=None, outlet_events=None) -> dict:
+        from ecrm.pipeline import publish_audited
+        summary = publish_audited(data_interval_start, data_interval_end, run_id, warehouse_url())
         return record_interval(outlet_events, ASSETS["published"], data_interval_start, data_interval_end, summary)
 
-    # The marketing report only reads: it runs after a successful publish, and its failure leaves the
-    # publish (committed and pushed) as it is.
-    @task(retries=1)
+    @task(retries=3, retry_delay=timedelta(minutes=2), retry_exponential_backoff=True)  # resumable: sends
+    def push(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:  # only what is unconfirmed
+        from ecrm.pipeline import push_published
+        return push_published(data_interval_start, data_interval_end, run_id, warehouse_url())
+
+    @task(retries=1)  # only reads; after the publish, and its failure leaves publish and push as they are
     def report(data_interval_start=None) -> dict:
         from ecrm.report import write_report
-
         return write_report(data_interval_start.date(), warehouse_url())
 
-    marts_built() >> gate_publish_push() >> report()
+    marts_built() >> gate() >> publish() >> [push(), report()]
 
 
 publish_segments()

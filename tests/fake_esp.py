@@ -8,7 +8,8 @@ an ephemeral port, a thread per request. They keep just enough state to check wh
 
 Faults are injected per write request (POST/PUT): ``faults`` is a queue of ("status", code, headers)
 or ("slow", seconds) — slow applies the write, then answers too late for the client's timeout — and
-``fail_after_writes = n`` answers 503 to every write after n successful ones (an ESP outage mid-sync).
+``fail_after_writes = n`` answers 503 to every write after n successful ones (an ESP outage mid-sync);
+with ``outage_writes = m`` too, the outage ends after m such answers (the ESP comes back).
 ``write_delay = s`` answers every write s seconds after applying it (a slow ESP: a SIGKILLed client
 leaves applied but unconfirmed batches behind); ``faults_injected`` counts the faults served.
 Writes carrying an ``Idempotency-Key`` seen before are answered from the cache without applying again.
@@ -34,6 +35,7 @@ class FakeEsp:
         self.violations: list[str] = []
         self.faults: deque = deque()
         self.fail_after_writes: int | None = None
+        self.outage_writes: int | None = None
         self.writes_ok = 0
         self.replays = 0
         self.write_delay = 0.0
@@ -125,6 +127,10 @@ class FakeEsp:
         with self.lock:
             if self.fail_after_writes is not None and self.writes_ok >= self.fail_after_writes:
                 self.faults_injected += 1
+                if self.outage_writes is not None:
+                    self.outage_writes -= 1
+                    if self.outage_writes <= 0:
+                        self.fail_after_writes = self.outage_writes = None
                 return 503, {"title": "Service Unavailable"}, None, 0
             if self.faults:
                 fault = self.faults.popleft()
@@ -272,7 +278,9 @@ class FakeListmonk(FakeEsp):
             self.lists[lid] = body["name"]
             return 200, {"data": {"id": lid, "name": body["name"]}}
         if path == "/api/subscribers" and method == "GET":
-            emails = set(re.findall(r"'([^']*)'", query.get("query", "")))
+            # listmonk runs the query as SQL: each address is a string literal, a quote in it doubled
+            literals = re.findall(r"'((?:[^']|'')*)'", query.get("query", ""))
+            emails = {literal.replace("''", "'") for literal in literals}
             rows = [self._out(self._by_email[e]) for e in sorted(emails) if e in self._by_email]
             return 200, {"data": {"results": rows, "total": len(rows)}}
         if path == "/api/subscribers" and method == "POST":

@@ -60,3 +60,17 @@ def test_failure_callback_logs_one_clear_alert_line(caplog):
     [record] = caplog.records
     assert record.getMessage().startswith("ECRM ALERT dag=ingest_orders task=load interval=[2026-10-01")
     assert "orders.csv: missing file" in record.getMessage()
+
+
+def test_publish_segments_shows_gate_publish_and_push_as_tasks_and_retries_only_the_push(dagbag):
+    """The UI shows which step failed; bad data is not retried, a failed push is (it resumes)."""
+    dag = dagbag.dags["publish_segments"]
+    tasks = dag.task_dict
+    assert set(tasks) == {"marts_built", "gate", "publish", "push", "report"}
+    assert tasks["marts_built"].downstream_task_ids == {"gate"}
+    assert tasks["gate"].downstream_task_ids == {"publish"}
+    assert tasks["publish"].downstream_task_ids == {"push", "report"}  # a failing report never blocks the push
+    assert tasks["gate"].retries == 0
+    assert tasks["push"].retries >= 3 and tasks["push"].retry_exponential_backoff
+    assert [a.name for a in tasks["publish"].outlets] == ["ecrm.published.audiences"]
+    assert not tasks["gate"].outlets and not tasks["push"].outlets

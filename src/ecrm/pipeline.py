@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 
@@ -183,58 +185,145 @@ def _latest_published_after(conn, day: date) -> date | None:
 
 
 class PublishAlreadyRunning(RuntimeError):
-    """Another publish of this warehouse is running (gate, publish and push are one unit)."""
+    """Another gate, publish or push of this warehouse is running."""
 
 
-PUBLISH_LOCK = "ecrm-publish"  # session-level advisory lock: one gate + publish + push per warehouse at a time
+class UnauditedTables(RuntimeError):
+    """No passing gate of the day is recorded, or a build ran after it: the tables are not the audited ones."""
 
 
-def publish_segments(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
-    """Quality gate, then publish and push; a failed gate raises and leaves yesterday's audiences as they are.
+PUBLISH_LOCK = "ecrm-publish"  # session-level advisory lock: one gate, publish or push per warehouse at a time
+
+
+@contextmanager
+def _publishing(url: str, day: date) -> Iterator:
+    """A connection holding PUBLISH_LOCK; raises PublishAlreadyRunning at once when it is taken.
 
     Publishes of one warehouse are serialised and a second one fails fast: two at once would audit,
     swap and push under each other (and share the GX project's files)."""
-    day = interval_day(start, end)
-    url = url or resolve_url()
     with connect(url) as conn:
         if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (PUBLISH_LOCK,)).fetchone()[0]:
             raise PublishAlreadyRunning(f"another publish of this warehouse is running; {day} was not published "
                                         "by this run (retry when it has finished)")
         try:
-            return _publish_locked(conn, url, day, run_id)
+            yield conn
         finally:
             conn.execute("select pg_advisory_unlock(hashtext(%s))", (PUBLISH_LOCK,))
 
 
-def _publish_locked(conn, url: str, day: date, run_id: str | None) -> dict:
-    settings = get_settings()
-    seconds: dict[str, float] = {}
+def gate_segments(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
+    """Stage 1 of 3: the quality gate audits the built tables of the day; raises QualityGateFailed if a
+    blocking check fails. A pass is recorded (ops.stage_runs, stage `gate`) with the time it audited."""
+    day, url = interval_day(start, end), url or resolve_url()
+    with _publishing(url, day) as conn:
+        return _gate(conn, url, day, run_id)
+
+
+def publish_audited(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
+    """Stage 2 of 3: replace the published tables with the day's audited rows (ecrm.mailer.publish).
+
+    Refuses (UnauditedTables) when no gate of the day passed or a build ran after it. A past day (a
+    later day is already published) is not re-published: the published audiences never roll back."""
+    day, url = interval_day(start, end), url or resolve_url()
+    with _publishing(url, day) as conn:
+        return _publish(conn, url, day, run_id)
+
+
+def push_published(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
+    """Stage 3 of 3: push the published audiences to the mailer (ECRM_MAILER). Resumable: a rerun after
+    a failure sends only what the ESP has not confirmed. Records the day's `publish_segments` row."""
+    day, url = interval_day(start, end), url or resolve_url()
+    with _publishing(url, day) as conn:
+        return _push(conn, day, run_id)
+
+
+def publish_segments(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
+    """Gate, publish and push in a row (the CLI, tests); the DAG runs them as three tasks.
+
+    A failed gate raises and leaves yesterday's audiences as they are."""
+    day, url = interval_day(start, end), url or resolve_url()
+    with _publishing(url, day) as conn:
+        _gate(conn, url, day, run_id)
+        _publish(conn, url, day, run_id)
+        return _push(conn, day, run_id)
+
+
+def _stage_detail(conn, stage: str, day: date) -> dict | None:
+    row = conn.execute("select detail from ops.stage_runs where stage = %s and run_date = %s", (stage, day)).fetchone()
+    return row[0] if row else None
+
+
+def _gate(conn, url: str, day: date, run_id: str | None) -> dict:
     clock = time.monotonic()
-    # The build lock from the gate to the publish: a dbt build running meanwhile would replace the
-    # tables between the audit and the copy, publishing rows the gate never saw. Fails fast
-    # (BuildAlreadyRunning, naming the build) like a second build; the push below needs no lock.
-    with transform.build_lock(url, day, run_id, action="publish"):
+    # The gate holds the build lock while it audits: no build replaces a table under it.
+    with transform.build_lock(url, day, run_id, action="gate") as lock_id:
+        conn.execute(STAGES_DDL)
+        conn.execute("delete from ops.stage_runs where stage = 'gate' and run_date = %s", (day,))  # no stale pass
+        audited_at = conn.execute("select clock_timestamp()").fetchone()[0]
         checks = gate.enforce(conn, url, day)
-        seconds["gate"] = round(time.monotonic() - clock, 3)
+    detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks), "checks": len(checks),
+              "audited_at": audited_at.isoformat(), "lock_id": lock_id,
+              "seconds": {"gate": round(time.monotonic() - clock, 3)}}
+    _mark_stage(conn, "gate", day, run_id, detail)
+    return detail
+
+
+def _check_audited(conn, day: date) -> dict:
+    """The day's passing gate, if no build ran after it; else raise UnauditedTables.
+
+    A build that held the build lock after the gate took it finished after the gate's `audited_at`
+    (the lock serialises them); refused builds never held it. Call this holding the build lock."""
+    conn.execute(STAGES_DDL)
+    audit = _stage_detail(conn, "gate", day)
+    if audit is None:
+        raise UnauditedTables(f"cannot publish {day}: no passing quality gate of {day} is recorded "
+                              "(ops.stage_runs); run the gate first")
+    later = conn.execute(
+        "select run_date, run_id, status, finished_at from ops.build_runs where action = 'build' "
+        "and status not in ('starting', 'refused') and coalesce(finished_at, 'infinity') > %s::timestamptz "
+        "order by build_id limit 1", (audit["audited_at"],)).fetchone()
+    if later:
+        raise UnauditedTables(
+            f"cannot publish {day}: a build of {later[0]} (run_id {later[1] or '?'}, {later[2]}"
+            f"{f' at {later[3]:%Y-%m-%d %H:%M:%S %Z}' if later[3] else ''}) ran after the quality gate of {day} "
+            f"audited the tables ({audit['audited_at']}); the tables are not the audited ones: "
+            "run the gate again, then publish")
+    return audit
+
+
+def _publish(conn, url: str, day: date, run_id: str | None) -> dict:
+    clock = time.monotonic()
+    # The build lock again: the tables published are the ones the gate audited (checked under it).
+    with transform.build_lock(url, day, run_id, action="publish"):
+        audit = _check_audited(conn, day)
+        detail = {"day": day.isoformat(), "audited_at": audit["audited_at"]}
         later = _latest_published_after(conn, day)
         if later:
             # Rerunning a past day (a backfill) must not roll the published audiences and the ESP back
             # to older segments: it re-audits the day and leaves what is published and pushed alone.
-            detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks),
-                      "checks": len(checks), "skipped": f"{later.isoformat()} is already published; "
-                      "a past day is audited, not re-published", "seconds": seconds}
-            _mark_stage(conn, "publish_segments", day, run_id, detail)
-            return detail
-        clock = time.monotonic()
-        counts = publish(conn, day)
-        seconds["publish"] = round(time.monotonic() - clock, 3)
+            detail["skipped"] = f"{later.isoformat()} is already published; a past day is audited, not re-published"
+        else:
+            detail["audiences"] = publish(conn, day)
+    detail["seconds"] = {"publish": round(time.monotonic() - clock, 3)}
+    _mark_stage(conn, "publish", day, run_id, detail)
+    return detail
+
+
+def _push(conn, day: date, run_id: str | None) -> dict:
     clock = time.monotonic()
-    mailer = sync_audiences(conn, day)  # ECRM_MAILER: outbox (default), listmonk or mailchimp
-    detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks), "checks": len(checks),
-              "audiences": counts, "outbox": str(settings.outbox / day.isoformat()),
-              "manifest": mailer.get("manifest"),
-              "mailer": {k: v for k, v in mailer.items() if k != "manifest"}}
-    seconds["push"] = round(time.monotonic() - clock, 3)
-    detail["seconds"] = seconds
+    conn.execute(STAGES_DDL)
+    audit, published = _stage_detail(conn, "gate", day) or {}, _stage_detail(conn, "publish", day) or {}
+    seconds = {**audit.get("seconds", {}), **published.get("seconds", {})}
+    detail = {"day": day.isoformat(), "checks_passed": audit.get("checks_passed"), "checks": audit.get("checks")}
+    later = _latest_published_after(conn, day)
+    if published.get("skipped") or later:
+        detail["skipped"] = published.get("skipped") or (f"{later.isoformat()} is already published; "
+                                                         "a past day is audited, not re-published")
+    else:
+        mailer = sync_audiences(conn, day)  # ECRM_MAILER: outbox (default), listmonk or mailchimp
+        detail.update({"audiences": published.get("audiences"),
+                       "outbox": str(get_settings().outbox / day.isoformat()), "manifest": mailer.get("manifest"),
+                       "mailer": {k: v for k, v in mailer.items() if k != "manifest"}})
+    detail["seconds"] = {**seconds, "push": round(time.monotonic() - clock, 3)}
     _mark_stage(conn, "publish_segments", day, run_id, detail)
     return detail

@@ -105,8 +105,8 @@ def build_lock(url: str, day: date, run_id: str | None = None, action: str = "bu
 
     The lock is session-level on a connection of its own (dbt opens its own connections), so it is
     released when the body ends or, if the process dies, when the server drops the connection.
-    `action` is "build" (a dbt build) or "publish" (the gate and the publish, so the tables the gate
-    audited are the ones published). Yields the ops.build_runs id of this build.
+    `action` is "build" (a dbt build), "gate" (the quality gate audits the built tables) or "publish"
+    (it checks that no build ran since the gate, then publishes). Yields the ops.build_runs id.
     """
     import psycopg
 

@@ -101,8 +101,8 @@ def test_a_killed_build_releases_the_lock_and_is_marked_abandoned(gate_built):
 
 
 def test_a_publish_while_a_build_runs_is_refused_before_the_gate(gate_day2):
-    """The gate audits the built tables and the publish copies them: a build in between would publish
-    rows the gate never saw, so publish_segments holds the build lock from the gate to the publish."""
+    """The gate audits the built tables and the publish copies them: neither runs while a build does
+    (each holds the build lock), and a build never runs while either does."""
     from test_quality_gate import published_state
 
     from ecrm.pipeline import publish_segments
@@ -110,7 +110,7 @@ def test_a_publish_while_a_build_runs_is_refused_before_the_gate(gate_day2):
     url, conn, outbox = gate_day2
     before = published_state(conn)
     with build_lock(url, DAY2, run_id="scheduled__2026-10-02"):
-        with pytest.raises(BuildAlreadyRunning, match=f"cannot publish {DAY2}: another build of {DAY2} is running"):
+        with pytest.raises(BuildAlreadyRunning, match=f"cannot gate {DAY2}: another build of {DAY2} is running"):
             publish_segments(*day_interval(DAY2), run_id="manual__publish", url=url)
     assert published_state(conn) == before
     assert not (outbox / DAY2.isoformat()).exists()
@@ -122,5 +122,38 @@ def test_a_publish_while_a_build_runs_is_refused_before_the_gate(gate_day2):
     publish_segments(*day_interval(DAY2), run_id="manual__publish", url=url)  # the lock is free again
     assert (outbox / DAY2.isoformat() / "manifest.json").exists()
     assert conn.execute("select action, status from ops.build_runs where run_id = 'manual__publish' "
-                        "order by build_id").fetchall() == [("publish", "refused"), ("publish", "succeeded"),
-                                                             ("publish", "succeeded")]
+                        "order by build_id").fetchall() == [("gate", "refused"), ("publish", "succeeded"),
+                                                             ("gate", "succeeded"), ("publish", "succeeded")]
+
+
+def test_a_build_between_the_gate_and_the_publish_makes_the_publish_refuse(gate_day2):
+    """The DAG's gate and publish are two tasks, each holding the build lock for itself: a build that
+    ran in between replaced the audited tables, so the publish refuses and nothing unaudited is published."""
+    from test_quality_gate import published_state
+
+    from ecrm.pipeline import UnauditedTables, gate_segments, publish_audited, push_published
+
+    url, conn, outbox = gate_day2
+    before = published_state(conn)
+    with pytest.raises(UnauditedTables, match=f"cannot publish {DAY2}: no passing quality gate of {DAY2}"):
+        publish_audited(*day_interval(DAY2), run_id="scheduled__2026-10-02", url=url)
+    gate_segments(*day_interval(DAY2), run_id="scheduled__2026-10-02", url=url)
+    build_marts(*day_interval(DAY2), run_id="manual__rebuild", url=url)  # a real dbt build in between
+    with pytest.raises(UnauditedTables) as info:
+        publish_audited(*day_interval(DAY2), run_id="scheduled__2026-10-02", url=url)
+    message = str(info.value)
+    assert message.startswith(f"cannot publish {DAY2}: a build of {DAY2} (run_id manual__rebuild, succeeded at ")
+    assert "ran after the quality gate" in message and "run the gate again, then publish" in message
+    assert published_state(conn) == before
+    assert conn.execute("select status, error from ops.build_runs where action = 'publish' "
+                        "order by build_id desc limit 1").fetchone() == ("failed", f"UnauditedTables: {message}")
+    # a build refused (here by a publish holding the lock) never ran: it does not void the gate
+    gate_segments(*day_interval(DAY2), run_id="scheduled__2026-10-02", url=url)
+    with build_lock(url, DAY2, run_id="holder", action="publish"):
+        with pytest.raises(BuildAlreadyRunning):
+            build_marts(*day_interval(DAY2), run_id="refused", url=url)
+    published = publish_audited(*day_interval(DAY2), run_id="scheduled__2026-10-02", url=url)
+    assert published["audiences"] and published_state(conn) != before
+    pushed = push_published(*day_interval(DAY2), run_id="scheduled__2026-10-02", url=url)
+    assert pushed["audiences"] == published["audiences"]
+    assert (outbox / DAY2.isoformat() / "manifest.json").exists()

@@ -235,3 +235,45 @@ def test_sigkill_mid_push_then_the_next_run_finishes_exactly_once(conn, db_url, 
                          f"deduplicated {fake.replays}")
     finally:
         fake.stop()
+
+
+@pytest.mark.slow
+def test_a_failed_push_task_is_retried_by_airflow_and_pushes_nobody_twice(gate_day2, airflow_home, monkeypatch):
+    """The publish_segments DAG through dag.test(): the ESP goes down mid-push, the push task fails and
+    Airflow's retry of it (gate and publish are not rerun) finishes the push, each address sent once."""
+    from datetime import timedelta
+
+    from test_quality_gate import DAY2
+
+    from ecrm import airflow_env
+
+    url, conn, _ = gate_day2
+    fake = FakeListmonk().start()
+    try:
+        for key, value in {"ECRM_MAILER": "listmonk", "ECRM_LISTMONK_URL": fake.url, "ECRM_LISTMONK_USER": fake.user,
+                           "ECRM_LISTMONK_TOKEN": fake.token, "ECRM_MAILER_MAX_RETRIES": "1",
+                           "ECRM_MAILER_BACKOFF_BASE": "0.01", "ECRM_MAILER_CONCURRENCY": "1"}.items():
+            monkeypatch.setenv(key, value)
+        audiences = conn.execute("select count(distinct audience) from sync.sync_audience_members").fetchone()[0]
+        fake.fail_after_writes = audiences + 10  # the lists and 10 subscribers, then 503s ...
+        fake.outage_writes = 2                   # ... for the first try and its one HTTP retry
+        airflow_env.configure(url, home=airflow_home)
+        dag = airflow_env.load_dags()["publish_segments"]
+        dag.get_task("push").retry_delay = timedelta(seconds=1)  # 2 minutes in production
+        # the sensor and the report are not what is tested here: marked successful
+        run = airflow_env.run_day({"publish_segments": dag}, "publish_segments", DAY2, mark_success="marts_built|report")
+        tries = {ti.task_id: (str(ti.state), ti.try_number) for ti in run.get_task_instances()}
+        assert str(run.state) == "success", tries
+        assert tries["gate"] == ("success", 1) and tries["publish"] == ("success", 1)
+        assert tries["push"] == ("success", 2)
+        assert fake.faults_injected == 2 and fake.fail_after_writes is None
+        created = _applied_per_address("listmonk", fake)
+        members = {e for (e,) in conn.execute("select email from mailer.audience_state where target like 'listmonk:%' "
+                                              "and is_member")}
+        assert created and set(created) == members and set(created.values()) == {1}  # each address once
+        assert [s for (s,) in conn.execute("select status from mailer.sync_runs where adapter = 'listmonk' "
+                                           "group by run_id, status order by run_id")] == ["failed", "succeeded"]
+        _assert_clean(conn, fake, set())
+    finally:
+        fake.stop()
+

@@ -73,8 +73,8 @@ class ListmonkAdapter:
 
     # -- helpers ------------------------------------------------------------------------------------
     def _lookup(self, emails: list[str]) -> dict[str, dict]:
-        """Existing subscribers by address (emails passed the warehouse's strict address check, so they
-        carry no quote; escape anyway)."""
+        """Existing subscribers by address. listmonk's query is an SQL expression: an address may hold
+        a quote (o'brien@example.com, valid by ecrm.email_rule), doubled inside the string literal."""
         found: dict[str, dict] = {}
         for i in range(0, len(emails), 100):  # keep the query string short
             chunk = emails[i:i + 100]

@@ -14,9 +14,6 @@ import psycopg
 from .audit import HISTORY_VIEW
 from .http import MailerError
 
-# Same shape as dim_customers.is_valid_email checks, and nothing a listmonk query string would need to escape.
-EMAIL_RE = r"^[a-z0-9][a-z0-9._%+-]*@[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,}$"
-
 DDL = """
 create schema if not exists mailer;
 create sequence if not exists mailer.sync_run_seq;
@@ -137,8 +134,9 @@ def _relation_exists(conn: psycopg.Connection, name: str) -> bool:
 
 
 def plan_sql(conn: psycopg.Connection) -> str:
-    """The diff as one query (parameters: day, target, email_re). Every published member is checked
-    again here, at push time, against suppression, consent, address validity and the holdout, even
+    """The diff as one query (parameters: day, target, email_re: ecrm.email_rule.EMAIL_PATTERN). Every
+    published member is checked again here, at push time, against suppression, consent, address validity
+    (the warehouse's one e-mail rule) and the holdout, even
     though dbt already excluded them: the mailer is the last line before an address leaves the house."""
     if not _relation_exists(conn, "marts.dim_customers"):
         raise MailerError("marts.dim_customers is missing: cannot check suppression, refusing to push anything")

@@ -32,10 +32,11 @@ from datetime import date
 
 import psycopg
 
+from ..email_rule import EMAIL_PATTERN
 from .adapters import adapter_from_config
 from .config import MailerConfig
 from .http import MailerError
-from .state import COMPLIANCE_REASONS, EMAIL_RE, apply_ddl, plan_sql
+from .state import COMPLIANCE_REASONS, apply_ddl, plan_sql
 from .types import ACTIONS, Adapter, Member, MemberResult
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def _published_check(conn: psycopg.Connection, day: date) -> None:
 
 
 def _load_plan(conn: psycopg.Connection, day: date, target: str) -> list[PlannedChange]:
-    rows = conn.execute(plan_sql(conn), {"day": day, "target": target, "email_re": EMAIL_RE}).fetchall()
+    rows = conn.execute(plan_sql(conn), {"day": day, "target": target, "email_re": EMAIL_PATTERN}).fetchall()
     plan = []
     for action, audience, customer_id, email, first_name, segment, email_hash, attrs_hash, reason, esp_id in rows:
         plan.append(PlannedChange(action, audience, Member(email, email_hash, customer_id, first_name, segment,

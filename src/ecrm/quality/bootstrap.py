@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import shutil
 
+from ..email_rule import EMAIL_PATTERN
 from ..settings import get_settings
 from .gate import CHECKPOINT, SAFETY_CHECKS, gx_context
 
 SEGMENTS = ["Champions", "Loyal", "Potential Loyalist", "New", "Promising", "Need Attention", "About to Sleep",
             "At Risk", "Can't Lose Them", "Hibernating", "Lost", "Prospect"]
 AUDIENCES = ["winback", "vip", "nurture"]
-# The same address rule as dbt's is_valid_email macro (addresses are normalized: lower-cased, trimmed).
-EMAIL_REGEX = r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
 DAY = "{ts} >= ops.gate_day_start() and {ts} < ops.gate_day_end()"
 # Share of all customers each segment may hold on a day: (segment, min, max). Edit in the JSON.
 SHARE_BOUNDS = [("Champions", 0, 0.3), ("Loyal", 0, 0.3), ("Potential Loyalist", 0, 0.3), ("New", 0, 0.3),
@@ -217,7 +216,7 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
         columns("customer_id,email,first_name,country,signed_up_at,updated_at,accepts_marketing"),
         not_null("customer_id"), not_null("email"), not_null("accepts_marketing"),
         gxe.ExpectColumnValuesToBeUnique(column="customer_id", meta=meta("customer_id_unique")),
-        gxe.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_REGEX, mostly=0.99,
+        gxe.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_PATTERN, mostly=0.99,
                                            meta=meta("email_valid", "warning")),
         rows("email_not_shared", "No two customer records share an e-mail address (a duplicated customer "
              "would be mailed twice).",
@@ -300,7 +299,7 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
         gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta("customers_not_empty")),
         not_null("customer_id"), not_null("email"),
         gxe.ExpectColumnValuesToBeUnique(column="customer_id", meta=meta("customer_id_unique")),
-        gxe.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_REGEX, mostly=0.98,
+        gxe.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_PATTERN, mostly=0.98,
                                            meta=meta("email_valid", "warning")),
         in_set("lifecycle_stage", ["prospect", "new", "active", "at_risk", "lapsed"]),
         between("order_count", 0, None), between("net_revenue", 0, None),
@@ -375,7 +374,7 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
                    {"table": "sync.sync_audience_members", "row_key": ["audience", "customer_id"]}, [
         columns("audience,customer_id,email,first_name,segment,snapshot_date"),
         not_null("email"),
-        gxe.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_REGEX, meta=meta("email_valid")),
+        gxe.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_PATTERN, meta=meta("email_valid")),
         not_null("customer_id"),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["audience", "customer_id"],
                                             meta=meta("one_row_per_audience_member")),

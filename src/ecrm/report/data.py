@@ -239,6 +239,8 @@ def _ops(conn, data: ReportData, p: dict, compare: list[date]) -> None:
             where run_date = %(d)s and checkpoint = %(cp)s and suite = 'quarantine'
             order by observed_value::bigint desc, expectation limit 10""", {**p, "cp": GATE_CHECKPOINT})
     if conn.execute("select to_regclass('ops.stage_runs') is not null").fetchone()[0]:
-        rows = _rows(conn, "select finished_at, detail from ops.stage_runs "
-                           "where stage = 'publish_segments' and run_date = %(d)s", p)
+        # The publish stage's row (the DAG's report runs after the publish, beside the push); days
+        # published before the three-stage split have only the whole unit's row.
+        rows = _rows(conn, "select finished_at, detail from ops.stage_runs where stage in ('publish', "
+                           "'publish_segments') and run_date = %(d)s order by stage = 'publish' desc limit 1", p)
         data.published = rows[0] if rows else None
