@@ -15,25 +15,16 @@ from upath import UPath
 from . import transform
 from .intervals import day_interval, interval_day
 from .load.ingest import day_folder, ingest
-from .mailer.publish import publish
 from .mailer.sync import sync_audiences
+from .publish import publish
 from .quality import gate
 from .settings import get_settings
-from .warehouse import apply_schema, connect, resolve_url
+from .warehouse import connect, resolve_url
+from .warehouse.migrate import require_migrated
 
 log = logging.getLogger(__name__)
 SOURCES = ("shop", "weblogs", "email")
 HISTORY_BEGINS = datetime(1970, 1, 1, tzinfo=UTC)
-STAGES_DDL = """
-create table if not exists ops.stage_runs (
-    stage        text not null,
-    run_date     date not null,
-    run_id       text,
-    detail       jsonb,
-    finished_at  timestamptz not null default now(),
-    primary key (stage, run_date)
-);
-"""
 
 
 def landing_root() -> UPath:
@@ -44,7 +35,6 @@ def landing_root() -> UPath:
 def _mark_stage(conn, stage: str, day: date, run_id: str | None, detail: dict) -> None:
     from psycopg.types.json import Jsonb
 
-    conn.execute(STAGES_DDL)
     conn.execute("insert into ops.stage_runs (stage, run_date, run_id, detail) values (%s, %s, %s, %s) "
                  "on conflict (stage, run_date) do update set run_id = excluded.run_id, detail = excluded.detail, "
                  "finished_at = now()", (stage, day, run_id, Jsonb(detail)))
@@ -89,7 +79,7 @@ def ingest_shop_db(start: datetime, end: datetime, shop_url: str, run_id: str | 
     lookback = timedelta(days=lookback_days if lookback_days is not None else get_settings().orders_lookback_days)
     folder = day_folder(landing_root(), "shop_db", day)
     with connect(url) as conn:
-        apply_schema(conn)
+        require_migrated(conn)
         window = shop_db.pull_window(conn, "shop_db", (start, end), lookback, HISTORY_BEGINS)
         shop_db.extract(shop_url, folder, window)
         results = ingest(conn, "shop", folder, window, run_id)
@@ -112,8 +102,7 @@ def ingest_initial(start: date, url: str | None = None) -> dict:
 def stages_done(stages: list[str], day: date, url: str | None = None) -> bool:
     """Have all `stages` finished for `day`? (Sensors poke this instead of Airflow cross-DAG state.)"""
     with connect(url or resolve_url()) as conn:
-        apply_schema(conn)
-        conn.execute(STAGES_DDL)
+        require_migrated(conn)
         done = conn.execute("select count(*) from ops.stage_runs where run_date = %s and stage = any(%s)",
                             (day, stages)).fetchone()[0]
     return done == len(stages)
@@ -135,8 +124,7 @@ def day_is_current(day: date, url: str | None = None, orders_folder: str = "shop
     if not checksums:
         return False
     with connect(url or resolve_url()) as conn:
-        apply_schema(conn)
-        conn.execute(STAGES_DDL)
+        require_migrated(conn)
         known = conn.execute("select count(distinct checksum) from ops.load_ledger where checksum = any(%s) "
                              "and status in ('succeeded', 'skipped_duplicate')", (checksums,)).fetchone()[0]
         # Stage rows are keyed by the day they processed (a load's ledger interval can be wider: the
@@ -168,6 +156,7 @@ def predict_customers(start: datetime, end: datetime, run_id: str | None = None,
 
     day = interval_day(start, end)
     with connect(url or resolve_url()) as conn:
+        require_migrated(conn)
         result = predict(conn, day)
         _mark_stage(conn, "predict", day, run_id, result)
     return result
