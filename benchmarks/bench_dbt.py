@@ -43,7 +43,7 @@ WARM_UP_DAYS = 4
 
 def fill(url: str, customers: int, history_days: int) -> dict[str, int]:
     """raw.* with `history_days` days before RUN_DAY and RUN_DAY itself, at a fixed daily volume."""
-    from ecrm.warehouse import apply_schema
+    from ecrm.warehouse.migrate import migrate
 
     orders_per_day = max(1, customers * 6 // 1000)
     sessions_per_day = max(1, customers * 2 // 100)
@@ -51,8 +51,8 @@ def fill(url: str, customers: int, history_days: int) -> dict[str, int]:
     first = RUN_DAY - timedelta(days=history_days)
     params = {"n": customers, "first": first, "days": history_days, "opd": orders_per_day,
               "spd": sessions_per_day, "rcp": recipients}
+    migrate(url)
     with psycopg.connect(url, autocommit=True) as conn:
-        apply_schema(conn)
         conn.execute("""
             insert into raw.customers
             select 'c-' || lpad(i::text, 7, '0'), 'u' || i || '@example.com', 'N' || i, 'DE',
@@ -170,14 +170,14 @@ def prepare(warehouse, customers: int, history_days: int, refresh: str | None = 
     the models of `refresh` (a dbt selector) rebuilt from scratch and then run day by day as above:
     for timing a model change at 1M customers without spending half an hour on generating and
     building the history again."""
-    from ecrm.warehouse import apply_schema
+    from ecrm.warehouse.migrate import migrate
 
     url = warehouse.create_database(f"bench_{customers}_{history_days}")
     first_daily = RUN_DAY - timedelta(days=warm_up_days)
     with psycopg.connect(url, autocommit=True) as conn:
         prepared = conn.execute("select to_regclass('public.bench_prepared') is not null").fetchone()[0]
         if prepared:
-            apply_schema(conn)  # raw indexes added since the database was prepared
+            migrate(url)  # raw indexes added since the database was prepared
             counts = {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0]
                       for t in ("customers", "orders", "web_requests", "email_events")}
     result = {"url": url, "customers": customers, "history_days": history_days, "generate_s": 0.0,

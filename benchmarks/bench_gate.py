@@ -175,8 +175,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the server running afterwards")
     args = parser.parse_args()
 
-    from ecrm.warehouse import apply_schema
     from ecrm.warehouse.embedded import EmbeddedWarehouse
+    from ecrm.warehouse.migrate import migrate
 
     wh = EmbeddedWarehouse(Path(args.dir))
     wh.start()
@@ -189,9 +189,8 @@ def main() -> None:
                 "holdout": HOLDOUT.format(c="'c' || lpad(g::text, 8, '0')"),
                 "audiences": ", ".join(f"('{a}', '{g.replace(chr(39), chr(39) * 2)}')" for a, g in AUDIENCES),
                 "holdout_m": HOLDOUT.format(c="m.customer_id")}
+    migrate(url)
     with psycopg.connect(url, autocommit=True) as conn:
-        apply_schema(conn)
-
         def generate() -> None:
             with conn.transaction():
                 for statement in filter(str.strip, SETUP.format(**literals).split(";\n")):
@@ -232,8 +231,8 @@ def main() -> None:
         print(f"  {len(rows)} expectations; failed: "
               f"{[f'{r.suite}.{r.expectation}' for r in rows if not r.passed] if isinstance(rows, list) else rows}")
 
-        os.environ["ECRM_GX_WAREHOUSE_URL"] = gate.gate_url(url, DAY, load_config())
         context = gate.gx_context()
+        gate.set_warehouse_url(context, gate.gate_url(url, DAY, load_config()))
         for vd in context.checkpoints.get(gate.CHECKPOINT).validation_definitions:
             timed(f"  suite {vd.name} ({len(vd.suite.expectations)} expectations)",
                   partial_run(vd), results)

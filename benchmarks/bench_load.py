@@ -114,11 +114,13 @@ def run_variant(variant: str, kind: str, folder: Path, url: str) -> dict:
 
     from ecrm.intervals import day_interval
     from ecrm.load.ingest import ingest
+    from ecrm.warehouse.migrate import migrate
 
     interval = day_interval(DAY)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("drop schema if exists raw cascade; drop schema if exists quarantine cascade; "
                      "drop schema if exists ops cascade; drop schema if exists bench cascade; create schema bench")
+        migrate(url)
         if variant == "ecrm":
             source = "shop" if kind == "order_lines" else "weblogs"
             if kind == "order_lines":
@@ -131,9 +133,6 @@ def run_variant(variant: str, kind: str, folder: Path, url: str) -> dict:
             seconds = time.perf_counter() - t0
             rows = sum(r.rows_loaded for r in results)
         else:
-            from ecrm.warehouse import apply_schema
-
-            apply_schema(conn)
             table = "raw.order_lines" if kind == "order_lines" else "raw.web_requests"
             prepared = folder.parent / f"{folder.name}.prepared.csv"
             columns = prepared.open().readline().strip() if variant == "copy" else None

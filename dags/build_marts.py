@@ -5,7 +5,15 @@ from datetime import timedelta
 
 from airflow.sdk import dag, task
 
-from ecrm.orchestration import ASSETS, DAILY, DEFAULT_ARGS, START_DATE, record_interval, warehouse_url
+from ecrm.orchestration import (
+    ASSETS,
+    DAILY,
+    DEFAULT_ARGS,
+    START_DATE,
+    migrate_task,
+    record_interval,
+    warehouse_url,
+)
 
 
 @dag(schedule=DAILY, start_date=START_DATE, catchup=False, default_args=DEFAULT_ARGS, max_active_runs=1,
@@ -30,7 +38,7 @@ def build_marts():
 
         return predict_customers(data_interval_start, data_interval_end, run_id, warehouse_url())
 
-    loads_done() >> dbt_build() >> predict()
+    migrate_task() >> loads_done() >> dbt_build() >> predict()
 
 
 build_marts()

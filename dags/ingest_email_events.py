@@ -8,6 +8,7 @@ from ecrm.orchestration import (
     DEFAULT_ARGS,
     LOAD_PARAMS,
     START_DATE,
+    migrate_task,
     record_interval,
     warehouse_url,
 )
@@ -24,7 +25,7 @@ def ingest_email_events():
                                   allow_empty=bool(params and params.get("allow_empty")))
         return record_interval(outlet_events, ASSETS["email"], data_interval_start, data_interval_end, summary)
 
-    load()
+    migrate_task() >> load()
 
 
 ingest_email_events()

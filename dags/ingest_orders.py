@@ -11,6 +11,7 @@ from ecrm.orchestration import (
     DAILY,
     DEFAULT_ARGS,
     START_DATE,
+    migrate_task,
     record_interval,
     shop_db_url,
     warehouse_url,
@@ -31,7 +32,7 @@ def ingest_orders():
             summary = ingest_interval("shop", data_interval_start, data_interval_end, run_id, warehouse_url())
         return record_interval(outlet_events, ASSETS["shop"], data_interval_start, data_interval_end, summary)
 
-    load()
+    migrate_task() >> load()
 
 
 ingest_orders()

@@ -4,7 +4,15 @@ from datetime import timedelta
 
 from airflow.sdk import dag, task
 
-from ecrm.orchestration import ASSETS, DAILY, DEFAULT_ARGS, START_DATE, record_interval, warehouse_url
+from ecrm.orchestration import (
+    ASSETS,
+    DAILY,
+    DEFAULT_ARGS,
+    START_DATE,
+    migrate_task,
+    record_interval,
+    warehouse_url,
+)
 
 
 @dag(schedule=DAILY, start_date=START_DATE, catchup=False, default_args=DEFAULT_ARGS, max_active_runs=1,
@@ -37,7 +45,7 @@ def publish_segments():
         from ecrm.report import write_report
         return write_report(data_interval_start.date(), warehouse_url())
 
-    marts_built() >> gate() >> publish() >> [push(), report()]
+    migrate_task() >> marts_built() >> gate() >> publish() >> [push(), report()]
 
 
 publish_segments()

@@ -1,5 +1,5 @@
 """Shared fixtures: one embedded PostgreSQL per test session (never a server started by hand),
-a fresh database per test that needs isolation, and a project-local Airflow in a temp folder."""
+a fresh, migrated database per test that needs isolation, and a project-local Airflow in a temp folder."""
 
 from __future__ import annotations
 
@@ -22,9 +22,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def warehouse(tmp_path_factory):
-    from ecrm.warehouse.embedded import EmbeddedWarehouse
+    from ecrm.warehouse.embedded import DATABASE, EmbeddedWarehouse
+    from ecrm.warehouse.migrate import migrate
 
-    wh = EmbeddedWarehouse(tmp_path_factory.mktemp("warehouse"))
+    class MigratedWarehouse(EmbeddedWarehouse):
+        """Every database it creates has been through `ecrm warehouse migrate`, as the DAGs' first task and
+        the demo do it: a copy of one template migrated once per session. `migrated=False` gives an
+        empty database (a shop's own database, Airflow's metadata, the migration tests)."""
+
+        TEMPLATE = "ecrm_migrated_template"
+
+        def create_database(self, name: str, migrated: bool = True) -> str:
+            if not migrated or name in (DATABASE, self.TEMPLATE):
+                return super().create_database(name)
+            import psycopg
+
+            with psycopg.connect(self.url("postgres"), autocommit=True) as admin:
+                if not admin.execute("select 1 from pg_database where datname = %s", (self.TEMPLATE,)).fetchone():
+                    migrate(super().create_database(self.TEMPLATE))
+                if not admin.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
+                    admin.execute(f'create database "{name}" template "{self.TEMPLATE}"')
+            return self.url(name)
+
+    wh = MigratedWarehouse(tmp_path_factory.mktemp("warehouse"))
     wh.start()
     yield wh
     wh.destroy()
@@ -32,8 +52,14 @@ def warehouse(tmp_path_factory):
 
 @pytest.fixture
 def db_url(warehouse) -> str:
-    """A new, empty database on the session's server."""
+    """A new database on the session's server, migrated and empty."""
     return warehouse.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def bare_db_url(warehouse) -> str:
+    """A new database with nothing in it: not even the warehouse's tables."""
+    return warehouse.create_database(f"b_{uuid.uuid4().hex[:12]}", migrated=False)
 
 
 @pytest.fixture

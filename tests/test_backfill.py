@@ -51,7 +51,7 @@ def test_backfill_create_over_seven_days(warehouse, tmp_path):
     from ecrm.simulate import ShopSimulator
 
     url = warehouse.create_database("backfill")
-    metadata = warehouse.create_database("backfill_airflow_metadata")
+    metadata = warehouse.create_database("backfill_airflow_metadata", migrated=False)
     sim = ShopSimulator(landing=tmp_path / "landing", outbox=tmp_path / "outbox", truth=tmp_path / "truth",
                         start=START, customers=300, seed=11)
     for offset in range(DAYS):

@@ -144,14 +144,12 @@ def test_gx_context_is_built_once_and_each_run_connects_with_its_own_date(days, 
     saved = os.environ.get("ECRM_GX_PROJECT_DIR")
     os.environ["ECRM_GX_PROJECT_DIR"] = str(gx_dir)
     try:
-        with psycopg.connect(days["url"], autocommit=True) as conn:
-            gate.prepare(conn)
         context = gate.gx_context()
         assert gate.gx_context() is context
         config = load_config()
         seen = []
         for day in (DAY1, DAY2):
-            os.environ["ECRM_GX_WAREHOUSE_URL"] = gate.gate_url(days["url"], day, config)
+            gate.set_warehouse_url(context, gate.gate_url(days["url"], day, config))
             engine = context.data_sources.get("warehouse").get_execution_engine().engine
             with engine.connect() as connection:
                 seen.append(connection.exec_driver_sql("select ops.gate_run_date()").scalar())

@@ -11,6 +11,7 @@ import stat
 from datetime import date
 from pathlib import Path
 
+import psycopg
 import pytest
 from mailer_world import World
 
@@ -18,6 +19,7 @@ from ecrm.mailer.audit import why_not
 from ecrm.mailer.config import MailerConfig
 from ecrm.mailer.http import MailerError
 from ecrm.mailer.sync import CircuitBreakerOpen, sync_audiences
+from ecrm.warehouse.migrate import migrate, migrations
 
 D1, D2 = date(2026, 10, 1), date(2026, 10, 2)
 
@@ -162,31 +164,37 @@ def test_a_suppression_wave_is_removed_first_and_never_trips_the_breaker(conn, w
     assert [a for a, _ in order] == ["remove"] * 6 + ["add"] * 5
 
 
-def test_old_sync_runs_table_is_migrated(conn, world, config):
-    conn.execute("create schema mailer")
-    conn.execute("create sequence mailer.sync_run_seq")
-    conn.execute("select nextval('mailer.sync_run_seq')")
-    conn.execute("create table mailer.sync_runs (run_id bigint not null, audience text not null, day date not null, "
-                 "adapter text not null, target text not null, dry_run boolean not null, status text not null check "
-                 "(status in ('running', 'succeeded', 'failed', 'refused', 'dry_run')), members_before integer not "
-                 "null, members_after integer not null, adds integer not null, updates integer not null, removes "
-                 "integer not null, excluded integer not null, sent integer not null default 0, rejected integer not "
-                 "null default 0, error text, started_at timestamptz not null default now(), finished_at timestamptz, "
-                 "duration_s numeric(10, 3), primary key (run_id, audience))")
-    conn.execute("insert into mailer.sync_runs (run_id, audience, day, adapter, target, dry_run, status, "
-                 "members_before, members_after, adds, updates, removes, excluded) values "
-                 "(1, 'vip', %s, 'outbox', 'outbox', false, 'running', 0, 1, 1, 0, 0, 0)", (D1,))
-    ids = world.customers(2)
-    world.publish(D1, {"vip": ids})
-    for _ in range(2):  # the migration is idempotent
-        report = sync_audiences(conn, D1, config=config)
-    assert report["status"] == "succeeded"
-    row = conn.execute("select status, abandoned_by_run_id, abandoned_at is not null from mailer.sync_runs "
-                       "where run_id = 1").fetchone()
-    assert row[0] == "abandoned" and row[1] is not None and row[2]
-    checks = conn.execute("select count(*) from pg_constraint where conrelid = 'mailer.sync_runs'::regclass "
-                          "and contype = 'c'").fetchone()[0]
-    assert checks == 1
+def test_old_sync_runs_table_is_migrated(bare_db_url, config):
+    """A mailer.sync_runs of an early version (no 'abandoned' status, no compliance or abandoned columns):
+    `ecrm warehouse migrate` upgrades it in place, and the next sync closes its dead run."""
+    with psycopg.connect(bare_db_url, autocommit=True) as conn:
+        conn.execute("create schema mailer")
+        conn.execute("create sequence mailer.sync_run_seq")
+        conn.execute("select nextval('mailer.sync_run_seq')")
+        conn.execute("create table mailer.sync_runs (run_id bigint not null, audience text not null, day date not "
+                     "null, adapter text not null, target text not null, dry_run boolean not null, status text not "
+                     "null check (status in ('running', 'succeeded', 'failed', 'refused', 'dry_run')), members_before "
+                     "integer not null, members_after integer not null, adds integer not null, updates integer not "
+                     "null, removes integer not null, excluded integer not null, sent integer not null default 0, "
+                     "rejected integer not null default 0, error text, started_at timestamptz not null default now(), "
+                     "finished_at timestamptz, duration_s numeric(10, 3), primary key (run_id, audience))")
+        conn.execute("insert into mailer.sync_runs (run_id, audience, day, adapter, target, dry_run, status, "
+                     "members_before, members_after, adds, updates, removes, excluded) values "
+                     "(1, 'vip', %s, 'outbox', 'outbox', false, 'running', 0, 1, 1, 0, 0, 0)", (D1,))
+        assert [m.file for m in migrate(bare_db_url)] == [m.file for m in migrations()]
+        assert migrate(bare_db_url) == []  # the migration is recorded: a second run applies nothing
+        world = World(conn)
+        ids = world.customers(2)
+        world.publish(D1, {"vip": ids})
+        for _ in range(2):
+            report = sync_audiences(conn, D1, config=config)
+        assert report["status"] == "succeeded"
+        row = conn.execute("select status, abandoned_by_run_id, abandoned_at is not null from mailer.sync_runs "
+                           "where run_id = 1").fetchone()
+        assert row[0] == "abandoned" and row[1] is not None and row[2]
+        checks = conn.execute("select count(*) from pg_constraint where conrelid = 'mailer.sync_runs'::regclass "
+                              "and contype = 'c'").fetchone()[0]
+        assert checks == 1
 
 
 def test_refuses_a_day_that_is_not_published(conn, world, config):

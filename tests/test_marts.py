@@ -208,8 +208,6 @@ def test_a_late_log_file_rebuilds_its_day_and_only_that(history, warehouse):
 def test_order_windows_follow_orders_into_and_out_of_the_365_days(warehouse, db_url):
     """int_customer_order_windows recomputes only the customers whose 365-day window changed (an order
     entered, left or was refunded), and everyone on a rebuilt past day; both equal a full refresh."""
-    from ecrm.warehouse import apply_schema
-
     day = date(2026, 10, 1)
     at = {  # order -> (customer, placed at, refunded at)
         "a1": ("c-a", datetime(2025, 10, 1, 12, tzinfo=UTC), None),   # leaves the window on `day`
@@ -218,7 +216,6 @@ def test_order_windows_follow_orders_into_and_out_of_the_365_days(warehouse, db_
         "e1": ("c-e", datetime(2026, 3, 15, 12, tzinfo=UTC), None),   # in the window throughout
     }
     with psycopg.connect(db_url, autocommit=True) as conn:
-        apply_schema(conn)
         for order_id, (customer, placed, refunded) in at.items():
             last = refunded or placed
             conn.execute("insert into raw.orders values (%s, %s, %s, %s, %s, %s, 'EUR', 20.00, 0, null, 'f', 1, 1)",
@@ -252,8 +249,6 @@ def test_web_windows_follow_sessions_into_and_out_of_the_30_and_90_days(warehous
     """int_customer_web_activity recomputes only the customers whose 30/90-day session windows or
     last-seen changed (a session entered or left a window), and everyone on a rebuilt past day; both
     equal a full refresh."""
-    from ecrm.warehouse import apply_schema
-
     day = date(2026, 10, 1)
     sessions = {  # customer -> start of their one session (a page view carrying their click token)
         "c-a": datetime(2026, 9, 1, 12, tzinfo=UTC),   # leaves the 30 days on `day`
@@ -262,7 +257,6 @@ def test_web_windows_follow_sessions_into_and_out_of_the_30_and_90_days(warehous
         "c-e": datetime(2026, 8, 12, 12, tzinfo=UTC),  # in the 90 days only, throughout
     }
     with psycopg.connect(db_url, autocommit=True) as conn:
-        apply_schema(conn)
         for line, (customer, started) in enumerate(sessions.items(), start=1):
             conn.execute("insert into raw.customers values (%s, %s, null, 'DE', '2026-01-01', '2026-01-01', "
                          "true, 'c.csv', %s, 1)", (customer, f"{customer}@example.com", line))

@@ -18,7 +18,7 @@ START = date(2026, 10, 1)
 @pytest.fixture
 def shop(warehouse, db_url, tmp_path, monkeypatch):
     monkeypatch.setenv("ECRM_LANDING", str(tmp_path / "landing"))
-    shop_url = warehouse.create_database(f"shop_{db_url.rsplit('/', 1)[1]}")
+    shop_url = warehouse.create_database(f"shop_{db_url.rsplit('/', 1)[1]}", migrated=False)
     sim = ShopSimulator(landing=tmp_path / "sim", outbox=tmp_path / "outbox", truth=tmp_path / "truth",
                         start=START, customers=300, seed=3)
     sim.write_initial()

@@ -18,7 +18,9 @@ from .settings import get_settings
 DAG_ORDER = ("ingest_orders", "ingest_web_logs", "ingest_email_events", "build_marts", "publish_segments")
 
 
-def configure(warehouse_url: str, home: Path | None = None) -> Path:
+def configure(warehouse_url: str, home: Path | None = None, shop_db_url: str | None = None) -> Path:
+    """Airflow's configuration for this process (the only place ecrm writes os.environ: Airflow reads its
+    configuration and connections from there); `shop_db_url`: the connection ecrm_shop_db (the demo)."""
     root = get_settings().root
     home = home or Path(os.environ.get("AIRFLOW_HOME", root / ".airflow"))
     home.mkdir(parents=True, exist_ok=True)
@@ -32,6 +34,8 @@ def configure(warehouse_url: str, home: Path | None = None) -> Path:
         "AIRFLOW_CONN_ECRM_WAREHOUSE": warehouse_url,
         "ECRM_TASK_RETRIES": os.environ.get("ECRM_TASK_RETRIES", "0"),
     })
+    if shop_db_url:
+        os.environ["AIRFLOW_CONN_ECRM_SHOP_DB"] = shop_db_url
     if not (home / "airflow.db").exists():
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
         setup_pools()

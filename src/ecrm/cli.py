@@ -15,6 +15,9 @@ from .settings import get_settings
 def _warehouse(args) -> None:
     from .warehouse.embedded import EmbeddedWarehouse
 
+    if args.action == "migrate":
+        _migrate()
+        return
     wh = EmbeddedWarehouse(get_settings().embedded_dir)
     if args.action == "start":
         print(wh.start())
@@ -32,6 +35,23 @@ def _warehouse(args) -> None:
             print(wh.url())
         else:
             sys.exit("the embedded warehouse is not running: `ecrm warehouse start`")
+
+
+def _migrate() -> None:
+    """Apply the pending migrations to ECRM_WAREHOUSE_URL or the embedded warehouse (started on demand)."""
+    from .warehouse import connect, resolve_url
+    from .warehouse.migrate import MigrationError, applied, migrate
+
+    url = resolve_url()
+    try:
+        done = migrate(url)
+    except MigrationError as exc:  # names the file: the whole story
+        sys.exit(f"ecrm warehouse migrate: {exc}")
+    with connect(url) as conn:
+        current = max(applied(conn))
+    for m in done:
+        print(f"applied {m.file}")
+    print(f"warehouse at migration {current:04d}" + ("" if done else " (up to date, nothing applied)"))
 
 
 def _simulate(args) -> None:
@@ -92,8 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ecrm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    wh = sub.add_parser("warehouse", help="the embedded PostgreSQL warehouse")
-    wh.add_argument("action", choices=["start", "stop", "status", "url"])
+    wh = sub.add_parser("warehouse", help="migrate the warehouse; start, stop, locate the embedded PostgreSQL")
+    wh.add_argument("action", choices=["start", "stop", "status", "url", "migrate"],
+                    help="migrate: create or upgrade the warehouse's tables (ECRM_WAREHOUSE_URL or the embedded one)")
     wh.set_defaults(func=_warehouse)
 
     default_start = date(2026, 10, 1)

@@ -7,7 +7,6 @@ publish_segments run for that day with `dag.test()` in this one process.
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -30,6 +29,7 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, forc
     from .simulate.shop_db import apply_changes
     from .warehouse import resolve_url
     from .warehouse.embedded import EmbeddedWarehouse
+    from .warehouse.migrate import migrate
 
     # Airflow and its providers warn about their own deprecated internals: noise for a demo user.
     warnings.filterwarnings("ignore", message=".*deprecated.*")
@@ -38,16 +38,17 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, forc
     t0 = time.monotonic()
     url = resolve_url(settings)
     console.print(f"[bold]warehouse[/] {_redact(url)}")
-    airflow_env.configure(url)
+    applied = migrate(url)  # `ecrm warehouse migrate`; the DAGs' first task checks again
+    console.print(f"[bold]migrations[/] {', '.join(m.file for m in applied) or 'up to date'}")
     sim = ShopSimulator(landing=Path(settings.landing), outbox=settings.outbox,
                         truth=settings.data_dir / "truth", start=start, customers=customers, seed=seed)
     # With the embedded warehouse, a second database on it plays the shop's own database, and orders
     # are pulled from it by watermark (the first pull takes the history); otherwise export files.
     shop_url = None if settings.warehouse_url else EmbeddedWarehouse(settings.embedded_dir).create_database("shop")
+    airflow_env.configure(url, shop_db_url=shop_url)
     with console.status("simulating the shop's history and loading it (initial export)"):
         sim.write_initial()
         if shop_url:
-            os.environ["AIRFLOW_CONN_ECRM_SHOP_DB"] = shop_url
             apply_changes(shop_url, Path(settings.landing) / "shop" / "initial")
         else:
             ingest_initial(start, url=url)

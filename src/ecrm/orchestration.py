@@ -10,7 +10,7 @@ import logging
 import os
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Asset, Param
+from airflow.sdk import Asset, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 log = logging.getLogger("ecrm.alerts")
@@ -85,6 +85,20 @@ def connection_url(conn_id: str) -> str | None:
 def warehouse_url() -> str | None:
     """The `ecrm_warehouse` connection when defined, else None (settings decide)."""
     return connection_url(WAREHOUSE_CONN_ID)
+
+
+def migrate_task():
+    """The first task of every DAG: `ecrm warehouse migrate` (applies nothing, and locks no table, when the
+    warehouse is up to date); the stages after it assume a migrated warehouse."""
+
+    @task(task_id="migrate")
+    def migrate() -> list[str]:
+        from ecrm.warehouse import resolve_url
+        from ecrm.warehouse.migrate import migrate as apply
+
+        return [m.file for m in apply(warehouse_url() or resolve_url())]
+
+    return migrate()
 
 
 def shop_db_url() -> str | None:

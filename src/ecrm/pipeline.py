@@ -17,25 +17,16 @@ from upath import UPath
 from . import transform
 from .intervals import day_interval, interval_day
 from .load.ingest import day_folder, ingest
-from .mailer.publish import publish
 from .mailer.sync import sync_audiences
+from .publish import publish
 from .quality import gate
 from .settings import get_settings
-from .warehouse import apply_schema, connect, resolve_url
+from .warehouse import connect, resolve_url
+from .warehouse.migrate import require_migrated
 
 log = logging.getLogger(__name__)
 SOURCES = ("shop", "weblogs", "email")
 HISTORY_BEGINS = datetime(1970, 1, 1, tzinfo=UTC)
-STAGES_DDL = """
-create table if not exists ops.stage_runs (
-    stage        text not null,
-    run_date     date not null,
-    run_id       text,
-    detail       jsonb,
-    finished_at  timestamptz not null default now(),
-    primary key (stage, run_date)
-);
-"""
 
 
 def landing_root() -> UPath:
@@ -46,7 +37,6 @@ def landing_root() -> UPath:
 def _mark_stage(conn, stage: str, day: date, run_id: str | None, detail: dict) -> None:
     from psycopg.types.json import Jsonb
 
-    conn.execute(STAGES_DDL)
     conn.execute("insert into ops.stage_runs (stage, run_date, run_id, detail) values (%s, %s, %s, %s) "
                  "on conflict (stage, run_date) do update set run_id = excluded.run_id, detail = excluded.detail, "
                  "finished_at = now()", (stage, day, run_id, Jsonb(detail)))
@@ -91,7 +81,7 @@ def ingest_shop_db(start: datetime, end: datetime, shop_url: str, run_id: str | 
     lookback = timedelta(days=lookback_days if lookback_days is not None else get_settings().orders_lookback_days)
     folder = day_folder(landing_root(), "shop_db", day)
     with connect(url) as conn:
-        apply_schema(conn)
+        require_migrated(conn)
         window = shop_db.pull_window(conn, "shop_db", (start, end), lookback, HISTORY_BEGINS)
         shop_db.extract(shop_url, folder, window)
         results = ingest(conn, "shop", folder, window, run_id)
@@ -114,8 +104,7 @@ def ingest_initial(start: date, url: str | None = None) -> dict:
 def stages_done(stages: list[str], day: date, url: str | None = None) -> bool:
     """Have all `stages` finished for `day`? (Sensors poke this instead of Airflow cross-DAG state.)"""
     with connect(url or resolve_url()) as conn:
-        apply_schema(conn)
-        conn.execute(STAGES_DDL)
+        require_migrated(conn)
         done = conn.execute("select count(*) from ops.stage_runs where run_date = %s and stage = any(%s)",
                             (day, stages)).fetchone()[0]
     return done == len(stages)
@@ -137,8 +126,7 @@ def day_is_current(day: date, url: str | None = None, orders_folder: str = "shop
     if not checksums:
         return False
     with connect(url or resolve_url()) as conn:
-        apply_schema(conn)
-        conn.execute(STAGES_DDL)
+        require_migrated(conn)
         known = conn.execute("select count(distinct checksum) from ops.load_ledger where checksum = any(%s) "
                              "and status in ('succeeded', 'skipped_duplicate')", (checksums,)).fetchone()[0]
         # Stage rows are keyed by the day they processed (a load's ledger interval can be wider: the
@@ -171,6 +159,7 @@ def predict_customers(start: datetime, end: datetime, run_id: str | None = None,
     day = interval_day(start, end)
     started = time.monotonic()
     with connect(url or resolve_url()) as conn:
+        require_migrated(conn)
         result = predict(conn, day)
         result["seconds"] = {"predict": round(time.monotonic() - started, 3)}
         _mark_stage(conn, "predict", day, run_id, result)
@@ -202,6 +191,7 @@ def _publishing(url: str, day: date) -> Iterator:
     Publishes of one warehouse are serialised and a second one fails fast: two at once would audit,
     swap and push under each other (and share the GX project's files)."""
     with connect(url) as conn:
+        require_migrated(conn)
         if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (PUBLISH_LOCK,)).fetchone()[0]:
             raise PublishAlreadyRunning(f"another publish of this warehouse is running; {day} was not published "
                                         "by this run (retry when it has finished)")
@@ -220,7 +210,7 @@ def gate_segments(start: datetime, end: datetime, run_id: str | None = None, url
 
 
 def publish_audited(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
-    """Stage 2 of 3: replace the published tables with the day's audited rows (ecrm.mailer.publish).
+    """Stage 2 of 3: replace the published tables with the day's audited rows (ecrm.publish).
 
     Refuses (UnauditedTables) when no gate of the day passed or a build ran after it. A past day (a
     later day is already published) is not re-published: the published audiences never roll back."""
@@ -257,7 +247,6 @@ def _gate(conn, url: str, day: date, run_id: str | None) -> dict:
     clock = time.monotonic()
     # The gate holds the build lock while it audits: no build replaces a table under it.
     with transform.build_lock(url, day, run_id, action="gate") as lock_id:
-        conn.execute(STAGES_DDL)
         conn.execute("delete from ops.stage_runs where stage = 'gate' and run_date = %s", (day,))  # no stale pass
         audited_at = conn.execute("select clock_timestamp()").fetchone()[0]
         checks = gate.enforce(conn, url, day)
@@ -273,7 +262,6 @@ def _check_audited(conn, day: date) -> dict:
 
     A build that held the build lock after the gate took it finished after the gate's `audited_at`
     (the lock serialises them); refused builds never held it. Call this holding the build lock."""
-    conn.execute(STAGES_DDL)
     audit = _stage_detail(conn, "gate", day)
     if audit is None:
         raise UnauditedTables(f"cannot publish {day}: no passing quality gate of {day} is recorded "
@@ -311,7 +299,6 @@ def _publish(conn, url: str, day: date, run_id: str | None) -> dict:
 
 def _push(conn, day: date, run_id: str | None) -> dict:
     clock = time.monotonic()
-    conn.execute(STAGES_DDL)
     audit, published = _stage_detail(conn, "gate", day) or {}, _stage_detail(conn, "publish", day) or {}
     seconds = {**audit.get("seconds", {}), **published.get("seconds", {})}
     detail = {"day": day.isoformat(), "checks_passed": audit.get("checks_passed"), "checks": audit.get("checks")}

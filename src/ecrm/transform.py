@@ -36,36 +36,12 @@ from datetime import date
 from pathlib import Path
 
 from .settings import dbt_env, get_settings
+from .warehouse.migrate import require_migrated
 
 log = logging.getLogger(__name__)
 RUN_DATE_ENV = "ECRM_RUN_DATE"  # read by dbt_project/macros/run_date.sql at execution time only
 SEEDS_SCHEMA = "seeds"  # dbt_project.yml: seeds: +schema: seeds (generate_schema_name keeps it verbatim)
-SEED_STATE_DDL = """
-create schema if not exists ops;
-create table if not exists ops.dbt_seed_state (
-    project    text primary key,
-    checksum   text not null,
-    loaded_at  timestamptz not null default now()
-);
-"""
 BUILD_LOCK = "ecrm-build"  # pg_try_advisory_lock(hashtext(BUILD_LOCK), 0): one build of a warehouse at a time
-BUILDS_DDL = """
-create schema if not exists ops;
-create table if not exists ops.build_runs (
-    build_id     bigint generated always as identity primary key,
-    run_date     date not null,
-    run_id       text,
-    host         text,
-    pid          integer,
-    backend_pid  integer not null,
-    started_at   timestamptz not null default now(),
-    finished_at  timestamptz,
-    status       text not null,  -- starting | running | succeeded | failed | refused | abandoned
-    error        text
-);
--- build: a dbt build; publish: the gate and the publish of the audited tables (they must not change between)
-alter table ops.build_runs add column if not exists action text not null default 'build';
-"""
 _HOLDER = """
 select a.pid, a.application_name, a.backend_start, b.run_date, b.run_id, b.host, b.pid, b.started_at, b.action
 from pg_locks l join pg_stat_activity a on a.pid = l.pid
@@ -112,9 +88,7 @@ def build_lock(url: str, day: date, run_id: str | None = None, action: str = "bu
 
     app = f"ecrm-{action} {day.isoformat()} pid {os.getpid()}"[:63]
     with psycopg.connect(url, autocommit=True, application_name=app) as conn:
-        with conn.transaction():  # two first builds must not race on the DDL
-            conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-build-ddl'))")
-            conn.execute(BUILDS_DDL)
+        require_migrated(conn)
         # The row goes in before the lock is tried, so a build refused by this one always finds it.
         build_id = conn.execute(
             "insert into ops.build_runs (run_date, run_id, host, pid, backend_pid, status, action) "
@@ -162,30 +136,44 @@ def _parse_listener(info: dict):
     return on_event
 
 
-def run_dbt(args: list[str], url: str, project_dir: Path | None = None, env: dict[str, str] | None = None,
-            callbacks: list | None = None) -> object:
-    """Invoke dbt in-process; `env` is set for the invocation only (the run date: RUN_DATE_ENV).
+@contextmanager
+def dbt_environment(env: dict[str, str]) -> Iterator[None]:
+    """`env` in the process environment for one in-process dbt invocation, the previous values after.
 
-    Records in `last_invocation` whether dbt parsed partially or in full (with dbt's reason).
-    """
-    from dbt.cli.main import dbtRunner  # heavy import: only when dbt actually runs
-
-    project_dir = project_dir or get_settings().dbt_project_dir
-    os.environ.update(dbt_env(url))
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    info: dict = {"command": args[0] if args else "", "parse": None}
-    started = time.monotonic()
+    Settings are otherwise passed as arguments; dbt in-process reads env_var() (profiles.yml's
+    ECRM_PG_*, the run date) from nothing but os.environ (dbt_common's get_env copies it when an
+    invocation starts), so they are set here for the invocation only and nothing outlives it. A dbt
+    subprocess would take an env= dict instead, at ~2 s of start-up a run."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
     try:
-        runner = dbtRunner(callbacks=[_parse_listener(info), *(callbacks or [])])
-        result = runner.invoke([*args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)])
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def run_dbt(args: list[str], url: str, project_dir: Path | None = None, env: dict[str, str] | None = None,
+            callbacks: list | None = None) -> object:
+    """Invoke dbt in-process against `url`; `env` (the run date: RUN_DATE_ENV) is dbt's for the invocation only.
+
+    Records in `last_invocation` whether dbt parsed partially or in full (with dbt's reason).
+    """
+    from dbt.cli.main import dbtRunner  # heavy import: only when dbt actually runs
+
+    project_dir = project_dir or get_settings().dbt_project_dir
+    env = {**dbt_env(url), "DBT_SEND_ANONYMOUS_USAGE_STATS": os.environ.get("DBT_SEND_ANONYMOUS_USAGE_STATS", "false"),
+           **(env or {})}
+    info: dict = {"command": args[0] if args else "", "parse": None}
+    started = time.monotonic()
+    try:
+        runner = dbtRunner(callbacks=[_parse_listener(info), *(callbacks or [])])
+        with dbt_environment(env):
+            result = runner.invoke([*args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)])
+    finally:
         info["seconds"] = round(time.monotonic() - started, 3)
         if info["parse"] is None:
             info["parse"] = "full"  # no saved manifest (first run) or partial parsing off
@@ -224,8 +212,6 @@ def seeds_current(url: str, checksum: str, project_dir: Path | None = None) -> b
     project_dir = project_dir or get_settings().dbt_project_dir
     names = _seed_names(project_dir)
     with psycopg.connect(url, autocommit=True) as conn:
-        if not conn.execute("select to_regclass('ops.dbt_seed_state') is not null").fetchone()[0]:
-            return False
         stored = conn.execute("select checksum from ops.dbt_seed_state where project = %s",
                               (str(project_dir.name),)).fetchone()
         present = conn.execute("select count(*) from information_schema.tables where table_schema = %s "
@@ -238,9 +224,6 @@ def _remember_seeds(url: str, checksum: str, project_dir: Path | None = None) ->
 
     project_dir = project_dir or get_settings().dbt_project_dir
     with psycopg.connect(url, autocommit=True) as conn:
-        with conn.transaction():
-            conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-build-ddl'))")
-            conn.execute(SEED_STATE_DDL)
         conn.execute("insert into ops.dbt_seed_state (project, checksum) values (%s, %s) on conflict (project) "
                      "do update set checksum = excluded.checksum, loaded_at = now()",
                      (str(project_dir.name), checksum))

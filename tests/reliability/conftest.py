@@ -1,6 +1,7 @@
 """Fixtures of the reliability suite. The parent folder's conftest (the embedded warehouse,
-`warehouse`, `db_url`, `conn`) applies here too; this file adds tests/ to sys.path so modules
-here can reuse helpers of the tests next to it (test_quality_gate's assert_blocked, ...)."""
+`warehouse`, whose databases are migrated, `db_url`, `bare_db_url`, `conn`) applies here too; this
+file adds tests/ to sys.path so modules here can reuse helpers of the tests next to it
+(test_quality_gate's assert_blocked, ...)."""
 
 from __future__ import annotations
 

@@ -156,10 +156,12 @@ def wait_dead(pid: int, timeout: float = 30.0) -> None:
 @pytest.mark.slow
 def test_a_server_killed_mid_load_names_the_file_and_a_rerun_loads_everything(tmp_path):
     from ecrm.warehouse.embedded import EmbeddedWarehouse
+    from ecrm.warehouse.migrate import migrate
 
     wh = EmbeddedWarehouse(tmp_path / "own-warehouse")
     url = wh.start()
     try:
+        migrate(url)
         folder = tmp_path / "weblogs"
         path = write_log(folder, 400_000)
         outcome: list[BaseException] = []
@@ -175,7 +177,7 @@ def test_a_server_killed_mid_load_names_the_file_and_a_rerun_loads_everything(tm
         worker.start()
         wait_for_copy(url)
         # The embedded warehouse runs with synchronous_commit=off (a disposable warehouse): a crash may
-        # lose the last ~0.6 s of commits, here the schema and the run's `running` row. A checkpoint
+        # lose the last ~0.6 s of commits, here the run's `running` row. A checkpoint
         # first makes them as durable as a production server (synchronous_commit on) would have.
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute("checkpoint")
@@ -247,7 +249,7 @@ def test_ecrm_ingest_shop_pulls_from_the_shop_database_when_configured(warehouse
     from ecrm.simulate import ShopSimulator
     from ecrm.simulate.shop_db import apply_changes
 
-    shop_url = warehouse.create_database(f"shop_{db_url.rsplit('/', 1)[1]}")
+    shop_url = warehouse.create_database(f"shop_{db_url.rsplit('/', 1)[1]}", migrated=False)
     sim = ShopSimulator(landing=tmp_path / "sim", outbox=tmp_path / "outbox", truth=tmp_path / "truth",
                         start=DAY, customers=100, seed=5)
     sim.write_initial()
@@ -267,14 +269,17 @@ def test_ecrm_ingest_shop_pulls_from_the_shop_database_when_configured(warehouse
 def test_an_airflow_run_loads_an_empty_day_only_when_its_conf_says_so(warehouse, tmp_path, airflow_home,
                                                                        monkeypatch):
     from ecrm import airflow_env
+    from ecrm.warehouse.migrate import migrations
 
-    url = warehouse.create_database("empty_day_dag")
+    url = warehouse.create_database("empty_day_dag", migrated=False)  # the DAG's first task migrates it
     monkeypatch.setenv("ECRM_LANDING", str(tmp_path / "landing"))
     folder = tmp_path / "landing" / "weblogs" / DAY.isoformat()
     write_log(folder, 5)
     airflow_env.configure(url, home=airflow_home)
     dags = airflow_env.load_dags()
     assert str(airflow_env.run_day(dags, "ingest_web_logs", DAY).state) == "success"
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*) from ops.schema_migrations").fetchone()[0] == len(migrations())
     (folder / "access.log").write_bytes(b"")  # the day's log redelivered empty
     assert str(airflow_env.run_day(dags, "ingest_web_logs", DAY).state) == "failed"
     with psycopg.connect(url) as conn:

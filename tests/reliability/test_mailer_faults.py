@@ -28,7 +28,6 @@ from fake_esp import FakeListmonk, FakeMailchimp
 from mailer_world import World
 
 from ecrm.mailer.config import MailerConfig
-from ecrm.mailer.state import apply_ddl
 from ecrm.mailer.sync import sync_audiences
 
 D1, D2 = date(2026, 10, 1), date(2026, 10, 2)
@@ -182,7 +181,6 @@ def test_sigkill_mid_push_then_the_next_run_finishes_exactly_once(conn, db_url, 
         excluded = _excluded(world, conn, ids)
         half = (n + 11) // 2
         world.publish(D1, {"vip": ids[:half], "winback": ids[half:]})
-        apply_ddl(conn)  # the mailer tables exist before we watch them
         eligible = {world.email(c) for c in ids[11:]}
         fake.write_delay = delay  # every write is applied, then answered late: kills leave unconfirmed batches
         config = _config(adapter, fake, tmp_path, concurrency=2, batch_size=batch, timeout=10.0)

@@ -50,7 +50,7 @@ def built(warehouse, tmp_path_factory):
     """Day 1 built, tested and published, day 2 built: (url, visitor ids after day 1)."""
     from ecrm import pipeline, transform
     from ecrm.intervals import day_interval
-    from ecrm.mailer.publish import publish
+    from ecrm.publish import publish
     from ecrm.simulate import ShopSimulator
 
     data = tmp_path_factory.mktemp("pii")
@@ -110,7 +110,7 @@ def test_visitor_id_is_a_keyed_hash_stable_across_builds(built):
 
 def test_ecrm_visitor_key_sets_the_key_and_stays_out_of_dbt_logs(built, warehouse, monkeypatch):
     from ecrm.transform import DbtBuildFailed
-    from ecrm.warehouse import apply_schema
+    from ecrm.warehouse import ensure_visitor_key
 
     url, _ = built
     name = f"pii_key_{uuid.uuid4().hex[:8]}"
@@ -123,7 +123,7 @@ def test_ecrm_visitor_key_sets_the_key_and_stays_out_of_dbt_logs(built, warehous
     with pytest.raises(DbtBuildFailed):
         _dbt_run(START + timedelta(days=1), clone, "--select", "int_web_page_views")
     with psycopg.connect(clone, autocommit=True) as conn:
-        apply_schema(conn)  # stores the key (any ingest does)
+        ensure_visitor_key(conn)  # stores the key (any ingest does)
     _dbt_run(START + timedelta(days=1), clone, "--full-refresh", "--select", "int_web_page_views+")
     key, origin = _stored_key(clone)
     assert origin == "env" and key == secret.encode().ljust(64, b"\0")

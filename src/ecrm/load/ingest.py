@@ -36,7 +36,8 @@ from psycopg.copy import QueuedLibpqWriter
 
 from ..sources import FileError, Reject, RowBlock, email, shop, weblogs
 from ..sources.common import MAX_FIELD, MAX_LINE
-from ..warehouse import apply_schema
+from ..warehouse import ensure_visitor_key
+from ..warehouse.migrate import require_migrated
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,9 @@ def ingest_file(conn: psycopg.Connection, source: str, path, day: date, run_id: 
 def _run(conn, source: str, folder, interval, run_id, plan: Callable, window: Callable, allow_empty: bool,
          reload: bool = False) -> list[FileResult]:
     """One load of `source`: a committed `ops.ingest_runs` row, then all files in one transaction."""
-    apply_schema(conn)
+    require_migrated(conn)
+    with conn.transaction():
+        ensure_visitor_key(conn)  # ECRM_VISITOR_KEY, stored before dbt builds what the load brings
     ingest_run = _begin_run(conn, source, folder, interval, run_id)
     try:
         files = [(kind, path, *checksum(path)) for kind, path in plan()]

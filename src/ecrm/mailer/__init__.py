@@ -1,1 +1,1 @@
-"""Publishing audited segments and pushing audiences to the mailer (ESP)."""
+"""Pushing the published audiences to the mailer (ESP): diff, compliance first, batches, audit."""

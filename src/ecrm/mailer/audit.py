@@ -1,6 +1,7 @@
 """Answering marketing's question: "was this person in that day's audience, and if not, why not?"
 
-``mailer.member_history`` (a view over the mailer's own tables, so dbt rebuilds never drop it) lists
+``mailer.member_history`` (a view over the mailer's own tables, so dbt rebuilds never drop it; created by
+the warehouse's migrations, src/ecrm/warehouse/migrations/) lists
 every change the mailer planned or made per member; ``WHY_NOT_SQL`` combines it with the day's RFM
 snapshot and the customer's flags. docs/mailer.md shows the same query for psql.
 """
@@ -10,14 +11,6 @@ from __future__ import annotations
 from datetime import date
 
 import psycopg
-
-HISTORY_VIEW = """
-create or replace view mailer.member_history as
-select r.day, r.target, r.adapter, c.run_id, c.audience, c.action, c.result, c.reason, c.error,
-       c.email_hash, c.customer_id, c.segment, c.sent_at, r.status as run_status, r.dry_run
-from mailer.sync_changes as c
-inner join mailer.sync_runs as r on r.run_id = c.run_id and r.audience = c.audience
-"""
 
 # %(who)s: an e-mail address or a customer id; %(day)s: the day in question.
 WHY_NOT_SQL = """

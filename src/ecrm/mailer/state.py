@@ -11,106 +11,7 @@ from __future__ import annotations
 
 import psycopg
 
-from .audit import HISTORY_VIEW
 from .http import MailerError
-
-DDL = """
-create schema if not exists mailer;
-create sequence if not exists mailer.sync_run_seq;
-create table if not exists mailer.audience_state (
-    target           text not null,
-    audience         text not null,
-    email_hash       text not null,
-    customer_id      text not null,
-    email            text not null,
-    first_name       text,
-    segment          text not null,
-    attrs_hash       text not null,
-    is_member        boolean not null,
-    esp_id           text,
-    first_added_day  date not null,
-    last_pushed_day  date not null,
-    removed_day      date,
-    last_run_id      bigint not null,
-    updated_at       timestamptz not null default now(),
-    primary key (target, audience, email_hash)
-);
-create table if not exists mailer.sync_runs (
-    run_id          bigint not null,
-    audience        text not null,
-    day             date not null,
-    adapter         text not null,
-    target          text not null,
-    dry_run         boolean not null,
-    status          text not null constraint sync_runs_status_check check (status in
-                        ('running', 'succeeded', 'failed', 'refused', 'dry_run', 'abandoned')),
-    members_before  integer not null,
-    members_after   integer not null,
-    adds            integer not null,
-    updates         integer not null,
-    removes         integer not null,
-    compliance_removes integer not null default 0,
-    excluded        integer not null,
-    sent            integer not null default 0,
-    rejected        integer not null default 0,
-    error           text,
-    started_at      timestamptz not null default now(),
-    finished_at     timestamptz,
-    duration_s      numeric(10, 3),
-    abandoned_at    timestamptz,
-    abandoned_by_run_id bigint,
-    primary key (run_id, audience)
-);
-create index if not exists sync_runs_day on mailer.sync_runs (day, target);
-create table if not exists mailer.sync_changes (
-    run_id       bigint not null,
-    audience     text not null,
-    action       text not null check (action in ('add', 'update', 'remove', 'blocked')),
-    email_hash   text not null,
-    customer_id  text not null,
-    segment      text,
-    reason       text,
-    result       text not null check (result in ('pending', 'sent', 'skipped', 'rejected', 'esp_suppressed',
-                                                 'not_sent', 'excluded')),
-    error        text,
-    batch_key    text,
-    sent_at      timestamptz,
-    primary key (run_id, audience, action, email_hash, customer_id)
-);
-create index if not exists sync_changes_email_hash on mailer.sync_changes (email_hash);
-create index if not exists sync_changes_customer on mailer.sync_changes (customer_id);
-create table if not exists mailer.esp_suppressions (
-    target       text not null,
-    email_hash   text not null,
-    reason       text not null,
-    run_id       bigint,
-    created_at   timestamptz not null default now(),
-    primary key (target, email_hash)
-);
-"""
-
-
-# Tables created by earlier versions (``create table if not exists`` leaves them as they are): add the
-# columns and widen the status constraint. Idempotent; the constraint is only rebuilt when it lacks
-# 'abandoned', so a current table is not rescanned (or locked) on every run.
-MIGRATIONS = """
-alter table mailer.sync_runs add column if not exists compliance_removes integer not null default 0;
-alter table mailer.sync_runs add column if not exists abandoned_at timestamptz;
-alter table mailer.sync_runs add column if not exists abandoned_by_run_id bigint;
-do $$
-begin
-    if not exists (
-        select 1 from pg_constraint
-        where conrelid = 'mailer.sync_runs'::regclass and conname = 'sync_runs_status_check'
-          and pg_get_constraintdef(oid) like '%abandoned%'
-    ) then
-        alter table mailer.sync_runs drop constraint if exists sync_runs_status_check;
-        alter table mailer.sync_runs add constraint sync_runs_status_check check (status in
-            ('running', 'succeeded', 'failed', 'refused', 'dry_run', 'abandoned'));
-    end if;
-end
-$$;
-"""
 
 # Removal reasons that are compliance: the person may not be mailed (suppressed = unsubscribed, hard bounce
 # or spam complaint, by customer or by address; consent withdrawn; the ESP reports a compliance state).
@@ -119,14 +20,6 @@ $$;
 # duplicate_email) is ordinary membership churn, which a broken upstream model produces en masse: the
 # breaker guards those, per audience.
 COMPLIANCE_REASONS = frozenset({"suppressed", "no_consent", "esp_suppressed"})
-
-
-def apply_ddl(conn: psycopg.Connection) -> None:
-    with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-mailer-ddl'))")
-        conn.execute(DDL)
-        conn.execute(MIGRATIONS)
-        conn.execute(HISTORY_VIEW)
 
 
 def _relation_exists(conn: psycopg.Connection, name: str) -> bool:

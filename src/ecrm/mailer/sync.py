@@ -33,10 +33,11 @@ from datetime import date
 import psycopg
 
 from ..email_rule import EMAIL_PATTERN
+from ..warehouse.migrate import require_migrated
 from .adapters import adapter_from_config
 from .config import MailerConfig
 from .http import MailerError
-from .state import COMPLIANCE_REASONS, apply_ddl, plan_sql
+from .state import COMPLIANCE_REASONS, plan_sql
 from .types import ACTIONS, Adapter, Member, MemberResult
 
 log = logging.getLogger(__name__)
@@ -260,7 +261,7 @@ def sync_audiences(conn: psycopg.Connection, day: date, adapter: Adapter | None 
 
 def _sync(conn: psycopg.Connection, day: date, adapter: Adapter, config: MailerConfig) -> dict:
     started = time.monotonic()
-    apply_ddl(conn)
+    require_migrated(conn)
     _published_check(conn, day)
     lock_key = f"ecrm-mailer:{adapter.target}"
     if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (lock_key,)).fetchone()[0]:

@@ -77,18 +77,17 @@ def intermediate_expectations() -> list:
 
 def add_intermediate_suite(url: str | None = None) -> None:
     """Add the `intermediate_keys` suite to the existing context and the checkpoint (run once)."""
-    import os
     from datetime import date
 
     import great_expectations as gx
 
     from ..warehouse import resolve_url
     from .config import load_config
-    from .gate import gate_url
+    from .gate import gate_url, set_warehouse_url
 
     url = url or resolve_url()
-    os.environ["ECRM_GX_WAREHOUSE_URL"] = gate_url(url, date(2000, 1, 1), load_config())
     context = gx_context(get_settings().expectations_dir)
+    set_warehouse_url(context, gate_url(url, date(2000, 1, 1), load_config()))
     source = context.data_sources.get("warehouse")
     asset = source.add_query_asset(name="intermediate@run_date", query=INTERMEDIATE_QUERY)
     suite = context.suites.add(gx.ExpectationSuite(name="intermediate_keys", meta={"table": "intermediate"}))
@@ -139,23 +138,22 @@ def stage_loaded(stage: str) -> str:
 def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites reads better than many functions
     """Rewrite expectations/gx. GX tests the connection and the query assets while adding them, so it
     needs a warehouse (any day's data will do): `url`, else ECRM_WAREHOUSE_URL or the embedded one."""
-    import os
     from datetime import date
 
     import great_expectations as gx
     from great_expectations import expectations as gxe
 
-    from ..warehouse import connect, resolve_url
+    from ..warehouse import resolve_url
+    from ..warehouse.migrate import migrate
     from .config import load_config
-    from .gate import gate_url, prepare
+    from .gate import gate_url, set_warehouse_url
 
     url = url or resolve_url()
-    with connect(url) as conn:
-        prepare(conn)
-    os.environ["ECRM_GX_WAREHOUSE_URL"] = gate_url(url, date(2000, 1, 1), load_config())
+    migrate(url)  # the ops.gate_* functions the query assets call
     root = get_settings().expectations_dir
     shutil.rmtree(root / "gx", ignore_errors=True)
     context = gx_context(root)
+    set_warehouse_url(context, gate_url(url, date(2000, 1, 1), load_config()))
     source = context.data_sources.add_postgres(name="warehouse", connection_string="${ECRM_GX_WAREHOUSE_URL}")
 
     def meta(name: str, severity: str = "blocking") -> dict:

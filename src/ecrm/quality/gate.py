@@ -2,12 +2,14 @@
 
 The suites, validation definitions and checkpoint are GX's own JSON in expectations/gx/ (a GX
 file context), so data people read and edit them without touching Python. The warehouse
-connection string reaches GX as ${ECRM_GX_WAREHOUSE_URL}, never written into those files.
+connection string reaches GX as ${ECRM_GX_WAREHOUSE_URL}, a run-time variable of the context
+(set_warehouse_url), never written into those files or into the process environment.
 
 Every check is about one run date. GX has no run-date parameter for SQL query assets, so the gate
 opens GX's connections with session settings (`-c ecrm.run_date=...` plus the thresholds of
 expectations/gate.yml) and the suites' SQL reads them through small functions
-(ops.gate_run_date(), ops.gate_day_start(), ops.gate_day_end(), ops.gate_setting(name)). A
+(ops.gate_run_date(), ops.gate_day_start(), ops.gate_day_end(), ops.gate_setting(name), created by
+the warehouse's migrations; so are ops.quality_results and ops.quality_quarantine). A
 session setting belongs to one connection, so two gates of different days never see each other's
 date, and rerunning an old day checks that day. All checks run in PostgreSQL; nothing is pulled
 into pandas.
@@ -37,8 +39,8 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from ..mailer.publish import PUBLISHED_DDL
 from ..settings import get_settings
+from ..warehouse.migrate import require_migrated
 from .config import GateConfig, GateConfigError, load_config
 
 # Checks that keep people who must not be mailed out of the audiences: they always block. An
@@ -54,48 +56,7 @@ PII_COLUMNS = frozenset({"email", "first_name", "last_name", "phone", "remote_ad
 _ADDRESS = re.compile(r"""[^\s'"<>(),;\[\]{}]*@[^\s'"<>(),;\[\]{}]*""")
 
 CHECKPOINT = "publish_gate"
-GATE_DDL = """
-create schema if not exists ops;
-create table if not exists ops.quality_results (
-    run_date        date not null,
-    checkpoint      text not null,
-    suite           text not null,
-    expectation     text not null,
-    column_name     text,
-    observed_value  text,
-    passed          boolean not null,
-    blocking        boolean not null,
-    checked_at      timestamptz not null default now()
-);
--- severity overrides in force for the run (null when the check ran at its suite's severity)
-alter table ops.quality_results add column if not exists default_severity text;
-alter table ops.quality_results add column if not exists override_severity text;
-alter table ops.quality_results add column if not exists override_source text;
-alter table ops.quality_results add column if not exists override_by text;
-alter table ops.quality_results add column if not exists override_reason text;
-create index if not exists quality_results_run_date on ops.quality_results (run_date);
-create table if not exists ops.quality_quarantine (
-    run_date        date not null,
-    checkpoint      text not null,
-    suite           text not null,
-    expectation     text not null,
-    table_name      text not null,
-    row_key         jsonb,
-    row_data        jsonb not null,
-    reason          text not null,
-    blocking        boolean not null,
-    quarantined_at  timestamptz not null default now()
-);
-create index if not exists quality_quarantine_run_date on ops.quality_quarantine (run_date, suite);
-create or replace function ops.gate_run_date() returns date language sql stable
-    as $$ select current_setting('ecrm.run_date')::date $$;
-create or replace function ops.gate_day_start() returns timestamptz language sql stable
-    as $$ select current_setting('ecrm.run_date')::date::timestamp at time zone 'UTC' $$;
-create or replace function ops.gate_day_end() returns timestamptz language sql stable
-    as $$ select (current_setting('ecrm.run_date')::date + 1)::timestamp at time zone 'UTC' $$;
-create or replace function ops.gate_setting(name text) returns numeric language sql stable
-    as $$ select current_setting('ecrm.' || name)::numeric $$;
-"""
+GX_URL_VARIABLE = "ECRM_GX_WAREHOUSE_URL"  # the `warehouse` data source's ${...} in gx/great_expectations.yml
 _JOIN = re.compile(r"\bjoin\b", re.IGNORECASE)
 
 
@@ -306,12 +267,10 @@ def gate_url(url: str, run_date: date, config: GateConfig) -> str:
     return f"{_gx_url(url)}{'&' if '?' in url else '?'}options={quote(options)}"
 
 
-def prepare(conn: psycopg.Connection) -> None:
-    """Create the result tables and the session-setting functions the suites call (idempotent)."""
-    with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-quality-gate'))")
-        conn.execute(GATE_DDL)
-        conn.execute(PUBLISHED_DDL)  # the audience-volume check reads ops.publish_runs
+def set_warehouse_url(context, url: str) -> None:
+    """Give the context's ${ECRM_GX_WAREHOUSE_URL} its value: GX substitutes it from the context's
+    run-time variables, which win over the environment, when it next opens a connection."""
+    context.runtime_environment[GX_URL_VARIABLE] = url
 
 
 def run_checkpoint(url: str, run_date: date, checkpoint: str = CHECKPOINT, config: GateConfig | None = None,
@@ -319,8 +278,8 @@ def run_checkpoint(url: str, run_date: date, checkpoint: str = CHECKPOINT, confi
     """Run the checkpoint for `run_date`; returns the results and, per suite, its asset (for quarantine)."""
     config = config or load_config()
     overrides = resolve_overrides(config)
-    os.environ["ECRM_GX_WAREHOUSE_URL"] = gate_url(url, run_date, config)
     context = gx_context()
+    set_warehouse_url(context, gate_url(url, run_date, config))
     cp = _checkpoint(context, checkpoint)
     assets = {vd.suite.name: {"asset": vd.batch_definition.data_asset, "meta": vd.suite.meta or {}}
               for vd in cp.validation_definitions}
@@ -523,7 +482,7 @@ def enforce(conn: psycopg.Connection, url: str, run_date: date, checkpoint: str 
             config: GateConfig | None = None) -> list[ExpectationResult]:
     """Audit `run_date`: run the checkpoint, quarantine failing rows, record, and raise if a blocking check failed."""
     config = config or load_config()
-    prepare(conn)
+    require_migrated(conn)
     rows, assets = run_checkpoint(url, run_date, checkpoint, config)
     quarantine(conn, run_date, checkpoint, rows, assets, config)
     record(conn, run_date, checkpoint, rows)

@@ -16,18 +16,9 @@ import psycopg
 
 from .shop import SPECS
 
-WATERMARK_DDL = """
-create table if not exists ops.source_watermarks (
-    source       text primary key,
-    high_water   timestamptz not null,
-    updated_at   timestamptz not null default now()
-);
-"""
-
 
 def pull_window(conn: psycopg.Connection, source: str, interval: tuple[datetime, datetime],
                 lookback: timedelta, history_begins: datetime) -> tuple[datetime, datetime]:
-    conn.execute(WATERMARK_DDL)
     row = conn.execute("select high_water from ops.source_watermarks where source = %s", (source,)).fetchone()
     if row is None:
         return history_begins, interval[1]

@@ -1,49 +1,14 @@
-"""The warehouse: connection, schema of raw/quarantine/ops, and the embedded local server."""
+"""The warehouse: connection, the visitor key, the embedded local server; its tables are created by
+versioned migrations (ecrm.warehouse.migrate, `ecrm warehouse migrate`)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from importlib.resources import files
 
 import psycopg
 
 log = logging.getLogger(__name__)
-
-SCHEMA_SQL = files(__package__).joinpath("schema.sql").read_text()
-SCHEMA_HASH = hashlib.sha256(SCHEMA_SQL.encode()).hexdigest()
-
-
-def apply_schema(conn: psycopg.Connection) -> None:
-    """Create or migrate raw.*, quarantine.* and ops.* (idempotent).
-
-    Skipped when the warehouse already has this exact schema.sql (its hash in ops.schema_version):
-    `alter table ... if not exists` and `create index if not exists` still lock their tables, and
-    taken while another load's transaction holds those tables they deadlock with it. Concurrent
-    first runs wait for one another on a session-level advisory lock and check again in a new
-    transaction: a transaction that waited for an advisory lock keeps its old catalog snapshot and
-    would not see the tables the other one just committed."""
-    if not _schema_is_current(conn):
-        conn.execute("select pg_advisory_lock(hashtext('ecrm-schema'))")
-        try:
-            if not _schema_is_current(conn):
-                with conn.transaction():
-                    conn.execute(SCHEMA_SQL)
-                    conn.execute("create table if not exists ops.schema_version (schema_hash text primary key, "
-                                 "applied_at timestamptz not null default now())")
-                    conn.execute("insert into ops.schema_version (schema_hash) values (%s) on conflict do nothing",
-                                 (SCHEMA_HASH,))
-        finally:
-            conn.execute("select pg_advisory_unlock(hashtext('ecrm-schema'))")
-    with conn.transaction():
-        ensure_visitor_key(conn)
-
-
-def _schema_is_current(conn: psycopg.Connection) -> bool:
-    if not conn.execute("select to_regclass('ops.schema_version') is not null").fetchone()[0]:
-        return False
-    return conn.execute("select exists (select 1 from ops.schema_version where schema_hash = %s)",
-                        (SCHEMA_HASH,)).fetchone()[0]
 
 
 def visitor_key_bytes(key: str) -> bytes:

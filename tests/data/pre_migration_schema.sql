@@ -1,3 +1,8 @@
+-- Frozen: the warehouse's DDL as the code before versioned migrations applied it (commit 896fd29),
+-- module by module, in the order a first day's stages ran it. tests/test_migrations.py builds an
+-- "old" warehouse from this file and checks that `ecrm warehouse migrate` upgrades it. Never edit.
+
+-- ===== src/ecrm/warehouse/schema.sql (apply_schema)
 -- Raw landing tables, the quarantine and the load ledger.
 -- Applied idempotently by `ecrm warehouse init` (and before every load), so every statement
 -- must be safe to run again.
@@ -214,3 +219,234 @@ alter table ops.load_ledger add column if not exists quarantined_by_code jsonb; 
 create index if not exists load_ledger_checksum on ops.load_ledger (source, checksum);
 create index if not exists load_ledger_file on ops.load_ledger (source, file);
 create index if not exists email_events_load on raw.email_events (_load_id);
+
+create table if not exists ops.schema_version (schema_hash text primary key, applied_at timestamptz not null default now());
+
+-- ===== src/ecrm/quality/gate.py GATE_DDL
+create schema if not exists ops;
+create table if not exists ops.quality_results (
+    run_date        date not null,
+    checkpoint      text not null,
+    suite           text not null,
+    expectation     text not null,
+    column_name     text,
+    observed_value  text,
+    passed          boolean not null,
+    blocking        boolean not null,
+    checked_at      timestamptz not null default now()
+);
+-- severity overrides in force for the run (null when the check ran at its suite's severity)
+alter table ops.quality_results add column if not exists default_severity text;
+alter table ops.quality_results add column if not exists override_severity text;
+alter table ops.quality_results add column if not exists override_source text;
+alter table ops.quality_results add column if not exists override_by text;
+alter table ops.quality_results add column if not exists override_reason text;
+create index if not exists quality_results_run_date on ops.quality_results (run_date);
+create table if not exists ops.quality_quarantine (
+    run_date        date not null,
+    checkpoint      text not null,
+    suite           text not null,
+    expectation     text not null,
+    table_name      text not null,
+    row_key         jsonb,
+    row_data        jsonb not null,
+    reason          text not null,
+    blocking        boolean not null,
+    quarantined_at  timestamptz not null default now()
+);
+create index if not exists quality_quarantine_run_date on ops.quality_quarantine (run_date, suite);
+create or replace function ops.gate_run_date() returns date language sql stable
+    as $$ select current_setting('ecrm.run_date')::date $$;
+create or replace function ops.gate_day_start() returns timestamptz language sql stable
+    as $$ select current_setting('ecrm.run_date')::date::timestamp at time zone 'UTC' $$;
+create or replace function ops.gate_day_end() returns timestamptz language sql stable
+    as $$ select (current_setting('ecrm.run_date')::date + 1)::timestamp at time zone 'UTC' $$;
+create or replace function ops.gate_setting(name text) returns numeric language sql stable
+    as $$ select current_setting('ecrm.' || name)::numeric $$;
+
+-- ===== src/ecrm/mailer/publish.py PUBLISHED_DDL
+create schema if not exists published;
+create schema if not exists ops;
+create table if not exists published.audience_members (
+    audience      text not null,
+    customer_id   text not null,
+    email         text not null,
+    first_name    text,
+    segment       text not null,
+    as_of_date    date not null,
+    primary key (audience, customer_id)
+);
+create table if not exists published.customer_segments (
+    snapshot_date   date not null,
+    customer_id     text not null primary key,
+    segment         text not null,
+    rfm_cell        text,
+    r_score         integer,
+    f_score         integer,
+    m_score         integer,
+    recency_days    integer,
+    frequency       bigint not null,
+    monetary        numeric(14, 2) not null,
+    is_holdout      boolean,
+    is_contactable  boolean
+);
+create table if not exists published.segment_summary (
+    snapshot_date          date not null,
+    segment                text not null primary key,
+    customers              bigint not null,
+    contactable_customers  bigint not null,
+    holdout_customers      bigint not null,
+    revenue                numeric(14, 2) not null,
+    total_customers        bigint not null,
+    total_revenue          numeric(14, 2) not null,
+    customer_share         numeric(12, 6),
+    revenue_share          numeric(12, 6)
+);
+create table if not exists ops.publish_runs (
+    as_of_date    date primary key,
+    audiences     integer not null,
+    members       integer not null,
+    published_at  timestamptz not null default now()
+);
+alter table ops.publish_runs add column if not exists segment_customers integer;
+
+-- ===== src/ecrm/mailer/state.py DDL
+create schema if not exists mailer;
+create sequence if not exists mailer.sync_run_seq;
+create table if not exists mailer.audience_state (
+    target           text not null,
+    audience         text not null,
+    email_hash       text not null,
+    customer_id      text not null,
+    email            text not null,
+    first_name       text,
+    segment          text not null,
+    attrs_hash       text not null,
+    is_member        boolean not null,
+    esp_id           text,
+    first_added_day  date not null,
+    last_pushed_day  date not null,
+    removed_day      date,
+    last_run_id      bigint not null,
+    updated_at       timestamptz not null default now(),
+    primary key (target, audience, email_hash)
+);
+create table if not exists mailer.sync_runs (
+    run_id          bigint not null,
+    audience        text not null,
+    day             date not null,
+    adapter         text not null,
+    target          text not null,
+    dry_run         boolean not null,
+    status          text not null constraint sync_runs_status_check check (status in
+                        ('running', 'succeeded', 'failed', 'refused', 'dry_run', 'abandoned')),
+    members_before  integer not null,
+    members_after   integer not null,
+    adds            integer not null,
+    updates         integer not null,
+    removes         integer not null,
+    compliance_removes integer not null default 0,
+    excluded        integer not null,
+    sent            integer not null default 0,
+    rejected        integer not null default 0,
+    error           text,
+    started_at      timestamptz not null default now(),
+    finished_at     timestamptz,
+    duration_s      numeric(10, 3),
+    abandoned_at    timestamptz,
+    abandoned_by_run_id bigint,
+    primary key (run_id, audience)
+);
+create index if not exists sync_runs_day on mailer.sync_runs (day, target);
+create table if not exists mailer.sync_changes (
+    run_id       bigint not null,
+    audience     text not null,
+    action       text not null check (action in ('add', 'update', 'remove', 'blocked')),
+    email_hash   text not null,
+    customer_id  text not null,
+    segment      text,
+    reason       text,
+    result       text not null check (result in ('pending', 'sent', 'skipped', 'rejected', 'esp_suppressed',
+                                                 'not_sent', 'excluded')),
+    error        text,
+    batch_key    text,
+    sent_at      timestamptz,
+    primary key (run_id, audience, action, email_hash, customer_id)
+);
+create index if not exists sync_changes_email_hash on mailer.sync_changes (email_hash);
+create index if not exists sync_changes_customer on mailer.sync_changes (customer_id);
+create table if not exists mailer.esp_suppressions (
+    target       text not null,
+    email_hash   text not null,
+    reason       text not null,
+    run_id       bigint,
+    created_at   timestamptz not null default now(),
+    primary key (target, email_hash)
+);
+
+-- ===== src/ecrm/mailer/state.py MIGRATIONS
+alter table mailer.sync_runs add column if not exists compliance_removes integer not null default 0;
+alter table mailer.sync_runs add column if not exists abandoned_at timestamptz;
+alter table mailer.sync_runs add column if not exists abandoned_by_run_id bigint;
+do $$
+begin
+    if not exists (
+        select 1 from pg_constraint
+        where conrelid = 'mailer.sync_runs'::regclass and conname = 'sync_runs_status_check'
+          and pg_get_constraintdef(oid) like '%abandoned%'
+    ) then
+        alter table mailer.sync_runs drop constraint if exists sync_runs_status_check;
+        alter table mailer.sync_runs add constraint sync_runs_status_check check (status in
+            ('running', 'succeeded', 'failed', 'refused', 'dry_run', 'abandoned'));
+    end if;
+end
+$$;
+
+-- ===== src/ecrm/mailer/audit.py HISTORY_VIEW
+create or replace view mailer.member_history as
+select r.day, r.target, r.adapter, c.run_id, c.audience, c.action, c.result, c.reason, c.error,
+       c.email_hash, c.customer_id, c.segment, c.sent_at, r.status as run_status, r.dry_run
+from mailer.sync_changes as c
+inner join mailer.sync_runs as r on r.run_id = c.run_id and r.audience = c.audience;
+
+-- ===== src/ecrm/transform.py BUILDS_DDL
+create schema if not exists ops;
+create table if not exists ops.build_runs (
+    build_id     bigint generated always as identity primary key,
+    run_date     date not null,
+    run_id       text,
+    host         text,
+    pid          integer,
+    backend_pid  integer not null,
+    started_at   timestamptz not null default now(),
+    finished_at  timestamptz,
+    status       text not null,  -- starting | running | succeeded | failed | refused | abandoned
+    error        text
+);
+-- build: a dbt build; publish: the gate and the publish of the audited tables (they must not change between)
+alter table ops.build_runs add column if not exists action text not null default 'build';
+
+-- ===== src/ecrm/transform.py SEED_STATE_DDL
+create schema if not exists ops;
+create table if not exists ops.dbt_seed_state (
+    project    text primary key,
+    checksum   text not null,
+    loaded_at  timestamptz not null default now()
+);
+
+-- ===== src/ecrm/pipeline.py STAGES_DDL
+create table if not exists ops.stage_runs (
+    stage        text not null,
+    run_date     date not null,
+    run_id       text,
+    detail       jsonb,
+    finished_at  timestamptz not null default now(),
+    primary key (stage, run_date)
+);
+
+-- ===== src/ecrm/sources/shop_db.py WATERMARK_DDL
+create table if not exists ops.source_watermarks (
+    source       text primary key,
+    high_water   timestamptz not null,
+    updated_at   timestamptz not null default now()
+);

@@ -9,6 +9,8 @@ run date; only then does `publish` replace the published tables with the day's r
 
 All three change in one transaction, so readers see yesterday's tables or today's, never a mix,
 and a failed gate (which raises before publish is called) leaves yesterday's tables in place.
+It stands between the quality gate (ecrm.quality), which audits first, and the mailer (ecrm.mailer),
+which pushes what is published; neither of the two imports the other.
 """
 
 from __future__ import annotations
@@ -17,52 +19,7 @@ from datetime import date
 
 import psycopg
 
-PUBLISHED_DDL = """
-create schema if not exists published;
-create schema if not exists ops;
-create table if not exists published.audience_members (
-    audience      text not null,
-    customer_id   text not null,
-    email         text not null,
-    first_name    text,
-    segment       text not null,
-    as_of_date    date not null,
-    primary key (audience, customer_id)
-);
-create table if not exists published.customer_segments (
-    snapshot_date   date not null,
-    customer_id     text not null primary key,
-    segment         text not null,
-    rfm_cell        text,
-    r_score         integer,
-    f_score         integer,
-    m_score         integer,
-    recency_days    integer,
-    frequency       bigint not null,
-    monetary        numeric(14, 2) not null,
-    is_holdout      boolean,
-    is_contactable  boolean
-);
-create table if not exists published.segment_summary (
-    snapshot_date          date not null,
-    segment                text not null primary key,
-    customers              bigint not null,
-    contactable_customers  bigint not null,
-    holdout_customers      bigint not null,
-    revenue                numeric(14, 2) not null,
-    total_customers        bigint not null,
-    total_revenue          numeric(14, 2) not null,
-    customer_share         numeric(12, 6),
-    revenue_share          numeric(12, 6)
-);
-create table if not exists ops.publish_runs (
-    as_of_date    date primary key,
-    audiences     integer not null,
-    members       integer not null,
-    published_at  timestamptz not null default now()
-);
-alter table ops.publish_runs add column if not exists segment_customers integer;
-"""
+from .warehouse.migrate import require_migrated
 
 
 class PublishRefused(RuntimeError):
@@ -71,8 +28,8 @@ class PublishRefused(RuntimeError):
 
 def publish(conn: psycopg.Connection, day: date) -> dict[str, int]:
     """Replace the published tables with the day's audited rows; returns members per audience."""
+    require_migrated(conn)
     with conn.transaction():
-        conn.execute(PUBLISHED_DDL)
         # Readers keep seeing the previous tables until commit (MVCC); writers wait for us.
         conn.execute("lock table published.audience_members, published.customer_segments, "
                      "published.segment_summary in exclusive mode")
