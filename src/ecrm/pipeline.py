@@ -167,9 +167,6 @@ def predict_customers(start: datetime, end: datetime, run_id: str | None = None,
 
 
 def _latest_published_after(conn, day: date) -> date | None:
-    exists = conn.execute("select to_regclass('ops.publish_runs') is not null").fetchone()[0]
-    if not exists:
-        return None
     return conn.execute("select max(as_of_date) from ops.publish_runs where as_of_date > %s", (day,)).fetchone()[0]
 
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def test_a_demo_day_logs_ids_counts_and_hashes_never_addresses_or_secrets(warehouse, tmp_path):
     visitor_key = secrets.token_hex(16)
-    url = warehouse.create_database("pii_logs")
+    url = warehouse.create_database("pii_logs", migrated=False)  # the demo migrates it
     env = {**os.environ, "ECRM_WAREHOUSE_URL": url, "ECRM_DATA_DIR": str(tmp_path / "data"),
            "ECRM_LANDING": str(tmp_path / "data" / "landing"), "ECRM_OUTBOX": str(tmp_path / "data" / "outbox"),
            "AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
@@ -28,6 +28,7 @@ def test_a_demo_day_logs_ids_counts_and_hashes_never_addresses_or_secrets(wareho
     demo = subprocess.run([sys.executable, "-m", "ecrm.cli", "demo", "--days", "1", "--customers", "300",
                            "--seed", "13"], env=env, capture_output=True, text=True, timeout=900)
     assert demo.returncode == 0, demo.stderr[-3000:]
+    assert "migrations 0001_initial.sql" in demo.stdout
     # the demo ends with the day's marketing report (checked for PII below with everything else)
     report = tmp_path / "data" / "reports" / "2026-10-01" / "index.html"
     assert "marketing report:" in demo.stdout and report.exists()

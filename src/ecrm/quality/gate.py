@@ -464,8 +464,7 @@ def record(conn: psycopg.Connection, run_date: date, checkpoint: str, rows: list
                                 o and o.reason))
         # Beside the checks, what the day's loads quarantined, by source and reason code (suite
         # `quarantine`, informational: never blocking), so one table answers "how was the day's data".
-        if conn.execute("select to_regclass('ops.load_ledger') is not null").fetchone()[0]:
-            _record_quarantine_codes(conn, run_date, checkpoint)
+        _record_quarantine_codes(conn, run_date, checkpoint)
 
 
 def _record_quarantine_codes(conn: psycopg.Connection, run_date: date, checkpoint: str) -> None:
