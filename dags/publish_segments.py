@@ -21,7 +21,6 @@ def publish_segments():
     @task.sensor(poke_interval=300, timeout=timedelta(hours=12), mode="reschedule")
     def marts_built(data_interval_start=None) -> bool:
         from ecrm.pipeline import stages_done
-
         return stages_done(["build_marts", "predict"], data_interval_start.date(), warehouse_url())
 
     @task(retries=0)  # a failed gate must not be retried into success: the data, not the machine, is wrong

@@ -78,7 +78,7 @@ def test_publish_segments_shows_gate_publish_and_push_as_tasks_and_retries_only_
     """The UI shows which step failed; bad data is not retried, a failed push is (it resumes)."""
     dag = dagbag.dags["publish_segments"]
     tasks = dag.task_dict
-    assert set(tasks) == {"marts_built", "gate", "publish", "push", "report"}
+    assert set(tasks) == {"migrate", "marts_built", "gate", "publish", "push", "report"}
     assert tasks["marts_built"].downstream_task_ids == {"gate"}
     assert tasks["gate"].downstream_task_ids == {"publish"}
     assert tasks["publish"].downstream_task_ids == {"push", "report"}  # a failing report never blocks the push
