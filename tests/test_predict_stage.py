@@ -174,6 +174,10 @@ def test_the_backtest_compares_predicted_and_actual_orders_of_the_last_weeks(sho
             "select count(distinct c.customer_id), count(days.d) from cohort c "
             "left join days on days.customer_id = c.customer_id and days.d > %s",
             (header[1], end, end)).fetchone()
+    print(f"\n[predict] backtest of {day}: calibration {header[1]} .. {header[2]}, holdout 28 days, "
+          f"{header[4]} customers; group: customers, predicted, actual mean purchase days")
+    for group, customers, predicted, actual in table:
+        print(f"[predict]   {group}{'+' if group == 7 else ''}: {customers}, {predicted:.3f}, {actual:.3f}")
     assert result["backtest"]["status"] == "done"
     status, start, calibration_end, holdout, customers, converged = header
     assert (status, calibration_end, holdout, converged) == ("done", end, 28, True)
