@@ -101,6 +101,14 @@ def test_published_audiences_reach_the_outbox_without_suppressed_or_holdout(pipe
         pushed += len(rows)
     assert pushed == published > 0
     assert excluded, "the holdout must not be empty"
+    # the forecast audience is pushed like the others: its members are the day's high-risk, high-value buyers
+    assert manifest["audiences"].get("high_value_at_risk", {}).get("rows", 0) > 0, manifest["audiences"].keys()
+    rows = list(csv.DictReader((folder / manifest["audiences"]["high_value_at_risk"]["file"]).open()))
+    with psycopg.connect(url) as conn:
+        risky = {r[0] for r in conn.execute(
+            "select customer_id from marts.fct_customer_predictions_daily where snapshot_date = %s "
+            "and churn_risk = 'high'", (last,))}
+    assert {r["customer_id"] for r in rows} <= risky
 
 
 def test_every_day_has_its_forecast(pipeline):
@@ -111,6 +119,13 @@ def test_every_day_has_its_forecast(pipeline):
         fits = conn.execute("select count(*) filter (where converged) from marts.fct_clv_model_fits").fetchone()[0]
     assert [d for d, *_ in days] == [START + timedelta(days=i) for i in range(DAYS)]
     assert all(n > 0 and ok for _, n, ok in days) and fits == 2 * DAYS
+    with psycopg.connect(url) as conn:
+        # dim_customers carries the forecast of its own run date (built after the forecast: two dbt invocations)
+        stale = conn.execute("select count(*) from marts.dim_customers c left join marts.fct_customer_predictions_daily p "
+                             "on p.customer_id = c.customer_id and p.snapshot_date = c.as_of_date "
+                             "where c.p_alive is distinct from p.p_alive").fetchone()[0]
+        backtests = conn.execute("select count(*) from marts.fct_clv_backtest_runs where status = 'done'").fetchone()[0]
+    assert stale == 0 and backtests == DAYS
 
 
 def test_campaign_loop_closes(pipeline):

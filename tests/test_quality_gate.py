@@ -128,12 +128,16 @@ def test_clean_day_passes_and_publishes(day2):
     suites = {s for (s,) in conn.execute("select distinct suite from ops.quality_results where run_date = %s",
                                          (DAY2,))}
     assert {"raw_orders", "raw_customers", "raw_order_lines", "raw_web_requests", "raw_email_events",
-            "dim_customers", "customer_segments", "segment_summary", "audience_members"} <= suites
+            "dim_customers", "customer_segments", "segment_summary", "audience_members", "predictions"} <= suites
     assert {d for (d,) in conn.execute("select distinct snapshot_date from published.customer_segments")} == {DAY2}
     assert conn.execute("select count(*) from published.customer_segments").fetchone()[0] == conn.execute(
         "select count(*) from marts.fct_customer_rfm_daily where snapshot_date = %s", (DAY2,)).fetchone()[0]
     assert conn.execute("select count(*) from published.segment_summary").fetchone()[0] == 12
     assert (outbox / DAY2.isoformat() / "manifest.json").exists()
+    # the forecast audience is published and pushed like the others (compliance checked by the same suite)
+    members = dict(conn.execute("select audience, count(*) from published.audience_members group by 1").fetchall())
+    assert members.get("high_value_at_risk", 0) > 0, members
+    assert (outbox / DAY2.isoformat() / "high_value_at_risk.csv").exists()
     # The day's quarantine, by source and reason code, beside the checks (informational, never blocking).
     by_code = dict(conn.execute("select expectation, observed_value::bigint from ops.quality_results "
                                 "where run_date = %s and suite = 'quarantine' and passed and not blocking",
@@ -261,6 +265,37 @@ def test_an_unsubscribed_address_in_an_audience_is_blocked(day2):
     rows = conn.execute("select row_data->>'customer_id', row_data->>'event' from ops.quality_quarantine "
                         "where run_date = %s and expectation = 'no_suppressed_member'", (DAY2,)).fetchall()
     assert (customer_id, "unsubscribe") in rows
+
+
+def test_a_corrupt_forecast_row_is_blocked_and_quarantined(day2):
+    """One customer's prediction out of range (p_alive 1.7, negative expected orders): the publish stops,
+    as for any other failed check, and the row is quarantined with its key."""
+    _, conn, _ = day2
+    customer_id = conn.execute("select min(customer_id) from marts.fct_customer_predictions_daily "
+                               "where snapshot_date = %s", (DAY2,)).fetchone()[0]
+    conn.execute("update marts.fct_customer_predictions_daily set p_alive = 1.7, expected_orders_30d = -0.5 "
+                 "where snapshot_date = %s and customer_id = %s", (DAY2, customer_id))
+    assert_blocked(day2, {"predictions.p_alive_in_range", "predictions.expected_orders_30d_not_negative",
+                          "predictions.dim_customers_carries_the_days_forecast"})
+    keys = [k for (k,) in conn.execute("select row_key from ops.quality_quarantine where run_date = %s "
+                                       "and expectation = 'p_alive_in_range'", (DAY2,))]
+    assert keys == [{"snapshot_date": DAY2.isoformat(), "customer_id": customer_id}]
+
+
+def test_an_unconverged_or_absurd_fit_is_blocked(day2):
+    _, conn, _ = day2
+    conn.execute("update marts.fct_clv_model_fits set converged = false where fit_date = %s and model = 'gamma_gamma'",
+                 (DAY2,))
+    conn.execute("update marts.fct_clv_model_fits set parameters = jsonb_set(parameters, '{alpha}', '1e9') "
+                 "where fit_date = %s and model = 'bgnbd'", (DAY2,))
+    message = assert_blocked(day2, {"predictions.fits_converged", "predictions.parameters_within_bounds"})
+    assert "alpha" in message
+
+
+def test_everyone_in_one_churn_band_is_blocked(day2):
+    _, conn, _ = day2
+    conn.execute("update marts.fct_customer_predictions_daily set churn_risk = 'low' where snapshot_date = %s", (DAY2,))
+    assert_blocked(day2, {"predictions.not_all_in_one_churn_band"})
 
 
 def test_rerunning_an_old_day_checks_that_day(day2):

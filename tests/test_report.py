@@ -269,6 +269,27 @@ def test_index_renders_offline_in_chromium(files, chromium, tmp_path):
     assert (tmp_path / "report.png").stat().st_size > 50_000
 
 
+def test_the_backtest_section_shows_the_forecasts_backtest_mart(built, files):
+    """Predicted vs actual purchases per calibration repeat-purchase group, as marts.fct_clv_backtest
+    holds them for the day, in both versions, with its chart."""
+    url, _, _ = built
+    _, _, index_html, email_html = files
+    with psycopg.connect(url) as conn:
+        groups = conn.execute("select calibration_repeat_purchases, customers, predicted_orders_mean, "
+                              "actual_orders_mean from marts.fct_clv_backtest where snapshot_date = %s order by 1",
+                              (DAY2,)).fetchall()
+    assert len(groups) >= 3
+    for html in (index_html, email_html):
+        assert 'data-backtest="done"' in html
+        shown = re.findall(r'<tr data-backtest-group="(\d+)">(.*?)</tr>', html, re.S)
+        assert [int(g) for g, _ in shown] == [g for g, *_ in groups]
+        for (_, row), (_, customers, predicted, actual) in zip(shown, groups, strict=True):
+            cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+            assert cells[1:] == [f"{customers:,}", f"{predicted:.3f}", f"{actual:.3f}"]
+    assert 'data-chart="backtest"' in index_html
+    assert 'alt="Backtest: predicted and actual purchases' in email_html  # the chart as an image in the e-mail
+
+
 def test_cli_writes_the_report_and_a_day_without_marts_fails_clearly(built, tmp_path, monkeypatch, capsys):
     from ecrm.cli import main
     from ecrm.report import write_report

@@ -92,8 +92,8 @@ STAGE_ROWS = [
     ("ingest orders", "ingest_orders", None),
     ("ingest web logs", "ingest_web_logs", None),
     ("ingest e-mail events", "ingest_email_events", None),
-    ("build (dbt)", "build_marts", "build"),
-    ("forecast (CLV)", "predict", "predict"),  # a task of build_marts: its DAG run time is above
+    ("build (dbt, two invocations)", "build_marts", "build"),
+    ("forecast (between them)", "build_marts", "predict"),
     ("gate (GX)", "publish_segments", "gate"),
     ("publish", "publish_segments", "publish"),
     ("push (mailer)", "publish_segments", "push"),

@@ -30,7 +30,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
@@ -229,8 +229,28 @@ def _remember_seeds(url: str, checksum: str, project_dir: Path | None = None) ->
                      (str(project_dir.name), checksum))
 
 
+# The models that read the forecast (ecrm.predict) and everything downstream of them: built by a
+# second dbt invocation after the forecast of the run date (build(..., forecast=...)).
+PREDICTIONS_SELECTOR = "source:predictions+"
+# The dbt invocations of the last build of this process: [{command, parse, seconds, select}, ...].
+last_build: list[dict] = []
+
+
+def _ensure_prediction_tables(url: str) -> None:
+    """The forecast's tables exist before dbt reads them as a source (a build without the forecast,
+    e.g. a dbt-only development build, reads them empty)."""
+    import psycopg
+
+    from .predict.stage import DDL as PREDICT_DDL
+
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-build-ddl'))")
+        conn.execute(PREDICT_DDL)
+
+
 def build(day: date, url: str, extra_vars: dict | None = None, select: str | None = None,
-          run_id: str | None = None, unit_tests: bool = False, seeds: bool | None = None) -> dict[str, int]:
+          run_id: str | None = None, unit_tests: bool = False, seeds: bool | None = None,
+          forecast: Callable[[], object] | None = None) -> dict[str, int]:
     """`dbt build` (seeds when they changed, models, data tests) as of `day`; returns counts of node
     results by status.
 
@@ -240,22 +260,44 @@ def build(day: date, url: str, extra_vars: dict | None = None, select: str | Non
     their checksum differs from the warehouse's (or a seed table is missing), True always, False
     never. Raises BuildAlreadyRunning without touching a table when another build of the
     warehouse runs.
+
+    `forecast` (the daily build: ecrm.predict for `day`) splits the build in two dbt invocations
+    around it, all under one build lock: first everything except PREDICTIONS_SELECTOR (the
+    forecast reads intermediate.int_orders_as_of, which it builds), then `forecast()`, then
+    PREDICTIONS_SELECTOR (dim_customers, the RFM snapshot, the audiences: they read the forecast of
+    the same day). One lock for the three: a build of another day in between would replace
+    int_orders_as_of under the forecast. The second invocation keeps the partial parse (the
+    selection is not part of it); it costs dbt's fixed start-up once more (docs/decisions.md).
     """
-    args = ["build", "--quiet"]
+    base = ["build", "--quiet"]
     if extra_vars:
-        args += ["--vars", json.dumps(extra_vars, sort_keys=True)]
-    if select:
-        args += ["--select", select]
+        base += ["--vars", json.dumps(extra_vars, sort_keys=True)]
+    if select and forecast:
+        raise ValueError("build(select=..., forecast=...): the forecast splits a whole build only")
+    steps = ([["--exclude", PREDICTIONS_SELECTOR], None, ["--select", PREDICTIONS_SELECTOR]] if forecast
+             else [["--select", select] if select else []])
+    last_build.clear()
+    results = []
     with build_lock(url, day, run_id):
+        _ensure_prediction_tables(url)
         checksum = seeds_checksum()
         load_seeds = seeds if seeds is not None else not seeds_current(url, checksum)
-        excluded = [*([] if unit_tests else ["unit_test"]), *([] if load_seeds else ["seed"])]
-        if excluded:
-            args += ["--exclude-resource-type", *excluded]
-        result = run_dbt(args, url, env={RUN_DATE_ENV: day.isoformat()})
+        for index, step in enumerate(steps):
+            if step is None:
+                started = time.monotonic()
+                forecast()
+                last_build.append({"command": "forecast", "seconds": round(time.monotonic() - started, 3)})
+                continue
+            # seeds are upstream of everything: the first invocation loads them when they changed
+            seeds_now = load_seeds and index == 0
+            excluded = [*([] if unit_tests else ["unit_test"]), *([] if seeds_now else ["seed"])]
+            args = [*base, *step, *(["--exclude-resource-type", *excluded] if excluded else [])]
+            results.append(run_dbt(args, url, env={RUN_DATE_ENV: day.isoformat()}))
+            last_build.append({**last_invocation, "select": " ".join(step)})
         if load_seeds and not select:
             _remember_seeds(url, checksum)
     counts: dict[str, int] = {}
-    for node in result.result.results:
-        counts[str(node.status)] = counts.get(str(node.status), 0) + 1
+    for result in results:
+        for node in result.result.results:
+            counts[str(node.status)] = counts.get(str(node.status), 0) + 1
     return counts

@@ -1,12 +1,11 @@
 -- What the mailer push sends for run_date: one row per audience and customer. Holdout,
 -- suppressed (unsubscribed, hard-bounced, complained), non-consenting and invalid addresses are
--- excluded upstream through is_contactable / is_holdout.
+-- excluded upstream through is_contactable / is_holdout, for every audience alike.
 with
 
-rfm as (
+candidates as (
 
-    select * from {{ ref('fct_customer_rfm_daily') }}
-    where snapshot_date = {{ run_date() }}
+    select * from {{ ref('sync_audience_candidates') }}
 
 ),
 
@@ -16,30 +15,22 @@ customers as (
 
 ),
 
-audiences as (
-
-    select * from {{ ref('audiences') }}
-
-),
-
 final as (
 
     select
-        audiences.audience,
-        rfm.customer_id,
+        candidates.audience,
+        candidates.customer_id,
         customers.email,
         customers.first_name,
-        rfm.segment,
-        rfm.snapshot_date
+        candidates.segment,
+        candidates.snapshot_date
 
-    from rfm
-    inner join audiences
-        on rfm.segment = audiences.segment
+    from candidates
     inner join customers
-        on rfm.customer_id = customers.customer_id
+        on candidates.customer_id = customers.customer_id
     where
-        rfm.is_contactable
-        and not rfm.is_holdout
+        candidates.is_contactable
+        and not candidates.is_holdout
 
 )
 

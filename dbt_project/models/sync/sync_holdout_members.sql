@@ -1,34 +1,25 @@
--- Who is held out of each audience for run_date: contactable customers of the audience's
--- segments whose stable hash bucket is below holdout_pct. Never pushed; kept to measure lift.
+-- Who is held out of each audience for run_date: contactable customers an audience picks whose
+-- stable hash bucket is below holdout_pct. Never pushed; kept to measure lift.
 with
 
-rfm as (
+candidates as (
 
-    select * from {{ ref('fct_customer_rfm_daily') }}
-    where snapshot_date = {{ run_date() }}
-
-),
-
-audiences as (
-
-    select * from {{ ref('audiences') }}
+    select * from {{ ref('sync_audience_candidates') }}
 
 ),
 
 final as (
 
     select
-        audiences.audience,
-        rfm.customer_id,
-        rfm.segment,
-        rfm.snapshot_date
+        audience,
+        customer_id,
+        segment,
+        snapshot_date
 
-    from rfm
-    inner join audiences
-        on rfm.segment = audiences.segment
+    from candidates
     where
-        rfm.is_contactable
-        and rfm.is_holdout
+        is_contactable
+        and is_holdout
 
 )
 

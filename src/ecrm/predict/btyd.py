@@ -32,6 +32,7 @@ class Fit:
     customers: int
     converged: bool
     message: str
+    penalizer: float = 0.0          # L2 penalty on the log-parameters (0: plain maximum likelihood)
 
 
 # -- BG/NBD ---------------------------------------------------------------------------------------
@@ -146,22 +147,28 @@ def gamma_gamma_log_likelihood(params, x, m) -> np.ndarray:
             + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(gamma + m * x))
 
 
-def fit_gamma_gamma(x, m, weights=None) -> Fit:
+def fit_gamma_gamma(x, m, weights=None, penalizer: float = 0.0) -> Fit:
+    """Maximum likelihood over log-parameters; `penalizer` > 0 adds penalizer * sum(log(p, q, gamma)^2)
+    (like lifetimes' penalizer_coef): when customers' average order values hardly differ more than
+    their orders do, the likelihood keeps rising as q and gamma grow together (p gamma / (q - 1), the
+    mean, stays put) and the plain fit runs off to its bounds; the penalty keeps it finite. The
+    log-likelihood reported is the unpenalised one."""
     x, m = np.asarray(x, float), np.asarray(m, float)
     keep = (x > 0) & (m > 0)
     x, m = x[keep], m[keep]
     w = (np.ones_like(x) if weights is None else np.asarray(weights, float)[keep])
 
     def negative(log_params):
-        value = -np.sum(w * gamma_gamma_log_likelihood(np.exp(log_params), x, m))
+        value = -np.sum(w * gamma_gamma_log_likelihood(np.exp(log_params), x, m)) + penalizer * np.sum(log_params ** 2)
         return value if np.isfinite(value) else 1e300
 
     initial = np.log([1.0, 1.0, float(np.mean(m)) if len(m) else 1.0])
     best = _minimize(negative, initial, 3)
     p, q, gamma = np.exp(best.x)
-    return Fit("gamma_gamma", {"p": p, "q": q, "gamma": gamma}, -float(best.fun), int(w.sum()),
+    log_likelihood = -float(best.fun) + penalizer * float(np.sum(best.x ** 2))
+    return Fit("gamma_gamma", {"p": p, "q": q, "gamma": gamma}, log_likelihood, int(w.sum()),
                bool(best.success) and q > 1 and np.all(np.abs(best.x) < 11.9),
-               str(best.message))
+               str(best.message), penalizer)
 
 
 def expected_order_value(params, x, m, population_mean: float | None = None) -> np.ndarray:
@@ -218,21 +225,32 @@ def simulate_bgnbd(rng: np.random.Generator, n: int, r: float, alpha: float, a: 
                    T: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw n customers' (x, t_x, T) from the BG/NBD story: Poisson purchases at rate lambda ~
     Gamma(r, alpha), after each purchase dropout with p ~ Beta(a, b)."""
+    x, t_x, T, _ = simulate_bgnbd_holdout(rng, n, r, alpha, a, b, T, 0.0)
+    return x, t_x, T
+
+
+def simulate_bgnbd_holdout(rng: np.random.Generator, n: int, r: float, alpha: float, a: float, b: float,
+                           T: float | np.ndarray, holdout: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                           np.ndarray]:
+    """simulate_bgnbd over a calibration period of length T, and the purchases the same customers
+    make in the `holdout` that follows it (the backtest's truth)."""
     T = np.broadcast_to(np.asarray(T, float), (n,)).copy()
     lam = rng.gamma(r, 1.0 / alpha, n)
     drop = rng.beta(a, b, n)
-    x, t_x = np.zeros(n), np.zeros(n)
+    x, t_x, later = np.zeros(n), np.zeros(n), np.zeros(n)
     alive = np.ones(n, bool)
     now = np.zeros(n)
     while alive.any():
         wait = rng.exponential(1.0 / np.maximum(lam, 1e-12))
         nxt = now + wait
-        buys = alive & (nxt <= T)
-        x[buys] += 1
-        t_x[buys] = nxt[buys]
+        buys = alive & (nxt <= T + holdout)
+        calibration = buys & (nxt <= T)
+        x[calibration] += 1
+        t_x[calibration] = nxt[calibration]
+        later[buys & ~calibration] += 1
         now = np.where(buys, nxt, now)
         alive = buys & (rng.random(n) >= drop)
-    return x, t_x, T
+    return x, t_x, T, later
 
 
 def simulate_gamma_gamma(rng: np.random.Generator, x: np.ndarray, p: float, q: float, gamma: float) -> np.ndarray:

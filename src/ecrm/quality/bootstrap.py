@@ -26,7 +26,8 @@ from .gate import CHECKPOINT, SAFETY_CHECKS, gx_context
 
 SEGMENTS = ["Champions", "Loyal", "Potential Loyalist", "New", "Promising", "Need Attention", "About to Sleep",
             "At Risk", "Can't Lose Them", "Hibernating", "Lost", "Prospect"]
-AUDIENCES = ["winback", "vip", "nurture"]
+AUDIENCES = ["winback", "vip", "nurture", "high_value_at_risk"]
+FORECAST_AUDIENCES = ["high_value_at_risk"]  # picked by the forecast (no segment of seeds/audiences.csv)
 DAY = "{ts} >= ops.gate_day_start() and {ts} < ops.gate_day_end()"
 # Share of all customers each segment may hold on a day: (segment, min, max). Edit in the JSON.
 SHARE_BOUNDS = [("Champions", 0, 0.3), ("Loyal", 0, 0.3), ("Potential Loyalist", 0, 0.3), ("New", 0, 0.3),
@@ -95,6 +96,106 @@ def add_intermediate_suite(url: str | None = None) -> None:
         suite.add_expectation(expectation)
     definition = context.validation_definitions.add(gx.ValidationDefinition(
         name="intermediate_keys", data=asset.add_batch_definition_whole_table("run_date"), suite=suite))
+    checkpoint = context.checkpoints.get(CHECKPOINT)
+    checkpoint.validation_definitions = [*checkpoint.validation_definitions, definition]
+    checkpoint.save()
+
+
+# The forecast's parameters must be positive, finite and not absurd: (model, parameter, min, max).
+# BG/NBD in days (alpha is a time scale: a customer's typical wait between purchases lies around
+# alpha / r days); Gamma-Gamma q > 1 (else the expected order value is undefined). Edit in the JSON.
+PARAMETER_BOUNDS = [("bgnbd", "r", 0.001, 1000), ("bgnbd", "alpha", 0.01, 100000), ("bgnbd", "a", 0.001, 1000),
+                    ("bgnbd", "b", 0.001, 10000), ("gamma_gamma", "p", 0.01, 1000),
+                    ("gamma_gamma", "q", 1.0001, 1000), ("gamma_gamma", "gamma", 0.001, 10000000)]
+PREDICTIONS_QUERY = "select * from marts.fct_customer_predictions_daily where snapshot_date = ops.gate_run_date()"
+PREDICTION_NUMBERS = ["p_alive", "expected_orders_30d", "expected_orders_90d", "expected_orders_365d",
+                      "expected_order_value", "clv_12m"]
+
+
+def predictions_expectations() -> list:
+    """The `predictions` suite: the run date's forecast (marts.fct_customer_predictions_daily) and the
+    fits it used (blocking: dim_customers and the high_value_at_risk audience are built from it)."""
+    from great_expectations import expectations as gxe
+
+    def meta(name: str, severity: str = "blocking") -> dict:
+        return {"name": name, "severity": severity}
+
+    def rows(name: str, description: str, query: str, severity: str = "blocking") -> gxe.Expectation:
+        assert "limit" in query.lower(), name
+        return gxe.UnexpectedRowsExpectation(description=description, unexpected_rows_query=query,
+                                             meta=meta(name, severity))
+
+    finite = " or ".join(f"{c} in ('NaN', 'Infinity', '-Infinity')" for c in PREDICTION_NUMBERS)
+    fits_used = ("select distinct fit_date from {batch}")
+    return [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta("predictions_of_day_not_empty")),
+        rows("every_buyer_is_scored", "Every customer with a valid order by the end of the run date has the day's "
+             "forecast (a missing or partial day would leave dim_customers' p_alive empty).",
+             "select o.customer_id from intermediate.int_orders_as_of o left join {batch} b using (customer_id) "
+             "where o.is_valid_order and b.customer_id is null limit 1000"),
+        gxe.ExpectColumnValuesToBeBetween(column="p_alive", min_value=0, max_value=1, meta=meta("p_alive_in_range")),
+        *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, meta=meta(f"{c}_not_negative"))
+          for c in PREDICTION_NUMBERS[1:]],
+        gxe.ExpectColumnValuesToNotBeNull(column="p_alive", meta=meta("p_alive_not_null")),
+        rows("numbers_are_finite", "No prediction is NaN or infinite (a failed fit's numerics).",
+             f"select customer_id, {', '.join(PREDICTION_NUMBERS)} from {{batch}} where {finite} limit 1000"),
+        gxe.ExpectColumnValuesToBeInSet(column="churn_risk", value_set=["low", "medium", "high"],
+                                        meta=meta("churn_risk_accepted")),
+        rows("not_all_in_one_churn_band", "Not every customer is in one churn-risk band, once at least "
+             "churn_band_min_repeat_buyers customers bought more than once (a one-time buyer's p_alive is 1).",
+             "select min(churn_risk) as band, count(*) as customers from {batch} "
+             "having count(distinct churn_risk) = 1 and count(*) filter (where repeat_purchases > 0) "
+             ">= ops.gate_setting('churn_band_min_repeat_buyers') limit 1"),
+        rows("fits_converged", "The fits the day's forecast used (its fit_date: the run date, or the last refit "
+             "within ECRM_CLV_REFIT_DAYS) exist for both models and converged.",
+             "with used as (" + fits_used + "), models (model) as (values ('bgnbd'), ('gamma_gamma')) "
+             "select u.fit_date, m.model, f.converged from used u cross join models m "
+             "left join marts.fct_clv_model_fits f on f.fit_date = u.fit_date and f.model = m.model "
+             "where f.converged is not true limit 20"),
+        rows("parameters_within_bounds", "Every fitted parameter is a finite number within its bounds "
+             "(edit the VALUES list to change them).",
+             "with used as (" + fits_used + "), bounds (model, parameter, min_value, max_value) as (values "
+             + ", ".join(f"('{m}', '{k}', {lo}, {hi})" for m, k, lo, hi in PARAMETER_BOUNDS)
+             + ") select f.fit_date, b.model, b.parameter, f.parameters ->> b.parameter as value "
+             "from used u join marts.fct_clv_model_fits f on f.fit_date = u.fit_date "
+             "join bounds b on b.model = f.model cross join lateral (select case when (f.parameters ->> b.parameter) "
+             "~ '^-?[0-9]+(\\.[0-9]+)?([eE][+-]?[0-9]+)?$' then (f.parameters ->> b.parameter)::float8 end as number) n "
+             "where n.number is null or n.number not between b.min_value and b.max_value limit 20"),
+        rows("dim_customers_carries_the_days_forecast", "dim_customers' p_alive, clv_12m and churn_risk are the "
+             "run date's forecast (it is built after the forecast, in the build's second dbt invocation).",
+             "select c.customer_id from marts.dim_customers c left join {batch} b using (customer_id) "
+             "where c.p_alive is distinct from b.p_alive or c.clv_12m is distinct from b.clv_12m "
+             "or c.churn_risk is distinct from b.churn_risk limit 1000"),
+        rows("high_value_at_risk_members_match_the_forecast", "Every member of the high_value_at_risk audience has "
+             "a high churn risk in the day's forecast.",
+             "select m.customer_id, b.churn_risk from sync.sync_audience_members m left join {batch} b "
+             "using (customer_id) where m.audience = 'high_value_at_risk' and b.churn_risk is distinct from "
+             "'high' limit 1000"),
+    ]
+
+
+def add_predictions_suite(url: str | None = None) -> None:
+    """Add the `predictions` suite to the existing context and the checkpoint (run once)."""
+    import os
+    from datetime import date
+
+    import great_expectations as gx
+
+    from ..warehouse import resolve_url
+    from .config import load_config
+    from .gate import gate_url
+
+    url = url or resolve_url()
+    os.environ["ECRM_GX_WAREHOUSE_URL"] = gate_url(url, date(2000, 1, 1), load_config())
+    context = gx_context(get_settings().expectations_dir)
+    source = context.data_sources.get("warehouse")
+    asset = source.add_query_asset(name="marts.fct_customer_predictions_daily@run_date", query=PREDICTIONS_QUERY)
+    suite = context.suites.add(gx.ExpectationSuite(name="predictions", meta={
+        "table": "marts.fct_customer_predictions_daily", "row_key": ["snapshot_date", "customer_id"]}))
+    for expectation in predictions_expectations():
+        suite.add_expectation(expectation)
+    definition = context.validation_definitions.add(gx.ValidationDefinition(
+        name="predictions", data=asset.add_batch_definition_whole_table("run_date"), suite=suite))
     checkpoint = context.checkpoints.get(CHECKPOINT)
     checkpoint.validation_definitions = [*checkpoint.validation_definitions, definition]
     checkpoint.save()
@@ -407,13 +508,16 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
         rows("member_is_known_customer", "Every audience member is a known customer.",
              "select m.customer_id from {batch} m left join marts.dim_customers c using (customer_id) "
              "where c.customer_id is null limit 1000"),
-        rows("segment_matches_audience", "Each member's segment belongs to the audience (seeds/audiences.csv) and is "
-             "the member's segment of the day.",
+        rows("segment_matches_audience", "Each member's segment belongs to the audience (seeds/audiences.csv; "
+             "the forecast audiences pick any segment: the predictions suite checks them) and is the member's "
+             "segment of the day.",
              "select m.audience, m.customer_id, m.segment from {batch} m "
              "left join seeds.audiences a on a.audience = m.audience and a.segment = m.segment "
              "left join marts.fct_customer_rfm_daily r on r.snapshot_date = ops.gate_run_date() "
              "and r.customer_id = m.customer_id "
-             "where a.audience is null or r.segment is distinct from m.segment limit 1000"),
+             "where (a.audience is null and m.audience <> all(array["
+             + ", ".join(f"'{a}'" for a in FORECAST_AUDIENCES) + "])) "
+             "or r.segment is distinct from m.segment limit 1000"),
         gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta("audiences_not_empty", "warning")),
         rows("volume_vs_previous_publishes", "Members within the tolerance of the average of the last 7 publishes.",
              "with history as (select avg(members) as avg_n, count(*) as days from ops.publish_runs "
@@ -425,6 +529,11 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
              "and (today.n > history.avg_n * ops.gate_setting('volume_tolerance') "
              "or today.n < history.avg_n / ops.gate_setting('volume_tolerance')) limit 1", "warning"),
     ]))
+
+    # ---- the day's lifetime-value forecast and the fits it used --------------------------------------
+    suites.append(("predictions", query_asset("marts.fct_customer_predictions_daily@run_date", PREDICTIONS_QUERY),
+                   {"table": "marts.fct_customer_predictions_daily", "row_key": ["snapshot_date", "customer_id"]},
+                   predictions_expectations()))
 
     # ---- the intermediate tables behind the audiences: present, one row per key --------------------
     suites.append(("intermediate_keys", query_asset("intermediate@run_date", INTERMEDIATE_QUERY),

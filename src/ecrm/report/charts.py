@@ -36,6 +36,11 @@ def campaign_label(c: dict) -> str:
     return f"{c['campaign_name']}{variant} · {c['sent_date'].strftime('%d %b')}{status}"
 
 
+def backtest_label(group: int, top: int = 7) -> str:
+    """0 … 6, and "7+" for the last group (7 or more calibration repeat purchases)."""
+    return f"{group}+" if group >= top else str(group)
+
+
 def build(data: ReportData) -> dict[str, dict]:
     """Chart id -> Vega-Lite spec; a chart whose data is empty is left out (the template says so)."""
     charts: dict[str, dict] = {}
@@ -102,6 +107,26 @@ def build(data: ReportData) -> dict[str, dict]:
             x=alt.X("customers:Q", title="Customers"))
         charts["lifecycle"] = _spec((base.mark_bar(color="#4575b4") + base.mark_text(align="left", dx=3).encode(
             text=alt.Text("customers:Q", format=","))).properties(width=WIDTH - 120, height=180))
+
+    groups = (data.backtest or {}).get("groups") or []
+    if groups:
+        labels = [backtest_label(g["calibration_repeat_purchases"]) for g in groups]
+        rows = [{"repeat_purchases": label, "series": series, "orders": g[column], "customers": g["customers"]}
+                for label, g in zip(labels, groups, strict=True)
+                for series, column in (("Predicted", "predicted_orders_mean"), ("Actual", "actual_orders_mean"))]
+        run = data.backtest["run"]
+        charts["backtest"] = _spec(alt.Chart(
+            _values(rows), title=f"Backtest: orders per customer in the {run['holdout_days']} days to "
+                                 f"{run['snapshot_date']:%d %b}, predicted vs actual").mark_line(point=True).encode(
+            x=alt.X("repeat_purchases:O", sort=labels, title="Repeat purchases in the calibration period",
+                    axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("orders:Q", title="Purchase days per customer"),
+            color=alt.Color("series:N", title=None, scale=alt.Scale(domain=["Predicted", "Actual"],
+                                                                    range=["#7570b3", "#d95f02"]),
+                            legend=alt.Legend(orient="top")),
+            tooltip=["repeat_purchases:O", "series:N", alt.Tooltip("orders:Q", format=".3f"),
+                     alt.Tooltip("customers:Q", format=",")],
+        ).properties(width=WIDTH - 120, height=220))
 
     if data.campaigns:
         labels = [campaign_label(c) for c in data.campaigns]

@@ -53,6 +53,8 @@ class ReportData:
     web_series: list[dict] = field(default_factory=list)
     top_pages: list[dict] = field(default_factory=list)
     audiences: list[dict] | None = None
+    # the lifetime-value backtest on or before the day: {"run": fct_clv_backtest_runs row, "groups": [...]}
+    backtest: dict | None = None
     loads: dict[date, list[dict]] = field(default_factory=dict)
     quarantine_codes: list[dict] = field(default_factory=list)
     gate: dict[date, dict] = field(default_factory=dict)
@@ -89,6 +91,7 @@ def load(conn: psycopg.Connection, day: date) -> ReportData:
         read_as = _take_bi_role(conn)
         data = ReportData(day=day, read_as=read_as, days={"day": p["d"], "prev_day": p["d1"], "prev_week": p["d7"]})
         _marts(conn, data, p, compare)
+        data.backtest = _backtest(conn, p)
         data.audiences = _published(conn)
     finally:
         conn.execute("reset role")
@@ -192,6 +195,26 @@ def _marts(conn, data: ReportData, p: dict, compare: list[date]) -> None:
         left join marts.fct_web_pages_daily as y on y.view_date = %(d1)s and y.path = t.path
         left join marts.fct_web_pages_daily as w on w.view_date = %(d7)s and w.path = t.path
         where t.view_date = %(d)s and t.page_rank <= 10 order by t.page_rank""", p)
+
+
+def _backtest(conn, p: dict) -> dict | None:
+    """The latest backtest of the forecast on or before the day (it runs with each refit), with its
+    table per number of calibration repeat purchases; None before the first one."""
+    try:
+        runs = _rows(conn, """
+            select snapshot_date, status, skipped_reason, calibration_start, calibration_end, holdout_days,
+                   customers, converged
+            from marts.fct_clv_backtest_runs where snapshot_date <= %(d)s
+            order by snapshot_date desc limit 1""", p)
+        if not runs:
+            return None
+        groups = _rows(conn, """
+            select calibration_repeat_purchases, customers, predicted_orders_mean, actual_orders_mean
+            from marts.fct_clv_backtest where snapshot_date = %(b)s
+            order by calibration_repeat_purchases""", {"b": runs[0]["snapshot_date"]})
+    except (errors.UndefinedTable, errors.InsufficientPrivilege):
+        return None
+    return {"run": runs[0], "groups": groups}
 
 
 def _published(conn) -> list[dict] | None:

@@ -186,6 +186,7 @@ def view(data: ReportData) -> dict:
             "open_windows": open_windows, "site": site, "pages": pages, "loads": loads,
             "quarantine_codes": data.quarantine_codes, "gate_today": gate_today, "gate": gate, "findings": findings,
             "audiences": data.audiences, "published": data.published, "read_as": data.read_as,
+            "backtest": data.backtest,
             "date": date}
 
 

@@ -53,6 +53,9 @@ class CampaignRun:
     delivered: dict[str, int]     # customer_id -> delivered unix ts
 
 
+FORECAST_AUDIENCES = ("high_value_at_risk",)  # dbt: int_customers_high_value_at_risk
+
+
 def is_send_day(start: date, day: date) -> bool:
     return (day - start).days % SEND_EVERY_DAYS == SEND_DAY_OFFSET and day > start
 
@@ -64,6 +67,9 @@ def plan_campaign(seed: int, start: date, outbox: Path, day: date, product_ids: 
     audiences = read_outbox(outbox, add_days(day, -1).isoformat())
     if not audiences:
         return None
+    # The forecast's small audiences come after the RFM ones in the rotation (weeks 0-2 mail the RFM
+    # audiences as they did before the forecast existed).
+    audiences = sorted(audiences, key=lambda a: a.name in FORECAST_AUDIENCES)
     audience = pick_audience(audiences, (day - start).days // SEND_EVERY_DAYS)
     if audience is None:
         return None

@@ -7,14 +7,16 @@
     )
 }}
 -- Why over 150 lines: one job (assemble the customer dimension); the length is its column list
--- (the contract's 40-odd columns from five per-customer inputs), each computed once.
+-- (the contract's 40-odd columns from six per-customer inputs), each computed once.
 -- (customer_id is indexed by the contract's primary key.)
 -- One row per customer as of the end of run_date. Rebuilt every day (everything relative to
 -- run_date changes daily for every customer), but only from per-customer inputs and bounded
 -- windows: lifetime order facts come from a table that is incremental per customer
 -- (int_customer_orders_summarized), the 365-day order figures and the web activity (last seen,
 -- 30/90-day sessions) from tables kept up to date per customer (int_customer_order_windows,
--- int_customer_web_activity); the 90-day e-mail figures read only their window (indexed by date).
+-- int_customer_web_activity); the 90-day e-mail figures read only their window (indexed by date);
+-- p_alive, clv_12m and churn_risk are the run date's forecast (ecrm.predict runs before the dbt
+-- invocation that builds this model and everything after it: docs/predictions.md).
 with
 
 customers as (
@@ -50,6 +52,13 @@ web_activity as (
 orders_last_365d as (
 
     select * from {{ ref('int_customer_order_windows') }}
+
+),
+
+predictions as (
+
+    select * from {{ ref('stg_predictions__customer_predictions') }}
+    where snapshot_date = {{ run_date() }}
 
 ),
 
@@ -89,7 +98,10 @@ joined as (
         email_engagement.last_click_at,
         email_flags.first_unsubscribed_at is not null as has_unsubscribed,
         email_flags.first_hard_bounced_at is not null as has_hard_bounced,
-        email_flags.first_complained_at is not null as has_complained
+        email_flags.first_complained_at is not null as has_complained,
+        predictions.p_alive,
+        predictions.clv_12m,
+        predictions.churn_risk
 
     from customers
     left join customer_orders
@@ -102,6 +114,8 @@ joined as (
         on customers.customer_id = web_activity.customer_id
     left join orders_last_365d
         on customers.customer_id = orders_last_365d.customer_id
+    left join predictions
+        on customers.customer_id = predictions.customer_id
     -- customers who exist as of run_date (signed up, or already ordered as a guest)
     where
         customers.signed_up_at < {{ as_of_ts() }}
@@ -178,7 +192,10 @@ final as (
         human_opens_90d,
         clicks_90d,
         last_human_open_at,
-        last_click_at
+        last_click_at,
+        p_alive,
+        clv_12m,
+        churn_risk
 
     from derived
 

@@ -1,0 +1,62 @@
+-- Every customer an audience's rule picks for run_date, before the compliance split: the RFM
+-- audiences (seed `audiences`: segment -> audience) and the forecast audience high_value_at_risk
+-- (int_customers_high_value_at_risk). sync_audience_members keeps the contactable, non-holdout
+-- ones; sync_holdout_members the contactable holdout ones: one rule for every audience.
+with
+
+rfm as (
+
+    select * from {{ ref('fct_customer_rfm_daily') }}
+    where snapshot_date = {{ run_date() }}
+
+),
+
+audiences as (
+
+    select * from {{ ref('audiences') }}
+
+),
+
+high_value_at_risk as (
+
+    select * from {{ ref('int_customers_high_value_at_risk') }}
+
+),
+
+picked as (
+
+    select
+        audiences.audience,
+        rfm.customer_id
+
+    from rfm
+    inner join audiences
+        on rfm.segment = audiences.segment
+
+    union all
+
+    select
+        'high_value_at_risk' as audience,
+        customer_id
+
+    from high_value_at_risk
+
+),
+
+final as (
+
+    select
+        picked.audience,
+        picked.customer_id,
+        rfm.segment,
+        rfm.snapshot_date,
+        rfm.is_contactable,
+        rfm.is_holdout
+
+    from picked
+    inner join rfm
+        on picked.customer_id = rfm.customer_id
+
+)
+
+select * from final
