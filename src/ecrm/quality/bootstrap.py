@@ -176,18 +176,17 @@ def predictions_expectations() -> list:
 
 def add_predictions_suite(url: str | None = None) -> None:
     """Add the `predictions` suite to the existing context and the checkpoint (run once)."""
-    import os
     from datetime import date
 
     import great_expectations as gx
 
     from ..warehouse import resolve_url
     from .config import load_config
-    from .gate import gate_url
+    from .gate import gate_url, set_warehouse_url
 
     url = url or resolve_url()
-    os.environ["ECRM_GX_WAREHOUSE_URL"] = gate_url(url, date(2000, 1, 1), load_config())
     context = gx_context(get_settings().expectations_dir)
+    set_warehouse_url(context, gate_url(url, date(2000, 1, 1), load_config()))
     source = context.data_sources.get("warehouse")
     asset = source.add_query_asset(name="marts.fct_customer_predictions_daily@run_date", query=PREDICTIONS_QUERY)
     suite = context.suites.add(gx.ExpectationSuite(name="predictions", meta={
