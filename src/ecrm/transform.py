@@ -115,6 +115,11 @@ def build_lock(url: str, day: date, run_id: str | None = None, action: str = "bu
         with conn.transaction():  # two first builds must not race on the DDL
             conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-build-ddl'))")
             conn.execute(BUILDS_DDL)
+        # dbt reads the mailer's push history (source mailer.member_history: the flows' frequency
+        # cap), so the mailer's tables exist before the first push
+        from .mailer.state import apply_ddl as apply_mailer_ddl
+
+        apply_mailer_ddl(conn)
         # The row goes in before the lock is tried, so a build refused by this one always finds it.
         build_id = conn.execute(
             "insert into ops.build_runs (run_date, run_id, host, pid, backend_pid, status, action) "
