@@ -120,3 +120,72 @@ def test_flow_unit_tests_pass(world):
                      env={"ECRM_RUN_DATE": DAYS[-1].isoformat()})
     ran = [r for r in result.result.results if r.node.unique_id.startswith("unit_test.")]
     assert ran and all(str(r.status) == "pass" for r in ran), [(r.node.name, str(r.status), r.message) for r in ran]
+
+
+@pytest.mark.slow
+def test_flow_lift_interval_covers_the_simulator_truth(warehouse, tmp_path, monkeypatch):
+    """Seven days of flow entries pushed through the outbox; the simulator gives every pushed
+    (treated) entrant a known daily uplift for 14 days; measured when every cohort's window closed.
+
+    A large uplift (0.04 a day) keeps the interval informative with the few dozen entrants a
+    flow gets in a week of a 6,000-customer shop; conversion counts valid orders only, the truth
+    any order (cancellations and refunds, ~7% of orders, shrink the measured lift a little)."""
+    import json
+
+    from ecrm.pipeline import SOURCES, build_marts, ingest_initial, ingest_interval, publish_segments
+    from ecrm.simulate import ShopSimulator
+
+    gx_dir = tmp_path / "expectations"
+    shutil.copytree(ROOT / "expectations", gx_dir, ignore=shutil.ignore_patterns("uncommitted"))
+    for key, value in {"ECRM_DATA_DIR": tmp_path, "ECRM_LANDING": tmp_path / "landing",
+                       "ECRM_OUTBOX": tmp_path / "outbox", "ECRM_GX_PROJECT_DIR": gx_dir}.items():
+        monkeypatch.setenv(key, str(value))
+    url = warehouse.create_database("flows_truth")
+    sim = ShopSimulator(landing=tmp_path / "landing", outbox=tmp_path / "outbox", truth=tmp_path / "truth",
+                        start=START, customers=6000, seed=5, flow_daily_uplift=0.04)
+    sim.write_initial()
+    ingest_initial(START, url=url)
+    entry_days = [START + timedelta(days=k) for k in range(7)]
+    measured = entry_days[-1] + timedelta(days=15)  # the last cohort's 14-day window has closed
+    day = START
+    while day <= measured:
+        sim.write_day(day)
+        for source in SOURCES:
+            ingest_interval(source, *day_interval(day), url=url)
+        if day in entry_days:
+            build_marts(*day_interval(day), url=url)
+            publish_segments(*day_interval(day), url=url)
+        day += timedelta(days=1)
+    build_marts(*day_interval(measured), url=url)
+
+    truth = {(c["flow"], c["entry_day"]): c
+             for c in json.loads((tmp_path / "truth" / "flows.json").read_text())["cohorts"]}
+    cohorts = fetch(url, "select flow, entry_date, treated_entrants, holdout_entrants, treated_converters, "
+                         "holdout_converters, absolute_lift_ci_lower, absolute_lift_ci_upper, is_window_open "
+                         "from marts.fct_flow_kpis where entry_date <= %s order by flow, entry_date",
+                    (entry_days[-1],))
+    assert cohorts and not any(row[-1] for row in cohorts)
+    pooled: dict[str, list[float]] = {}
+    covered = 0
+    for flow, entry, n_t, n_h, c_t, c_h, lower, upper, _ in cohorts:
+        record = truth.get((flow, entry.isoformat()))
+        # every treated entrant was pushed exactly once, and only they were
+        assert record is not None and record["treated"] == n_t, (flow, entry, n_t, record)
+        covered += lower is not None and float(lower) <= record["true_uplift"] <= float(upper)
+        acc = pooled.setdefault(flow, [0, 0, 0, 0, 0.0])
+        for i, v in enumerate((n_t, n_h, c_t, c_h, record["true_uplift"] * n_t)):
+            acc[i] += v
+    checked = []
+    for flow, (n_t, n_h, c_t, c_h, weighted_truth) in sorted(pooled.items()):
+        if n_t < 20 or n_h < 5:
+            continue
+        p_t, p_h = c_t / n_t, c_h / n_h
+        se = (p_t * (1 - p_t) / n_t + p_h * (1 - p_h) / n_h) ** 0.5  # fct_flow_kpis' formula, pooled cohorts
+        lift, true_uplift = p_t - p_h, weighted_truth / n_t
+        print(f"\n{flow}: treated={n_t} holdout={n_h} lift={lift:.3f} 95% CI [{lift - 1.96 * se:.3f}, "
+              f"{lift + 1.96 * se:.3f}] truth={true_uplift:.3f}")
+        checked.append((flow, lift - 1.96 * se <= true_uplift <= lift + 1.96 * se, lift - 1.96 * se > 0))
+    print(f"per cohort: truth inside the 95% interval in {covered} of {len(cohorts)} cohorts")
+    assert checked, pooled
+    assert all(inside for _, inside, _ in checked), checked
+    assert any(informative for *_, informative in checked), "no interval excludes 0: not informative"
