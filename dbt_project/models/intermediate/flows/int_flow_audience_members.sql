@@ -1,9 +1,10 @@
 -- The flows' current members on run_date, treated only: who is pushed in each flow audience.
 -- A member entered the flow within its window (entry_date > run_date - window_days) and has not
 -- exited: no valid order placed after the entry (flows with exit_on_order; the entry is decided
--- on the data up to the end of its day, so orders from the next day on), still contactable
--- (an unsubscribe, hard bounce or complaint ends it at once), and for segment-transition flows
--- with exit_on_segment_leave still in the segment(s) it entered for. Held-out entrants are never
+-- on the data up to the end of its day, so orders from the next day on), contactable on every day
+-- since (an unsubscribe, hard bounce or complaint ends it at once), and for segment-transition
+-- flows with exit_on_segment_leave in the segment(s) it entered for on every day since. An exit is
+-- for good: coming back into the segment does not re-add the member. Held-out entrants are never
 -- members. One row per (audience, customer_id), in sync_audience_members' shape.
 with
 
@@ -72,13 +73,24 @@ not_exited as (
     inner join today
         on in_window.customer_id = today.customer_id
     where
-        today.is_contactable
-        and not today.is_holdout
-        and not (
-            in_window.exit_on_segment_leave
-            and in_window.trigger_type = 'segment_transition'
-            and not {{ flow_value_matches('in_window.trigger_to', 'today.segment') }}
+        not today.is_holdout
+        -- exits are for good: a day out of the segment, or not contactable, since the entry ends it
+        and not exists (
+            select 1 as found from {{ ref('fct_customer_rfm_daily') }} as since_entry
+            where
+                since_entry.customer_id = in_window.customer_id
+                and since_entry.snapshot_date > in_window.entry_date
+                and since_entry.snapshot_date <= {{ run_date() }}
+                and (
+                    not since_entry.is_contactable
+                    or (
+                        in_window.exit_on_segment_leave
+                        and in_window.trigger_type = 'segment_transition'
+                        and not {{ flow_value_matches('in_window.trigger_to', 'since_entry.segment') }}
+                    )
+                )
         )
+        and today.is_contactable
         and not (
             in_window.exit_on_order
             and exists (
