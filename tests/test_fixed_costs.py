@@ -26,6 +26,9 @@ START = date(2026, 10, 1)
 DAY1, DAY2, DAY3 = START, START + timedelta(days=1), START + timedelta(days=2)
 
 
+SEEDS = len(list((ROOT / "dbt_project" / "seeds").glob("*.csv")))  # every seed of the project
+
+
 def unit_tests_in_project() -> int:
     """The unit tests defined in dbt_project/models/**/*.yml (entries of their `unit_tests:` lists)."""
     import yaml
@@ -102,7 +105,7 @@ def test_where_filters_get_the_run_date_at_run_time(days):
 def test_daily_build_has_no_unit_tests_and_loads_seeds_once(days):
     first, second = (days["built"][d]["results"] for d in (DAY1, DAY2))
     assert not [r for r in first + second if r["unique_id"].startswith("unit_test.")]
-    assert len([r for r in first if r["unique_id"].startswith("seed.")]) == 2  # a new warehouse: loaded
+    assert len([r for r in first if r["unique_id"].startswith("seed.")]) == SEEDS  # a new warehouse: loaded
     assert not [r for r in second if r["unique_id"].startswith("seed.")]  # unchanged: not reloaded
     # their data tests still run every day
     assert [r for r in second if r["unique_id"].startswith("test.") and "segment_map" in r["unique_id"]]
@@ -120,7 +123,7 @@ def test_changed_seeds_are_loaded_again(days):
         pipeline.ingest_interval(source, *day_interval(DAY3), url=url)
     transform.build(DAY3, url, {"holdout_pct": 10})
     results = _results(days["target"])
-    assert len([r for r in results if r["unique_id"].startswith("seed.")]) == 2
+    assert len([r for r in results if r["unique_id"].startswith("seed.")]) == SEEDS
     assert transform.seeds_current(url, transform.seeds_checksum())
 
 

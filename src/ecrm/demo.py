@@ -41,7 +41,8 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, forc
     applied = migrate(url)  # `ecrm warehouse migrate`; the DAGs' first task checks again
     console.print(f"[bold]migrations[/] {', '.join(m.file for m in applied) or 'up to date'}")
     sim = ShopSimulator(landing=Path(settings.landing), outbox=settings.outbox,
-                        truth=settings.data_dir / "truth", start=start, customers=customers, seed=seed)
+                        truth=settings.data_dir / "truth", start=start, customers=customers, seed=seed,
+                        flow_daily_uplift=DEMO_FLOW_DAILY_UPLIFT)
     # With the embedded warehouse, a second database on it plays the shop's own database, and orders
     # are pulled from it by watermark (the first pull takes the history); otherwise export files.
     shop_url = None if settings.warehouse_url else EmbeddedWarehouse(settings.embedded_dir).create_database("shop")
@@ -139,6 +140,40 @@ SUMMARY_KPIS = [
 ]
 
 
+# The demo's simulated lifecycle flows work (ecrm.simulate.flows): +1 point of daily order probability
+# for 14 days after a treated entrant's push, so the flows' lift next to its truth means something.
+DEMO_FLOW_DAILY_UPLIFT = 0.01
+
+
+def print_flows(url: str, last_day: date, truth_dir: Path) -> None:
+    """Per flow: entrants of the last 90 days by group, the measured lift and 95% CI, and the simulator's
+    truth (the mean true uplift of the same cohorts' pushed entrants, truth/flows.json)."""
+    import json
+
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        if conn.execute("select to_regclass('marts.fct_flow_kpis_periods') is null").fetchone()[0]:
+            return
+        rows = conn.execute(
+            "select flow, treated_entrants, holdout_entrants, absolute_lift, absolute_lift_ci_lower, "
+            "absolute_lift_ci_upper, open_window_cohorts, first_entry_date from marts.fct_flow_kpis_periods "
+            "where period = 'last_90d' order by flow").fetchall()
+    path = truth_dir / "flows.json"
+    cohorts = json.loads(path.read_text()).get("cohorts", []) if path.exists() else []
+    table = Table(title=f"Lifecycle flows, entries of the 90 days to {last_day} (lift: 14-day conversion)")
+    for col in ("flow", "treated", "held out", "lift", "95% CI", "open windows", "truth"):
+        table.add_column(col, justify="left" if col == "flow" else "right")
+    for flow, treated, held, lift, low, high, open_cohorts, first in rows:
+        mine = [c for c in cohorts if c["flow"] == flow and first.isoformat() <= c["entry_day"] <= last_day.isoformat()]
+        n = sum(c["treated"] for c in mine)
+        truth = f"{sum(c['true_uplift'] * c['treated'] for c in mine) / n:.2%}" if n else "-"
+        interval = f"[{float(low):.2%}, {float(high):.2%}]" if low is not None else "-"
+        table.add_row(flow, str(treated), str(held), f"{float(lift):.2%}" if lift is not None else "-", interval,
+                      str(open_cohorts), truth)
+    console.print(table)
+
+
 def _fmt(value, key: str) -> str:
     if key.endswith(("_rate", "_lift", "_lower", "_upper")) or key == "absolute_lift":
         return f"{float(value):.2%}"
@@ -197,6 +232,7 @@ def summarize(url: str, last_day: date, seconds: float, failures: list[str]) -> 
         console.print(shown)
     else:
         console.print("no campaign yet: run more days (a campaign is sent on the 2nd day, results follow)")
+    print_flows(url, last_day, settings.data_dir / "truth")
     console.print(f"pushed audiences: {settings.outbox / last_day.isoformat()}  (CSV per audience + manifest.json)")
     console.print(f"open the warehouse: [bold]psql '{_redact(url)}'[/]  e.g. "
                   "select * from published.audience_members limit 10;")

@@ -35,3 +35,13 @@ final as (
 )
 
 select * from final
+-- lifecycle flows: their current treated members (models/intermediate/flows, docs/flows.md)
+union all
+select
+    audience,
+    customer_id,
+    email,
+    first_name,
+    segment,
+    snapshot_date
+from {{ ref('int_flow_audience_members') }}

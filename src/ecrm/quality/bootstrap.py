@@ -26,7 +26,9 @@ from .gate import CHECKPOINT, SAFETY_CHECKS, gx_context
 
 SEGMENTS = ["Champions", "Loyal", "Potential Loyalist", "New", "Promising", "Need Attention", "About to Sleep",
             "At Risk", "Can't Lose Them", "Hibernating", "Lost", "Prospect"]
-AUDIENCES = ["winback", "vip", "nurture", "high_value_at_risk"]
+# the RFM audiences (seeds/audiences.csv), the forecast's and the lifecycle flows' (seeds/flows.csv, docs/flows.md)
+AUDIENCES = ["winback", "vip", "nurture", "high_value_at_risk", "flow_winback", "flow_welcome", "flow_reengage",
+             "flow_vip_thanks", "flow_churn_save", "flow_nudge_60d"]
 FORECAST_AUDIENCES = ["high_value_at_risk"]  # picked by the forecast (no segment of seeds/audiences.csv)
 DAY = "{ts} >= ops.gate_day_start() and {ts} < ops.gate_day_end()"
 # Share of all customers each segment may hold on a day: (segment, min, max). Edit in the JSON.
@@ -501,6 +503,22 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
              "where (('x' || substr(md5('holdout:' || m.customer_id), 1, 8))::bit(32)::bigint % 100) "
              "< ops.gate_setting('holdout_pct') or c.is_holdout "
              "or exists (select 1 from sync.sync_holdout_members h where h.customer_id = m.customer_id) limit 1000"),
+        rows("no_flow_holdout_member", "No flow holdout in a flow audience, and every member of a flow audience "
+             "entered that flow within its window (marts.fct_flow_entrants): a member whose entry of that flow is "
+             "held out, or whose (customer, flow) hash falls below the holdout percent recorded at entry, is "
+             "unexpected.",
+             "select m.audience, m.customer_id, m.email from {batch} m join seeds.flows f on f.audience = m.audience "
+             "where not exists (select 1 from marts.fct_flow_entrants e where e.customer_id = m.customer_id "
+             "and e.flow = f.flow and not e.is_flow_holdout and e.entry_date <= ops.gate_run_date() "
+             "and e.entry_date > ops.gate_run_date() - f.window_days) "
+             "or exists (select 1 from marts.fct_flow_entrants h where h.customer_id = m.customer_id "
+             "and h.flow = f.flow and (h.is_flow_holdout or (('x' || substr(md5('flow:' || h.flow || ':' "
+             "|| h.customer_id), 1, 8))::bit(32)::bigint % 100) < h.flow_holdout_pct)) limit 1000"),
+        rows("one_flow_per_customer_per_day", "At most one flow entered per customer and day (the highest-priority "
+             "one): no pushed member entered two flows on the run date.",
+             "select m.customer_id, count(distinct e.flow) as flows_entered from {batch} m "
+             "join marts.fct_flow_entrants e on e.customer_id = m.customer_id and e.entry_date = ops.gate_run_date() "
+             "group by m.customer_id having count(distinct e.flow) > 1 limit 1000"),
         rows("member_is_contactable", "Every member gave marketing consent and has a valid address (dim_customers).",
              "select m.audience, m.customer_id, m.email from {batch} m join marts.dim_customers c using (customer_id) "
              "where not (c.accepts_marketing and c.is_valid_email) limit 1000"),
@@ -508,14 +526,15 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
              "select m.customer_id from {batch} m left join marts.dim_customers c using (customer_id) "
              "where c.customer_id is null limit 1000"),
         rows("segment_matches_audience", "Each member's segment belongs to the audience (seeds/audiences.csv; "
-             "the forecast audiences pick any segment: the predictions suite checks them) and is the member's "
-             "segment of the day.",
+             "the forecast audiences pick any segment: the predictions suite checks them; a flow audience of "
+             "seeds/flows.csv takes any segment) and is the member's segment of the day.",
              "select m.audience, m.customer_id, m.segment from {batch} m "
              "left join seeds.audiences a on a.audience = m.audience and a.segment = m.segment "
              "left join marts.fct_customer_rfm_daily r on r.snapshot_date = ops.gate_run_date() "
              "and r.customer_id = m.customer_id "
              "where (a.audience is null and m.audience <> all(array["
-             + ", ".join(f"'{a}'" for a in FORECAST_AUDIENCES) + "])) "
+             + ", ".join(f"'{a}'" for a in FORECAST_AUDIENCES) + "]) "
+             "and m.audience not in (select f.audience from seeds.flows f)) "
              "or r.segment is distinct from m.segment limit 1000"),
         gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta("audiences_not_empty", "warning")),
         rows("volume_vs_previous_publishes", "Members within the tolerance of the average of the last 7 publishes.",

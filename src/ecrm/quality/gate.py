@@ -48,6 +48,7 @@ from .config import GateConfig, GateConfigError, load_config
 SAFETY_CHECKS = frozenset({
     "audience_members.no_suppressed_member",   # unsubscribed, complained, hard-bounced
     "audience_members.no_holdout_member",      # the measurement holdout
+    "audience_members.no_flow_holdout_member",  # a lifecycle flow's own holdout
     "audience_members.member_is_contactable",  # marketing consent and a valid address
 })
 # Direct identifiers: their values are fingerprinted wherever the gate writes or raises them.

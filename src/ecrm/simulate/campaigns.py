@@ -27,6 +27,7 @@ HUMAN_OPEN, MACHINE_OPEN_CLIENTS = 0.25, 0.15
 CLICK_GIVEN_OPEN = 0.16  # 0.25 * 0.16 = 4% of delivered click
 UNSUBSCRIBE, SPAMREPORT = 0.005, 0.001
 OPEN_DELAY_MEAN_S = 5 * 3600
+FLOW_AUDIENCE_PREFIX = "flow_"  # dbt_project/seeds/flows.csv audiences: not picked for the weekly campaign
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,9 @@ def plan_campaign(seed: int, start: date, outbox: Path, day: date, product_ids: 
     """The campaign sent on `day`: one audience of yesterday's outbox, rotating week by week."""
     if not is_send_day(start, day):
         return None
-    audiences = read_outbox(outbox, add_days(day, -1).isoformat())
+    # the lifecycle flows' audiences (flow_*) are mailed by the flows, not by the weekly campaign
+    audiences = [a for a in read_outbox(outbox, add_days(day, -1).isoformat()) or []
+                 if not a.name.startswith(FLOW_AUDIENCE_PREFIX)]
     if not audiences:
         return None
     # The forecast's small audiences come after the RFM ones in the rotation (weeks 0-2 mail the RFM

@@ -92,6 +92,8 @@ class Treatment:
 
     uplift: float = 0.0
     earliest: Mapping[int, int] = field(default_factory=dict)  # customer number -> earliest unix ts
+    # lifecycle flows (ecrm.simulate.flows): customer number -> extra daily probability, from the day's start
+    flow_uplift: Mapping[int, float] = field(default_factory=dict)
 
 
 def _time_of_day(rng: Random, earliest: int) -> int:
@@ -168,6 +170,9 @@ def orders_for_day(seed: int, day: date, epoch: date, population: Population, ca
     for number in treatment.earliest:
         if number <= len(p):
             boost[number - 1] = treatment.uplift
+    for number, extra in treatment.flow_uplift.items():
+        if number <= len(p):
+            boost[number - 1] += extra
     buyers = np.flatnonzero(u < p + boost)
     day0 = day_start(day)
     orders = []

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from . import campaigns as cmp
+from . import flows
 from .catalog import Catalog
 from .common import SECONDS_PER_DAY, Stream, add_days, day_start, n_malformed, py_rng, write_atomic
 from .delivery import Delivery
@@ -36,6 +37,10 @@ from .weblogs import ANONYMOUS_SESSIONS, SHOP_URL, Click, Request, day_requests,
 
 HISTORY_DAYS = 365
 DEFAULT_DAILY_UPLIFT = 0.006  # ~4 percentage points more 7-day conversion for delivered recipients
+# Lifecycle flows' effect (ecrm.simulate.flows) on a treated entrant's daily order probability. 0 by
+# default: the flows' cohorts are still recorded in truth/flows.json (true uplift 0), and the other
+# tests' data do not change; tests/test_flows.py and a demo can set it.
+DEFAULT_FLOW_DAILY_UPLIFT = 0.0
 CACHE_DAYS = 32
 FILES = ("customers", "orders", "order_lines", "access_log", "events", "campaigns")
 
@@ -45,6 +50,7 @@ class ShopSimulator:
 
     def __init__(self, landing: Path, outbox: Path, truth: Path, start: date, customers: int = 5000,
                  seed: int = 42, *, daily_uplift: float = DEFAULT_DAILY_UPLIFT,
+                 flow_daily_uplift: float = DEFAULT_FLOW_DAILY_UPLIFT,
                  signups_per_day: float | None = None, orders_per_day: float | None = None,
                  delivery: Delivery | str | None = None) -> None:
         """Sign-ups, orders and anonymous traffic default to 10, 30 and 1,400 a day per 5,000
@@ -62,6 +68,7 @@ class ShopSimulator:
         self.delivery = delivery
         self.landing, self.outbox, self.truth = Path(landing), Path(outbox), Path(truth)
         self.start, self.seed, self.daily_uplift = start, seed, daily_uplift
+        self.flow_daily_uplift = flow_daily_uplift
         self.epoch = add_days(start, -HISTORY_DAYS)
         size = customers / 5000
         self.anonymous_sessions = ANONYMOUS_SESSIONS * size
@@ -104,7 +111,19 @@ class ShopSimulator:
                 number = customer_number(cid)
                 if number:  # today, the email has to arrive before the order it causes
                     earliest[number] = delivered_ts + 300 if k == 0 else day_start(day)
-        return Treatment(self.daily_uplift, earliest)
+        return Treatment(self.daily_uplift, earliest, self._flow_uplift(day))
+
+    def _flow_uplift(self, day: date) -> dict[int, float]:
+        """Treated flow entrants pushed in the FLOW_EFFECT_DAYS days before `day` (once each)."""
+        if not self.flow_daily_uplift:
+            return {}
+        treated: dict[int, float] = {}
+        for k in range(1, flows.FLOW_EFFECT_DAYS + 1):
+            for ids in flows.flow_adds(self.outbox, add_days(day, -k)).values():
+                for cid in ids:
+                    if number := customer_number(cid):
+                        treated[number] = self.flow_daily_uplift
+        return treated
 
     # -- orders --------------------------------------------------------------------------------------
     def orders(self, day: date) -> list[Order]:
@@ -122,7 +141,11 @@ class ShopSimulator:
     def _day_key(self, day: date) -> tuple:
         """What a day's orders, clicks and requests depend on besides the seed: the outboxes that
         decided the campaigns of the 7 days up to it."""
-        return (day, tuple(self._outbox_fingerprint(add_days(day, -k)) for k in range(EFFECT_DAYS)))
+        key = (day, tuple(self._outbox_fingerprint(add_days(day, -k)) for k in range(EFFECT_DAYS)))
+        if self.flow_daily_uplift:  # and the flow pushes of the days before it
+            key += tuple(flows.changes_fingerprint(self.outbox, add_days(day, -k))
+                         for k in range(1, flows.FLOW_EFFECT_DAYS + 1))
+        return key
 
     # -- initial export ------------------------------------------------------------------------------
     def write_initial(self) -> dict:
@@ -205,6 +228,10 @@ class ShopSimulator:
         self._write_day_files(day, texts, sorted(sent, key=lambda r: r.campaign.sent_ts))
         record, recipients_csv = campaign_truth(run, self.population, self.daily_uplift) if run else (None, None)
         update_truth(self.truth, day, record, recipients_csv)
+        entry_day = yesterday  # the flows pushed after yesterday's build act from today on
+        flows.update_flow_truth(self.truth, entry_day, [
+            flows.cohort_truth(audience, entry_day, ids, self.population, self.flow_daily_uplift)
+            for audience, ids in flows.flow_adds(self.outbox, entry_day).items()])
         return {"day": day.isoformat(), **counts, "malformed": bad, "new_orders": len(today),
                 "sessions": sessions, "campaign_id": run.campaign.campaign_id if run else None}
 
