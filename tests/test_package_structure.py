@@ -129,3 +129,19 @@ def test_no_private_name_is_imported_across_modules():
                 found += [f"{name}: from {'.' * node.level}{node.module or ''} import {alias.name}"
                           for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
     assert found == []
+
+
+def test_dbt_layers_depend_one_way():
+    """staging -> intermediate -> marts -> sync: no intermediate model refs a mart or a sync model, no mart
+    refs a sync model, and no macro calls ref() (lineage in `dbt ls` and the docs graph tells the truth)."""
+    import re
+
+    models = Path(__file__).resolve().parents[1] / "dbt_project" / "models"
+    layer_of = {p.stem: p.relative_to(models).parts[0] for p in models.rglob("*.sql")}
+    order = {"staging": 0, "intermediate": 1, "marts": 2, "sync": 3}
+    backwards = [(p.stem, ref) for p in models.rglob("*.sql")
+                 for ref in re.findall(r"ref\(\s*'([a-z0-9_]+)'\s*\)", p.read_text())
+                 if ref in layer_of and order[layer_of[ref]] > order[layer_of[p.stem]]]
+    assert backwards == []
+    macros = Path(__file__).resolve().parents[1] / "dbt_project" / "macros"
+    assert [p.name for p in macros.glob("*.sql") if "ref(" in p.read_text()] == []

@@ -44,4 +44,4 @@ select
     first_name,
     segment,
     snapshot_date
-from {{ ref('int_flow_audience_members') }}
+from {{ ref('sync_flow_members') }}

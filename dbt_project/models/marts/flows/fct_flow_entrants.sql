@@ -27,7 +27,7 @@ with
 
 candidates as (
 
-    select * from {{ ref('int_flow_candidates') }}
+    select * from {{ ref('fct_flow_candidates') }}
 
 ),
 
