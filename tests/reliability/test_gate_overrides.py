@@ -19,7 +19,7 @@ from ecrm.quality.config import GateConfigError, load_config
 from ecrm.quality.gate import resolve_overrides
 
 SAFETY = ("audience_members.no_suppressed_member", "audience_members.no_holdout_member",
-          "audience_members.member_is_contactable")
+          "audience_members.member_is_contactable", "audience_members.no_flow_holdout_member")
 
 
 @pytest.fixture
