@@ -35,7 +35,7 @@ final as (
 )
 
 select * from final
--- lifecycle flows: their current treated members (models/intermediate/flows, docs/flows.md)
+-- lifecycle flows: their current treated members (sync_flow_members, docs/flows.md)
 union all
 select
     audience,
