@@ -124,6 +124,36 @@ def test_an_old_warehouse_is_upgraded_in_place_and_keeps_its_rows(bare_db_url, d
     assert migrate(bare_db_url) == []
 
 
+FORECAST_TABLES = ["fct_clv_model_fits", "fct_customer_predictions_daily", "fct_clv_forecast_daily",
+                   "fct_clv_backtest_runs", "fct_clv_backtest"]
+
+
+def forecast_columns(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select table_name, column_name, data_type, is_nullable, column_default from "
+                            "information_schema.columns where table_schema = 'marts' order by 1, ordinal_position").fetchall()
+
+
+def test_the_forecast_tables_exist_before_the_first_build_and_old_ones_are_upgraded(bare_db_url, db_url):
+    """dbt reads the forecast as a source: a fresh warehouse has its tables before any forecast ran.
+    A warehouse whose first forecast created the fits table in its first version (the fit's duration
+    in the mart, no penalizer) gets today's shape and keeps its fits."""
+    assert sorted({t for t, *_ in forecast_columns(db_url)}) == sorted(FORECAST_TABLES)
+    with psycopg.connect(bare_db_url, autocommit=True) as conn:
+        conn.execute("create schema marts; create table marts.fct_clv_model_fits (fit_date date not null, "
+                     "model text not null check (model in ('bgnbd', 'gamma_gamma')), parameters jsonb not null, "
+                     "time_unit text not null, log_likelihood double precision not null, customers integer not null, "
+                     "distinct_summaries integer not null, converged boolean not null, calibration_start date, "
+                     "calibration_end date not null, fit_seconds double precision, primary key (fit_date, model))")
+        conn.execute("insert into marts.fct_clv_model_fits values (%s, 'bgnbd', '{\"r\": 0.24}', 'day', -9.5, 10, 8, "
+                     "true, null, %s, 0.4)", (DAY, DAY))
+    migrate(bare_db_url)
+    assert forecast_columns(bare_db_url) == forecast_columns(db_url)
+    with psycopg.connect(bare_db_url) as conn:
+        assert conn.execute("select fit_date, parameters, penalizer from marts.fct_clv_model_fits").fetchall() == \
+            [(DAY, {"r": 0.24}, 0.0)]
+
+
 @pytest.fixture
 def migrations_copy(tmp_path) -> Path:
     folder = tmp_path / "migrations"
@@ -175,6 +205,7 @@ def _stages(url: str, tmp_path: Path):
     from ecrm.load.ingest import ingest
     from ecrm.mailer.config import MailerConfig
     from ecrm.mailer.sync import sync_audiences
+    from ecrm.predict.stage import run as predict
     from ecrm.publish import publish
     from ecrm.quality import gate
 
@@ -192,6 +223,7 @@ def _stages(url: str, tmp_path: Path):
         "ingest": with_conn(lambda c: ingest(c, "weblogs", tmp_path, day_interval(DAY))),
         "stages_done": lambda: pipeline.stages_done(["build_marts"], DAY, url),
         "build": build_lock,
+        "predict": with_conn(lambda c: predict(c, DAY)),
         "gate": with_conn(lambda c: gate.enforce(c, url, DAY)),
         "publish": with_conn(lambda c: publish(c, DAY)),
         "push": with_conn(lambda c: sync_audiences(c, DAY, config=MailerConfig(adapter="outbox",
@@ -199,12 +231,13 @@ def _stages(url: str, tmp_path: Path):
     }
 
 
-@pytest.mark.parametrize("stage", ["ingest", "stages_done", "build", "gate", "publish", "push"])
+@pytest.mark.parametrize("stage", ["ingest", "stages_done", "build", "predict", "gate", "publish", "push"])
 def test_a_stage_on_a_warehouse_never_migrated_says_what_to_run(bare_db_url, tmp_path, stage):
     with pytest.raises(WarehouseNotMigrated, match=r"^warehouse not migrated: run `ecrm warehouse migrate`$"):
         _stages(bare_db_url, tmp_path)[stage]()
     with psycopg.connect(bare_db_url) as conn:  # and it created nothing
-        assert conn.execute("select count(*) from pg_namespace where nspname = any(%s)", (SCHEMAS,)).fetchone()[0] == 0
+        assert conn.execute("select count(*) from pg_namespace where nspname = any(%s)",
+                            ([*SCHEMAS, "marts"],)).fetchone()[0] == 0
 
 
 def test_cli_migrate_prints_the_versions_and_nothing_else(bare_db_url, monkeypatch, capsys):

@@ -14,19 +14,3 @@
 {% macro flow_value_matches(pattern, value) -%}
     ({{ pattern }} = 'any' or {{ value }} = any(string_to_array({{ pattern }}, '|')))
 {%- endmacro %}
-
-{#-
-    The lift of a treated group over its holdout, as fct_campaign_kpis computes it: difference of
-    the two conversion proportions, unpooled standard error, 95% interval from the normal
-    approximation. Columns absolute_lift, relative_lift, absolute_lift_se; the interval is
-    absolute_lift -/+ 1.96 * absolute_lift_se.
--#}
-{% macro proportion_lift(p_treated, p_holdout, n_treated, n_holdout) -%}
-    {{ p_treated }} - {{ p_holdout }} as absolute_lift,
-    ({{ p_treated }} - {{ p_holdout }}) / nullif({{ p_holdout }}, 0) as relative_lift,
-    -- unpooled standard error of the difference of two proportions
-    sqrt(
-        {{ p_treated }} * (1 - {{ p_treated }}) / nullif({{ n_treated }}, 0)
-        + {{ p_holdout }} * (1 - {{ p_holdout }}) / nullif({{ n_holdout }}, 0)
-    ) as absolute_lift_se
-{%- endmacro %}

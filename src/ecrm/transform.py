@@ -236,18 +236,6 @@ PREDICTIONS_SELECTOR = "source:predictions+"
 last_build: list[dict] = []
 
 
-def _ensure_prediction_tables(url: str) -> None:
-    """The forecast's tables exist before dbt reads them as a source (a build without the forecast,
-    e.g. a dbt-only development build, reads them empty)."""
-    import psycopg
-
-    from .predict.stage import DDL as PREDICT_DDL
-
-    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(hashtext('ecrm-build-ddl'))")
-        conn.execute(PREDICT_DDL)
-
-
 def build(day: date, url: str, extra_vars: dict | None = None, select: str | None = None,
           run_id: str | None = None, unit_tests: bool = False, seeds: bool | None = None,
           forecast: Callable[[], object] | None = None) -> dict[str, int]:
@@ -279,7 +267,6 @@ def build(day: date, url: str, extra_vars: dict | None = None, select: str | Non
     last_build.clear()
     results = []
     with build_lock(url, day, run_id):
-        _ensure_prediction_tables(url)
         checksum = seeds_checksum()
         load_seeds = seeds if seeds is not None else not seeds_current(url, checksum)
         for index, step in enumerate(steps):

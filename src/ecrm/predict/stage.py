@@ -29,72 +29,10 @@ from datetime import date, timedelta
 import numpy as np
 import psycopg
 
+from ..warehouse.migrate import require_migrated
 from . import btyd
 
 log = logging.getLogger(__name__)
-
-DDL = """
-create schema if not exists marts;
-create table if not exists marts.fct_clv_model_fits (
-    fit_date            date not null,
-    model               text not null check (model in ('bgnbd', 'gamma_gamma')),
-    parameters          jsonb not null,
-    time_unit           text not null,
-    log_likelihood      double precision not null,
-    customers           integer not null,
-    distinct_summaries  integer not null,
-    converged           boolean not null,
-    calibration_start   date,
-    calibration_end     date not null,
-    penalizer           double precision not null default 0,
-    primary key (fit_date, model)
-);
-create table if not exists marts.fct_customer_predictions_daily (
-    snapshot_date          date not null,
-    customer_id            text not null,
-    repeat_purchases       integer not null,
-    p_alive                double precision not null,
-    expected_orders_30d    double precision not null,
-    expected_orders_90d    double precision not null,
-    expected_orders_365d   double precision not null,
-    expected_order_value   double precision not null,
-    clv_12m                double precision not null,
-    churn_risk             text not null check (churn_risk in ('low', 'medium', 'high')),
-    expected_next_order_date date,
-    fit_date               date not null,
-    primary key (snapshot_date, customer_id)
-);
-create table if not exists marts.fct_clv_forecast_daily (
-    snapshot_date             date not null,
-    horizon_days              integer not null,
-    expected_active_customers double precision not null,
-    expected_orders           double precision not null,
-    expected_orders_low       double precision not null,
-    expected_orders_high      double precision not null,
-    expected_revenue          double precision not null,
-    customers                 integer not null,
-    primary key (snapshot_date, horizon_days)
-);
-create table if not exists marts.fct_clv_backtest_runs (
-    snapshot_date      date primary key,
-    status             text not null check (status in ('done', 'skipped')),
-    skipped_reason     text,
-    calibration_start  date,
-    calibration_end    date,
-    holdout_days       integer not null,
-    customers          integer not null,
-    parameters         jsonb,
-    converged          boolean
-);
-create table if not exists marts.fct_clv_backtest (
-    snapshot_date                 date not null,
-    calibration_repeat_purchases  integer not null,
-    customers                     integer not null,
-    predicted_orders_mean         double precision not null,
-    actual_orders_mean            double precision not null,
-    primary key (snapshot_date, calibration_repeat_purchases)
-);
-"""
 
 SUMMARY_SQL = """
 with purchase_days as (
@@ -253,16 +191,7 @@ def run(conn: psycopg.Connection, run_date: date, settings: PredictSettings | No
     """Fit (or reuse the last fit) and score as of run_date; returns counts and timings."""
     settings = settings or PredictSettings.from_env()
     began = time.perf_counter()
-    with conn.transaction():
-        conn.execute(DDL)
-        # A rerun must give the same tables: the fit's duration is in ops.stage_runs, not in the mart
-        # (a column of the first version of this table).
-        columns = {c for (c,) in conn.execute("select column_name from information_schema.columns where "
-                                              "table_schema = 'marts' and table_name = 'fct_clv_model_fits'")}
-        if "fit_seconds" in columns:
-            conn.execute("alter table marts.fct_clv_model_fits drop column fit_seconds")
-        if "penalizer" not in columns:
-            conn.execute("alter table marts.fct_clv_model_fits add column penalizer double precision not null default 0")
+    require_migrated(conn)  # the forecast's tables: migration 0003
     ids, x, t_x, T, m = summary(conn, run_date)
     if not ids:
         log.info("predict %s: no customer with a valid order yet", run_date)

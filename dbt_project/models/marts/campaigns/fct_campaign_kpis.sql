@@ -100,13 +100,7 @@ lift as (
 
     select
         *,
-        p_treated - p_holdout as absolute_lift,
-        (p_treated - p_holdout) / nullif(p_holdout, 0) as relative_lift,
-        -- unpooled standard error of the difference of two proportions
-        sqrt(
-            p_treated * (1 - p_treated) / nullif(delivered, 0)
-            + p_holdout * (1 - p_holdout) / nullif(holdout_customers, 0)
-        ) as absolute_lift_se
+        {{ proportion_lift('p_treated', 'p_holdout', 'delivered', 'holdout_customers') }}
 
     from proportions
 
@@ -146,13 +140,7 @@ final as (
         holdout_customers,
         holdout_converters,
         holdout_revenue::numeric(14, 2) as holdout_revenue,
-        round(p_treated, 6)::numeric(12, 6) as treated_conversion_rate,
-        round(p_holdout, 6)::numeric(12, 6) as holdout_conversion_rate,
-        round(absolute_lift, 6)::numeric(12, 6) as absolute_lift,
-        round(relative_lift, 6)::numeric(12, 6) as relative_lift,
-        round(absolute_lift_se, 6)::numeric(12, 6) as absolute_lift_se,
-        round(absolute_lift - 1.96 * absolute_lift_se, 6)::numeric(12, 6) as absolute_lift_ci_lower,
-        round(absolute_lift + 1.96 * absolute_lift_se, 6)::numeric(12, 6) as absolute_lift_ci_upper,
+        {{ proportion_lift_columns() }},
         last_touch_orders::bigint as last_touch_orders,
         last_touch_revenue::numeric(14, 2) as last_touch_revenue,
         round(

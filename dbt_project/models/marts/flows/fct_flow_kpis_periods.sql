@@ -91,13 +91,7 @@ final as (
         holdout_orders::bigint as holdout_orders,
         treated_revenue::numeric(14, 2) as treated_revenue,
         holdout_revenue::numeric(14, 2) as holdout_revenue,
-        round(p_treated, 6)::numeric(12, 6) as treated_conversion_rate,
-        round(p_holdout, 6)::numeric(12, 6) as holdout_conversion_rate,
-        round(absolute_lift, 6)::numeric(12, 6) as absolute_lift,
-        round(relative_lift, 6)::numeric(12, 6) as relative_lift,
-        round(absolute_lift_se, 6)::numeric(12, 6) as absolute_lift_se,
-        round(absolute_lift - 1.96 * absolute_lift_se, 6)::numeric(12, 6) as absolute_lift_ci_lower,
-        round(absolute_lift + 1.96 * absolute_lift_se, 6)::numeric(12, 6) as absolute_lift_ci_upper
+        {{ proportion_lift_columns() }}
 
     from lift
 
