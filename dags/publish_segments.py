@@ -8,6 +8,7 @@ from ecrm.orchestration import (
     ASSETS,
     DAILY,
     DEFAULT_ARGS,
+    PUSH_RETRIES,
     START_DATE,
     migrate_task,
     record_interval,
@@ -34,12 +35,12 @@ def publish_segments():
         summary = publish_audited(data_interval_start, data_interval_end, run_id, warehouse_url())
         return record_interval(outlet_events, ASSETS["published"], data_interval_start, data_interval_end, summary)
 
-    @task(retries=3, retry_delay=timedelta(minutes=2), retry_exponential_backoff=True)  # resumable: sends
-    def push(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:  # only what is unconfirmed
+    @task(retries=PUSH_RETRIES)  # resumable (sends only what is unconfirmed): one retry more; backoff of
+    def push(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:  # DEFAULT_ARGS
         from ecrm.pipeline import push_published
         return push_published(data_interval_start, data_interval_end, run_id, warehouse_url())
 
-    @task(retries=1)  # only reads; after the publish, and its failure leaves publish and push as they are
+    @task(retries=min(1, DEFAULT_ARGS["retries"]))  # only reads; its failure leaves publish and push be
     def report(data_interval_start=None) -> dict:
         from ecrm.report import write_report
         return write_report(data_interval_start.date(), warehouse_url())

@@ -171,19 +171,41 @@ def test_backtest_predicts_the_holdout_of_simulated_customers(name):
 
 def test_gamma_gamma_without_spread_of_spend_falls_back_to_a_penalised_fit():
     """Customers whose average order values differ no more than their orders do (one common scale):
-    the plain fit runs off to its bounds (not converged, the gate would block the day); the penalised
-    fit the stage falls back to (GG_FALLBACK_PENALIZER) converges to finite parameters with the
-    same mean order value (within 1%)."""
+    the plain fit often runs off to its bounds (not converged, the gate would block the day); which
+    draws do depends on the CPU's floating-point paths (seed 4 ran off on one machine and stopped at
+    q 3,020 on another), so twelve draws are fitted. Where the plain fit ran off, the penalised fit
+    the stage falls back to (GG_FALLBACK_PENALIZER) converges to finite parameters with the same mean
+    order value (within 2%)."""
     from ecrm.predict.stage import GG_FALLBACK_PENALIZER
 
-    rng = np.random.default_rng(4)  # 5 of the seeds 0-11 run off (this one: q 1.2e7); all fall back within 2%
-    x = rng.integers(1, 6, 300).astype(float)
-    m = rng.gamma(5 * x, 1 / 0.1) / x
-    plain = btyd.fit_gamma_gamma(x, m)
-    fallback = btyd.fit_gamma_gamma(x, m, penalizer=GG_FALLBACK_PENALIZER)
-    assert not plain.converged
-    assert fallback.converged and fallback.penalizer == GG_FALLBACK_PENALIZER
-    assert all(0.01 < v < 1000 for v in fallback.parameters.values())
-    p, q, gamma = (fallback.parameters[k] for k in ("p", "q", "gamma"))
-    assert p * gamma / (q - 1) == pytest.approx(np.mean(m), rel=0.01)
-    assert fallback.log_likelihood <= plain.log_likelihood + 1e-6  # unpenalised: the plain fit's is the maximum
+    ran_off = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        x = rng.integers(1, 6, 300).astype(float)
+        m = rng.gamma(5 * x, 1 / 0.1) / x
+        plain = btyd.fit_gamma_gamma(x, m)
+        if plain.converged:
+            continue
+        ran_off += 1
+        fallback = btyd.fit_gamma_gamma(x, m, penalizer=GG_FALLBACK_PENALIZER)
+        assert fallback.converged and fallback.penalizer == GG_FALLBACK_PENALIZER, seed
+        assert all(0.01 < v < 10_000 for v in fallback.parameters.values()), seed
+        p, q, gamma = (fallback.parameters[k] for k in ("p", "q", "gamma"))
+        assert p * gamma / (q - 1) == pytest.approx(np.mean(m), rel=0.02), seed
+        assert fallback.log_likelihood <= plain.log_likelihood + 1e-6  # unpenalised: the plain fit's is the maximum
+    assert ran_off >= 2  # the case exists: without it this test would check nothing
+
+
+def test_order_values_stay_finite_when_gamma_gamma_has_no_population_mean():
+    """q <= 1 (no or too few repeat buyers): p gamma / (q - 1) is negative or infinite. Customers
+    without repeat purchases get the caller's observed mean, or NaN (the gate's finiteness check
+    blocks it), never a negative value; a repeat buyer whose posterior is undefined keeps their own mean."""
+    x, m = np.array([0.0, 0.0, 1.0, 3.0]), np.array([0.0, 0.0, 40.0, 25.0])
+    params = (0.5, 0.8, 30.0)  # q < 1; p x + q - 1 = 0.3 for x = 1 (defined), 1.3 for x = 3
+    with_mean = btyd.expected_order_value(params, x, m, population_mean=33.0)
+    assert with_mean[:2].tolist() == [33.0, 33.0] and np.all(with_mean >= 0)
+    assert with_mean[2] == pytest.approx(0.5 * (30 + 40) / 0.3) and with_mean[3] == pytest.approx(0.5 * (30 + 75) / 1.3)
+    without = btyd.expected_order_value(params, x, m)
+    assert np.isnan(without[:2]).all() and np.all(without[2:] >= 0)
+    undefined = btyd.expected_order_value((0.1, 0.5, 30.0), np.array([1.0]), np.array([40.0]))  # 0.1 + 0.5 - 1 < 0
+    assert undefined.tolist() == [40.0]

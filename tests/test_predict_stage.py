@@ -205,3 +205,41 @@ def test_a_history_too_short_for_the_backtest_is_recorded_not_skipped_silently(s
     assert result["backtest"]["status"] == "skipped"
     assert row[0] == "skipped" and "ECRM_CLV_BACKTEST_MIN_CALIBRATION_DAYS" in row[1] and row[2] == 0
     assert groups == 0
+
+
+def test_a_shop_without_repeat_buyers_builds_with_finite_values(db_url):
+    """Nobody has bought twice yet (a new shop): Gamma-Gamma cannot measure the spread of spend and
+    its fit ends at q <= 1, where the population mean p gamma / (q - 1) is negative or infinite. The
+    build used to fail on the forecast's source tests (negative order values), stopping the day; now
+    every customer gets the shop's mean purchase-day value, and the unconverged fit is left to the
+    gate's fits_converged check."""
+    from ecrm.pipeline import build_marts
+
+    day = START + timedelta(days=2)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("""
+            insert into raw.customers
+            select 'c-' || i, 'u' || i || '@example.com', 'N', 'DE', %(start)s::timestamptz - interval '30 days',
+                   %(start)s::timestamptz - interval '30 days', true, 'customers.csv', i, 1
+            from generate_series(1, 300) as i""", {"start": START})
+        conn.execute("""
+            insert into raw.orders
+            select 'o-' || i, 'c-' || i, 'u' || i || '@example.com', at, at, 'paid', 'EUR', 10 + i %% 7, 0, null,
+                   'orders.csv', i, 2
+            from generate_series(1, 300) as i,
+                 lateral (select %(start)s::timestamptz + (i %% 3) * interval '1 day' + i * interval '1 minute') as t (at)
+            """, {"start": START})
+    build_marts(*day_interval(day), url=db_url)  # raised DbtBuildFailed before
+    with psycopg.connect(db_url) as conn:
+        values = conn.execute("select min(expected_order_value), max(expected_order_value), min(clv_12m), "
+                              "bool_and(clv_12m = clv_12m and expected_order_value = expected_order_value), "
+                              "count(*) from marts.fct_customer_predictions_daily where snapshot_date = %s",
+                              (day,)).fetchone()
+        mean = conn.execute("select avg(10 + i % 7)::float8 from generate_series(1, 300) as i").fetchone()[0]
+        converged = conn.execute("select converged from marts.fct_clv_model_fits where fit_date = %s "
+                                 "and model = 'gamma_gamma'", (day,)).fetchone()[0]
+    low, high, lowest_clv, finite, customers = values
+    assert customers == 300 and finite
+    assert low == pytest.approx(mean) and high == pytest.approx(mean)
+    assert lowest_clv >= 0
+    assert converged is False

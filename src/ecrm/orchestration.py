@@ -59,9 +59,14 @@ def record_interval(outlet_events, asset: Asset, start: datetime, end: datetime,
     return summary
 
 
+TASK_RETRIES = int(os.environ.get("ECRM_TASK_RETRIES", "2"))
+# The push resumes where it stopped (it sends only what the ESP has not confirmed) and ESP faults
+# pass: one retry more than other tasks. ECRM_TASK_RETRIES=0 (the demo, tests) means none at all.
+PUSH_RETRIES = TASK_RETRIES + 1 if TASK_RETRIES else 0
+
 DEFAULT_ARGS = {
     "owner": "data-engineering",
-    "retries": int(os.environ.get("ECRM_TASK_RETRIES", "2")),
+    "retries": TASK_RETRIES,
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=30),

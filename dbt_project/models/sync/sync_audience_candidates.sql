@@ -1,7 +1,8 @@
 -- Every customer an audience's rule picks for run_date, before the compliance split: the RFM
--- audiences (seed `audiences`: segment -> audience) and the forecast audience high_value_at_risk
--- (int_customers_high_value_at_risk). sync_audience_members keeps the contactable, non-holdout
--- ones; sync_holdout_members the contactable holdout ones: one rule for every audience.
+-- audiences (seed `audiences`: segment -> audience), the forecast audience high_value_at_risk
+-- (int_customers_high_value_at_risk) and the lifecycle flows' members (sync_flow_members,
+-- audiences flow_*). sync_audience_members keeps the contactable, non-holdout ones;
+-- sync_holdout_members the contactable holdout ones: one rule for every audience.
 with
 
 rfm as (
@@ -23,6 +24,12 @@ high_value_at_risk as (
 
 ),
 
+flow_members as (
+
+    select * from {{ ref('sync_flow_members') }}
+
+),
+
 picked as (
 
     select
@@ -40,6 +47,14 @@ picked as (
         customer_id
 
     from high_value_at_risk
+
+    union all
+
+    select
+        audience,
+        customer_id
+
+    from flow_members
 
 ),
 

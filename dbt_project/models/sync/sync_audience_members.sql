@@ -35,13 +35,3 @@ final as (
 )
 
 select * from final
--- lifecycle flows: their current treated members (sync_flow_members, docs/flows.md)
-union all
-select
-    audience,
-    customer_id,
-    email,
-    first_name,
-    segment,
-    snapshot_date
-from {{ ref('sync_flow_members') }}

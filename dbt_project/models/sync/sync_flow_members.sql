@@ -5,7 +5,8 @@
 -- since (an unsubscribe, hard bounce or complaint ends it at once), and for segment-transition
 -- flows with exit_on_segment_leave in the segment(s) it entered for on every day since. An exit is
 -- for good: coming back into the segment does not re-add the member. Held-out entrants are never
--- members. One row per (audience, customer_id), in sync_audience_members' shape.
+-- members. One row per (audience, customer_id). Today's consent and campaign holdout are applied
+-- where every audience's are, in sync_audience_candidates -> sync_audience_members.
 with
 
 entrants as (
@@ -27,12 +28,6 @@ today as (
 
     select * from {{ ref('fct_customer_rfm_daily') }}
     where snapshot_date = {{ run_date() }}
-
-),
-
-customers as (
-
-    select * from {{ ref('dim_customers') }}
 
 ),
 
@@ -73,9 +68,8 @@ not_exited as (
     inner join today
         on in_window.customer_id = today.customer_id
     where
-        not today.is_holdout
         -- exits are for good: a day out of the segment, or not contactable, since the entry ends it
-        and not exists (
+        not exists (
             select 1 as found from {{ ref('fct_customer_rfm_daily') }} as since_entry
             where
                 since_entry.customer_id = in_window.customer_id
@@ -90,7 +84,6 @@ not_exited as (
                     )
                 )
         )
-        and today.is_contactable
         and not (
             in_window.exit_on_order
             and exists (
@@ -108,18 +101,14 @@ not_exited as (
 final as (
 
     select
-        not_exited.audience,
-        not_exited.customer_id,
-        customers.email,
-        customers.first_name,
-        not_exited.segment,
+        audience,
+        customer_id,
+        segment,
         {{ run_date() }} as snapshot_date,
-        not_exited.flow,
-        not_exited.entry_date
+        flow,
+        entry_date
 
     from not_exited
-    inner join customers
-        on not_exited.customer_id = customers.customer_id
 
 )
 

@@ -173,12 +173,21 @@ def fit_gamma_gamma(x, m, weights=None, penalizer: float = 0.0) -> Fit:
 
 def expected_order_value(params, x, m, population_mean: float | None = None) -> np.ndarray:
     """E[value of an order | x, m] = (p (gamma + x m)) / (p x + q - 1): shrinks each customer's mean
-    towards the population's; customers without repeat purchases get the population mean p gamma / (q - 1)."""
+    towards the population's; customers without repeat purchases get the population mean p gamma / (q - 1).
+
+    For q <= 1 that mean is undefined (a fit with no or too few repeat buyers to measure the spread):
+    `population_mean` (the caller's observed mean) replaces it, and a customer whose posterior
+    denominator is not positive keeps their own mean; without it the prior is NaN, never a
+    negative or infinite value."""
     p, q, gamma = params
     x, m = np.asarray(x, float), np.asarray(m, float)
-    prior = population_mean if population_mean is not None else p * gamma / (q - 1)
+    if population_mean is not None:
+        prior = population_mean
+    else:
+        prior = p * gamma / (q - 1) if q > 1 else float("nan")
     with np.errstate(invalid="ignore", divide="ignore"):
-        posterior = p * (gamma + x * np.nan_to_num(m)) / (p * x + q - 1)
+        denominator = p * x + q - 1
+        posterior = np.where(denominator > 0, p * (gamma + x * np.nan_to_num(m)) / denominator, m)
     return np.where(x > 0, posterior, prior)
 
 
@@ -202,7 +211,8 @@ def clv(bgnbd_params, gg_params, x, t_x, T, m, months: int = 12, month_days: flo
             * expected_order_value(gg_params, x, m))
 
 
-def score(bgnbd_params, gg_params, x, t_x, T, m, monthly_discount: float = 0.01) -> dict[str, np.ndarray]:
+def score(bgnbd_params, gg_params, x, t_x, T, m, monthly_discount: float = 0.01,
+          population_mean: float | None = None) -> dict[str, np.ndarray]:
     """Every per-customer prediction of the warehouse, computed once per distinct (x, t_x, T) and
     spread back (1M customers share ~425k summaries: the hypergeometric function runs 15 times per
     distinct summary instead of per customer)."""
@@ -210,7 +220,7 @@ def score(bgnbd_params, gg_params, x, t_x, T, m, monthly_discount: float = 0.01)
                             axis=0, return_inverse=True)
     index = index.reshape(-1)
     ux, utx, uT = rows[:, 0], rows[:, 1], rows[:, 2]
-    value = expected_order_value(gg_params, x, m)
+    value = expected_order_value(gg_params, x, m, population_mean)
     out = {"p_alive": p_alive(bgnbd_params, ux, utx, uT)[index]}
     for days in (30, 90, 365):
         out[f"expected_orders_{days}d"] = expected_purchases(bgnbd_params, days, ux, utx, uT)[index]

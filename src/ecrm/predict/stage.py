@@ -91,6 +91,15 @@ def summary(conn: psycopg.Connection, run_date: date) -> tuple[list[str], np.nda
     return ids, data[:, 0], data[:, 1], data[:, 2], data[:, 3]
 
 
+def _mean_purchase_day_value(conn: psycopg.Connection, run_date: date) -> float:
+    """The mean value of a purchase day (valid orders of a customer on one day, summed) up to run_date."""
+    as_of_end = f"{(run_date + timedelta(days=1)).isoformat()}T00:00:00+00:00"
+    return float(conn.execute(
+        "select coalesce(avg(day_value), 0)::float8 from (select sum(total_amount) as day_value "
+        "from intermediate.int_orders_as_of where is_valid_order and ordered_at < %s "
+        "group by customer_id, (ordered_at at time zone 'UTC')::date) as days", (as_of_end,)).fetchone()[0])
+
+
 def _grouped(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows, counts = np.unique(np.stack(columns, axis=1), axis=0, return_counts=True)
     return rows, counts
@@ -224,7 +233,13 @@ def run(conn: psycopg.Connection, run_date: date, settings: PredictSettings | No
     fit_s = time.perf_counter() - began - read_s
     bgp = [bg_params[k] for k in ("r", "alpha", "a", "b")]
     ggp = [gg_params[k] for k in ("p", "q", "gamma")]
-    scored = btyd.score(bgp, ggp, x, t_x, T, m, monthly_discount=settings.monthly_discount)
+    population_mean = None
+    if ggp[1] <= 1:  # q <= 1: Gamma-Gamma's population mean p gamma / (q - 1) is undefined (few repeat buyers)
+        population_mean = _mean_purchase_day_value(conn, run_date)
+        log.warning("predict %s: Gamma-Gamma q = %.3g <= 1: order values from the shop's mean purchase day "
+                    "(%.2f); the fit stays unconverged for the gate", run_date, ggp[1], population_mean)
+    scored = btyd.score(bgp, ggp, x, t_x, T, m, monthly_discount=settings.monthly_discount,
+                        population_mean=population_mean)
     alive, value, clv, wait = scored["p_alive"], scored["expected_order_value"], scored["clv_12m"], scored["days_to_next"]
     e30, e90, e365 = (scored[f"expected_orders_{days}d"] for days in (30, 90, 365))
     risk = np.where(alive < settings.churn_high_below, "high",

@@ -1,12 +1,9 @@
-{#- The forecast's table (written by the predict stage after dbt: yesterday's snapshot is the latest
-    one when dbt runs). Looked up while executing, not declared as a source: it does not exist
-    before the first predict run, and then the churn_risk_high trigger has no candidates. -#}
-{%- set predictions = adapter.get_relation(database=target.database, schema='marts',
-                                            identifier='fct_customer_predictions_daily') if execute else none -%}
 -- Who qualifies for which enabled flow on run_date, and why: one row per customer and flow whose
 -- trigger (seeds/flows.csv) fired today, before the entry rules (contactable, cooldown, frequency
 -- cap, priority, holdout: fct_flow_entrants). Reads run_date's and the day before's snapshots (the
--- daily marts), so rebuilding a past day gives the same rows.
+-- daily marts), so rebuilding a past day gives the same rows; the churn trigger reads the day
+-- before's forecast (docs/flows.md). Why over 150 lines: one short CTE per trigger type, unioned;
+-- five models would spread one table of rules (seeds/flows.csv) over five files.
 with
 
 flows as (
@@ -43,31 +40,29 @@ customers as (
 
 ),
 
+predictions as (
+
+    select * from {{ ref('stg_predictions__customer_predictions') }}
+    where snapshot_date between {{ run_date() }} - 2 and {{ run_date() }} - 1
+
+),
+
 churn_risk_changes as (
 
-    {% if predictions is not none -%}
     select
         latest.customer_id,
         coalesce(earlier.churn_risk, 'none') as from_value,
         latest.churn_risk as to_value,
         latest.snapshot_date
 
-    from {{ predictions }} as latest
-    left join {{ predictions }} as earlier
+    from predictions as latest
+    left join predictions as earlier
         on
             latest.customer_id = earlier.customer_id
             and latest.snapshot_date - 1 = earlier.snapshot_date
     where
         latest.snapshot_date = {{ run_date() }} - 1
         and latest.churn_risk is distinct from earlier.churn_risk
-    {%- else -%}
-    select
-        cast(null as text) as customer_id,
-        cast(null as text) as from_value,
-        cast(null as text) as to_value,
-        cast(null as date) as snapshot_date
-    where false
-    {%- endif %}
 
 ),
 
