@@ -143,6 +143,21 @@ def test_circuit_breaker_refuses_only_the_churning_audience_and_still_removes_th
     assert report["status"] == "succeeded"
 
 
+def test_the_breaker_does_not_judge_an_audience_of_a_handful(conn, world, config):
+    """All 4 members of a small audience leave (a forecast audience after a refit): synced, not refused;
+    the same share of a 10-member audience still trips it."""
+    ids = world.customers(30)
+    world.publish(D1, {"high_value_at_risk": ids[:4], "vip": ids[10:20]})
+    sync_audiences(conn, D1, config=config)
+    world.publish(D2, {"high_value_at_risk": ids[4:8], "vip": ids[10:20]})
+    report = sync_audiences(conn, D2, config=config)
+    assert report["status"] == "succeeded" and report["audiences"]["high_value_at_risk"]["removes"] == 4
+    assert {c for a, c in world.state("outbox") if a == "high_value_at_risk"} == set(ids[4:8])
+    world.publish(date(2026, 10, 3), {"high_value_at_risk": ids[4:8], "vip": ids[20:30]})
+    with pytest.raises(CircuitBreakerOpen, match="vip: 10 of 10"):
+        sync_audiences(conn, date(2026, 10, 3), config=config)
+
+
 def test_a_suppression_wave_is_removed_first_and_never_trips_the_breaker(conn, world, config):
     ids = world.customers(40)
     world.publish(D1, {"vip": ids[:20], "winback": ids[20:30]})

@@ -27,6 +27,7 @@ class MailerConfig:
     outbox: Path = Path("data/outbox")
     dry_run: bool = False
     max_remove_share: float = 0.20   # circuit breaker: refuse a sync removing more than this share of an audience
+    breaker_min_members: int = 10    # ... of at least this many pushed members (2 of 2 leaving is no incident)
     batch_size: int = 500            # members per API call (Mailchimp allows at most 500)
     concurrency: int = 4             # batches in flight at once
     timeout: float = 30.0            # seconds per HTTP request (connect, read, write)
@@ -57,6 +58,7 @@ class MailerConfig:
             outbox=Path(get("ECRM_OUTBOX") or get_settings().outbox),
             dry_run=_bool(get("ECRM_MAILER_DRY_RUN")),
             max_remove_share=float(get("ECRM_MAILER_MAX_REMOVE_SHARE") or 0.20),
+            breaker_min_members=int(get("ECRM_MAILER_BREAKER_MIN_MEMBERS") or 10),
             batch_size=int(get("ECRM_MAILER_BATCH_SIZE") or 500),
             concurrency=int(get("ECRM_MAILER_CONCURRENCY") or 4),
             timeout=float(get("ECRM_MAILER_TIMEOUT") or 30),

@@ -122,13 +122,17 @@ def _summaries(conn: psycopg.Connection, target: str, plan: list[PlannedChange])
     return summary
 
 
-def _breaker(summary: dict[str, dict], max_share: float) -> dict[str, str]:
+def _breaker(summary: dict[str, dict], max_share: float, min_members: int = 0) -> dict[str, str]:
     """Audience -> why it is refused. Only ordinary churn counts: compliance removals are owed to the
-    people concerned however many there are (an unsubscribe wave, a bounce storm)."""
+    people concerned however many there are (an unsubscribe wave, a bounce storm). Audiences with
+    fewer than `min_members` pushed members are not judged: a share of a handful says nothing (a
+    new forecast audience of 2 turning over on the next refit is not an incident)."""
     tripped = {}
     for audience, s in summary.items():
         if audience.startswith(FLOW_AUDIENCE_PREFIX):
             continue  # a lifecycle flow's members leave by design (window end, an order): docs/flows.md
+        if s["members_before"] < min_members:
+            continue
         churn = s["removes"] - s["compliance_removes"]
         if s["members_before"] and churn > max_share * s["members_before"]:
             tripped[audience] = (
@@ -280,7 +284,7 @@ def _sync(conn: psycopg.Connection, day: date, adapter: Adapter, config: MailerC
         summary = _summaries(conn, adapter.target, plan)
         report = {"day": day.isoformat(), "adapter": adapter.name, "target": adapter.target, "run_id": run_id,
                   "dry_run": config.dry_run, "audiences": summary, "abandoned_runs": abandoned}
-        tripped = _breaker(summary, config.max_remove_share)
+        tripped = _breaker(summary, config.max_remove_share, config.breaker_min_members)
         if config.dry_run:
             _print_dry_run(day, adapter, summary, plan, tripped)
             with conn.transaction():

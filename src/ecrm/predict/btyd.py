@@ -86,22 +86,29 @@ def _minimize(negative, initial, n: int):
     return result
 
 
-def fit_bgnbd(x, t_x, T, weights=None, start=(1.0, 1.0, 1.0, 1.0)) -> Fit:
-    """Maximum likelihood over log-parameters (keeps them positive)."""
+def fit_bgnbd(x, t_x, T, weights=None, start=(1.0, 1.0, 1.0, 1.0), penalizer: float = 0.0) -> Fit:
+    """Maximum likelihood over log-parameters (keeps them positive). `penalizer` > 0 adds an L2 penalty
+    on the log-parameters (alpha's relative to the time scale), like lifetimes' penalizer_coef: for
+    histories too short to show dropout, where the plain fit runs off (b to its bound)."""
     x, t_x, T = np.asarray(x, float), np.asarray(t_x, float), np.asarray(T, float)
     w = np.ones_like(x) if weights is None else np.asarray(weights, float)
     scale = float(np.mean(T)) or 1.0  # alpha lives on the time scale: start it there
     xs, txs, Ts, repeat = _Distinct(x), _Distinct(t_x), _Distinct(T), x > 0
+    centre = np.log([1.0, scale, 1.0, 1.0])
+
+    def penalty(log_params):
+        return penalizer * np.sum((log_params - centre) ** 2)
 
     def negative(log_params):
         value = -np.sum(w * _bgnbd_log_likelihood_fast(np.exp(log_params), xs, txs, Ts, repeat, x))
+        value += penalty(log_params)
         return value if np.isfinite(value) else 1e300
 
     initial = np.log([start[0], start[1] * scale, start[2], start[3]])
     best = _minimize(negative, initial, 4)
     r, alpha, a, b = np.exp(best.x)
-    return Fit("bgnbd", {"r": r, "alpha": alpha, "a": a, "b": b}, -float(best.fun), int(w.sum()),
-               bool(best.success) and np.all(np.abs(best.x) < 11.9), str(best.message))
+    return Fit("bgnbd", {"r": r, "alpha": alpha, "a": a, "b": b}, -float(best.fun) + float(penalty(best.x)),
+               int(w.sum()), bool(best.success) and np.all(np.abs(best.x) < 11.9), str(best.message), penalizer)
 
 
 def p_alive(params, x, t_x, T) -> np.ndarray:

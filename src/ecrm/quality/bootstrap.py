@@ -21,6 +21,7 @@ from __future__ import annotations
 import shutil
 
 from ..email_rule import EMAIL_PATTERN
+from ..predict.bounds import PARAMETER_BOUNDS
 from ..settings import get_settings
 from .gate import CHECKPOINT, SAFETY_CHECKS, gx_context
 
@@ -106,11 +107,6 @@ def add_intermediate_suite(url: str | None = None) -> None:
 # The forecast's parameters must be positive, finite and not absurd: (model, parameter, min, max).
 # BG/NBD in days (alpha is a time scale: a customer's typical wait between purchases lies around
 # alpha / r days); Gamma-Gamma q > 1 (else the expected order value is undefined). Edit in the JSON.
-PARAMETER_BOUNDS = [("bgnbd", "r", 0.001, 1000), ("bgnbd", "alpha", 0.01, 100000), ("bgnbd", "a", 0.001, 1000),
-                    ("bgnbd", "b", 0.001, 10000), ("gamma_gamma", "p", 0.01, 10000),
-                    # q in the thousands is a legitimate fit of a shop whose customers spend alike (a small
-                    # shop's first days: q 1,253 in tests/test_flows.py); the runaway fits seen are 1e7 and up
-                    ("gamma_gamma", "q", 1.0001, 100000), ("gamma_gamma", "gamma", 0.001, 1000000000)]
 PREDICTIONS_QUERY = "select * from marts.fct_customer_predictions_daily where snapshot_date = ops.gate_run_date()"
 PREDICTION_NUMBERS = ["p_alive", "expected_orders_30d", "expected_orders_90d", "expected_orders_365d",
                       "expected_order_value", "clv_12m"]
