@@ -201,6 +201,27 @@ def _write_backtest(conn: psycopg.Connection, result: dict) -> None:
                      (day, group, customers, round(predicted, 6), round(actual, 6)))
 
 
+def fit_bgnbd_or_fallback(x, t_x, T, weights=None, run_date: date | None = None) -> btyd.Fit:
+    """The plain BG/NBD fit, or the penalised one when the plain fit runs off (not converged, or outside the
+    gate's bounds): a history too short to show dropout has no finite maximum (a and b run off)."""
+    fit = btyd.fit_bgnbd(x, t_x, T, weights=weights)
+    if fit.converged and within_bounds("bgnbd", fit.parameters):
+        return fit
+    log.warning("predict %s: BG/NBD ran off (%s; %s); refitting with penalizer %s", run_date, fit.message,
+                {k: f"{v:.3g}" for k, v in fit.parameters.items()}, BG_FALLBACK_PENALIZER)
+    return btyd.fit_bgnbd(x, t_x, T, weights=weights, penalizer=BG_FALLBACK_PENALIZER)
+
+
+def fit_gamma_gamma_or_fallback(x, m, weights=None, run_date: date | None = None) -> btyd.Fit:
+    """The plain Gamma-Gamma fit, or the penalised one when it runs off (no spread of spend between customers)."""
+    fit = btyd.fit_gamma_gamma(x, m, weights=weights)
+    if fit.converged and within_bounds("gamma_gamma", fit.parameters):
+        return fit
+    log.warning("predict %s: Gamma-Gamma ran off to its bounds (%s); refitting with penalizer %s",
+                run_date, fit.message, GG_FALLBACK_PENALIZER)
+    return btyd.fit_gamma_gamma(x, m, weights=weights, penalizer=GG_FALLBACK_PENALIZER)
+
+
 def run(conn: psycopg.Connection, run_date: date, settings: PredictSettings | None = None) -> dict:
     """Fit (or reuse the last fit) and score as of run_date; returns counts and timings."""
     settings = settings or PredictSettings.from_env()
@@ -219,20 +240,12 @@ def run(conn: psycopg.Connection, run_date: date, settings: PredictSettings | No
         fit_date = run_date
         t0 = time.perf_counter()
         rows, counts = _grouped(x, t_x, T)
-        bg = btyd.fit_bgnbd(rows[:, 0], rows[:, 1], rows[:, 2], weights=counts)
-        if not (bg.converged and within_bounds("bgnbd", bg.parameters)):  # a history too short to show dropout
-            log.warning("predict %s: BG/NBD ran off (%s; %s); refitting with penalizer %s", run_date, bg.message,
-                        {k: f"{v:.3g}" for k, v in bg.parameters.items()}, BG_FALLBACK_PENALIZER)
-            bg = btyd.fit_bgnbd(rows[:, 0], rows[:, 1], rows[:, 2], weights=counts, penalizer=BG_FALLBACK_PENALIZER)
+        bg = fit_bgnbd_or_fallback(rows[:, 0], rows[:, 1], rows[:, 2], counts, run_date)
         fits.append((bg, len(rows), time.perf_counter() - t0))
         t0 = time.perf_counter()
         repeat = x > 0
         gg_rows, gg_counts = _grouped(x[repeat], np.round(m[repeat], 2))
-        gg = btyd.fit_gamma_gamma(gg_rows[:, 0], gg_rows[:, 1], weights=gg_counts)
-        if not (gg.converged and within_bounds("gamma_gamma", gg.parameters)):  # no spread of spend: penalise
-            log.warning("predict %s: Gamma-Gamma ran off to its bounds (%s); refitting with penalizer %s",
-                        run_date, gg.message, GG_FALLBACK_PENALIZER)
-            gg = btyd.fit_gamma_gamma(gg_rows[:, 0], gg_rows[:, 1], weights=gg_counts, penalizer=GG_FALLBACK_PENALIZER)
+        gg = fit_gamma_gamma_or_fallback(gg_rows[:, 0], gg_rows[:, 1], gg_counts, run_date)
         fits.append((gg, len(gg_rows), time.perf_counter() - t0))
         bg_params, gg_params = bg.parameters, gg.parameters
     # the backtest goes with each refit: it tells whether the fitted model can be trusted
