@@ -21,7 +21,7 @@ from conftest import ROOT
 
 START = date(2026, 10, 1)
 DAYS = 7
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # its own waits add up past the global 900 s
 
 
 def _free_port() -> int:

@@ -135,7 +135,7 @@ def test_an_apostrophe_reaches_listmonk_and_mailchimp_intact(conn, tmp_path):
     try:
         listmonk.lists = {1: "ecrm-vip"}
         known = listmonk.add_subscriber("o'brien@example.ie")  # already a subscriber: must be found, not re-created
-        common = {"outbox": tmp_path, "timeout": 2.0, "max_retries": 0}
+        common = {"outbox": tmp_path, "timeout": 2.0, "max_retries": 3}
         report = sync_audiences(conn, D1, config=MailerConfig(
             adapter="listmonk", listmonk_url=listmonk.url, listmonk_user=listmonk.user,
             listmonk_token=listmonk.token, **common))

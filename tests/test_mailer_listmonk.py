@@ -36,7 +36,7 @@ def world(conn):
 @pytest.fixture
 def config(fake, tmp_path):
     return MailerConfig(adapter="listmonk", outbox=tmp_path, listmonk_url=fake.url, listmonk_user=fake.user,
-                        listmonk_token=fake.token, timeout=0.5, max_retries=4, backoff_base=0.01, backoff_max=0.2,
+                        listmonk_token=fake.token, timeout=1.5, max_retries=4, backoff_base=0.01, backoff_max=0.2,
                         concurrency=3, batch_size=50)
 
 
@@ -107,7 +107,7 @@ def test_outage_and_retries_still_deliver_each_member_once(conn, world, fake, co
     ids = world.customers(200)
     world.publish(D1, {"vip": ids})
     fake.lists = {1: "ecrm-vip"}
-    fake.faults.extend([("status", 429, {"Retry-After": "0.05"}), ("status", 503), ("slow", 1.0)])
+    fake.faults.extend([("status", 429, {"Retry-After": "0.05"}), ("status", 503), ("slow", 6.0)])
     fake.fail_after_writes = 120
     with pytest.raises(EspUnavailable):
         sync_audiences(conn, D1, config=config.with_(concurrency=2))

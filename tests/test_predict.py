@@ -211,31 +211,31 @@ def test_bgnbd_on_a_history_too_short_to_show_dropout_falls_back_to_a_penalised_
     often sends a and b off to their bounds (b 1.1e7 on a test shop's first day), which the gate rightly
     blocks; whether it does depends on the CPU. So the fallback is driven directly on every draw: the
     penalised fit (BG_FALLBACK_PENALIZER) is finite, converged, inside the gate's bounds, and predicts
-    the next 30 days' purchases within 40% of the plain fit (the data barely say anything about dropout
-    either way); the stage's choice always ends inside the bounds."""
+    the next 30 days' purchases within 50% of the simulation's truth (1-3 days say little about
+    dropout); the stage's choice always ends inside the bounds."""
     from ecrm.predict.bounds import within_bounds
     from ecrm.predict.stage import BG_FALLBACK_PENALIZER, fit_bgnbd_or_fallback
 
-    keys = ("r", "alpha", "a", "b")
+    keys, TRUTH = ("r", "alpha", "a", "b"), (0.5, 10.0, 0.5, 5.0)
     for seed in range(8):
         rng = np.random.default_rng(seed)
-        x, t_x, T = btyd.simulate_bgnbd(rng, 2000, 0.5, 10.0, 0.5, 5.0, rng.uniform(1, 3, 2000))
-        plain = btyd.fit_bgnbd(x, t_x, T)
+        x, t_x, T = btyd.simulate_bgnbd(rng, 2000, *TRUTH, rng.uniform(1, 3, 2000))
         fallback = btyd.fit_bgnbd(x, t_x, T, penalizer=BG_FALLBACK_PENALIZER)
         assert fallback.converged and fallback.penalizer == BG_FALLBACK_PENALIZER, seed
         assert within_bounds("bgnbd", fallback.parameters), seed
-        plain_30 = btyd.expected_purchases([plain.parameters[k] for k in keys], 30, x, t_x, T).sum()
+        # against the simulation's own parameters, not the plain fit (whose path depends on the CPU)
+        true_30 = btyd.expected_purchases(TRUTH, 30, x, t_x, T).sum()
         fallback_30 = btyd.expected_purchases([fallback.parameters[k] for k in keys], 30, x, t_x, T).sum()
-        assert fallback_30 == pytest.approx(plain_30, rel=0.4), seed
+        assert fallback_30 == pytest.approx(true_30, rel=0.5), seed
         chosen = fit_bgnbd_or_fallback(x, t_x, T)
         assert chosen.converged and within_bounds("bgnbd", chosen.parameters), seed
 
 
 def test_bgnbd_fit_has_no_finite_maximum_when_nobody_has_dropped_out():
     """Every repeat buyer bought again on the last day observed (t_x = T): nothing shows dropout, the
-    likelihood keeps growing as the dropout probability a / (a + b) goes to 0, so the plain fit runs
-    off on any CPU. The stage falls back to the penalised fit, inside the gate's bounds, whose dropout
-    probability is small (the data say: nobody left)."""
+    likelihood keeps growing as the dropout probability a / (a + b) goes to 0: the plain fit has no
+    maximum on any CPU. Whichever fit the stage keeps is converged, inside the gate's bounds, and says
+    the dropout probability is small (the data say: nobody left)."""
     from ecrm.predict.bounds import within_bounds
     from ecrm.predict.stage import BG_FALLBACK_PENALIZER, fit_bgnbd_or_fallback
 
@@ -243,10 +243,12 @@ def test_bgnbd_fit_has_no_finite_maximum_when_nobody_has_dropped_out():
     T = rng.uniform(5, 30, 2000).round()
     x = rng.poisson(T / 10.0).astype(float)
     t_x = np.where(x > 0, T, 0.0)
-    plain = btyd.fit_bgnbd(x, t_x, T)
-    assert not (plain.converged and within_bounds("bgnbd", plain.parameters))
+    # Where the plain optimizer stops on the ridge depends on the CPU; that there is no maximum does
+    # not: a larger b (a lower dropout probability) is always more likely.
+    likelihoods = [btyd.bgnbd_log_likelihood((1.0, 10.0, 1.0, b), x, t_x, T).sum() for b in (1, 10, 100, 1000)]
+    assert likelihoods == sorted(likelihoods) and len(set(likelihoods)) == 4
     chosen = fit_bgnbd_or_fallback(x, t_x, T)
-    assert chosen.penalizer == BG_FALLBACK_PENALIZER and chosen.converged
+    assert chosen.converged and chosen.penalizer in (0.0, BG_FALLBACK_PENALIZER)
     assert within_bounds("bgnbd", chosen.parameters)
     a, b = chosen.parameters["a"], chosen.parameters["b"]
     assert a / (a + b) < 0.2

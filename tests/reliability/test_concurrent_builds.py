@@ -90,7 +90,7 @@ def test_a_killed_build_releases_the_lock_and_is_marked_abandoned(gate_built):
     url, conn = gate_built
     lock = build_lock(url, date(2026, 9, 30), run_id="killed")
     lock.__enter__()
-    conn.execute("select pg_terminate_backend(pid) from pg_stat_activity where application_name like "
+    conn.execute("select pg_terminate_backend(pid, 10000) from pg_stat_activity where application_name like "  # waits until gone
                  "'ecrm-build 2026-09-30 %%'")
     with build_lock(url, DAY2, run_id="after"):
         pass

@@ -39,7 +39,7 @@ def _fake(adapter: str):
 
 
 def _config(adapter: str, fake, tmp_path: Path, **changes) -> MailerConfig:
-    common = {"outbox": tmp_path / "outbox", "timeout": 0.5, "max_retries": 8, "backoff_base": 0.01,
+    common = {"outbox": tmp_path / "outbox", "timeout": 1.5, "max_retries": 8, "backoff_base": 0.01,
               "backoff_max": 0.5, "concurrency": 3, "batch_size": 25}
     if adapter == "mailchimp":
         config = MailerConfig(adapter="mailchimp", mailchimp_api_key=fake.api_key, mailchimp_list_id=fake.list_id,
@@ -103,8 +103,8 @@ def test_429_5xx_and_timeouts_over_two_days(conn, tmp_path, capsys, adapter):
         else:
             fake.lists = {1: "ecrm-vip", 2: "ecrm-winback"}
         http_date = email.utils.formatdate(time.time() + 0.2, usegmt=True)
-        day1_faults = [("status", 429, {"Retry-After": "0.2"}), ("status", 500), ("slow", 1.0),
-                       ("status", 503), ("status", 429, {"Retry-After": http_date}), ("status", 502), ("slow", 1.0)]
+        day1_faults = [("status", 429, {"Retry-After": "0.2"}), ("status", 500), ("slow", 6.0),
+                       ("status", 503), ("status", 429, {"Retry-After": http_date}), ("status", 502), ("slow", 6.0)]
         fake.faults.extend(day1_faults)
         config = _config(adapter, fake, tmp_path)
         report = sync_audiences(conn, D1, config=config)
@@ -118,7 +118,7 @@ def test_429_5xx_and_timeouts_over_two_days(conn, tmp_path, capsys, adapter):
             world.set(cid, is_suppressed=True, has_unsubscribed=True)
         excluded |= {world.email(c) for c in vip[11:41]}  # from now on: removals only, never an add
         world.publish(D2, {"vip": vip[:140] + ids[240:255], "winback": winback})
-        day2_faults = [("status", 503), ("slow", 1.0), ("status", 429, {"Retry-After": "0"}), ("status", 500)]
+        day2_faults = [("status", 503), ("slow", 6.0), ("status", 429, {"Retry-After": "0"}), ("status", 500)]
         fake.faults.extend(day2_faults)
         requests_before = len(fake.requests)
         report = sync_audiences(conn, D2, config=config)
