@@ -545,11 +545,11 @@ def _stream(conn, kind: FileKind, path, interval, target: str, display: str, loa
     buffer: list[str] = []
     read = rejected = 0
     with tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+") as rejects:
-        def quarantine(line_no: int, code: str, reason: str, raw_text: str | None) -> None:
+        def quarantine(line_no: int, reject: Reject) -> None:
             nonlocal rejected
             rejected += 1
-            rejects.write("\t".join(map(_copy_text, (kind.name, display, line_no, code, _clean(reason),
-                                                     _clean(raw_text), load_id))) + "\n")
+            rejects.write("\t".join(map(_copy_text, (kind.name, display, line_no, reject.code, _clean(reject.reason),
+                                                     _clean(reject.raw_text), load_id))) + "\n")
 
         with _copy_in(conn, copy_sql, isolate, quarantine) as write:
             for item in _with_file_errors(kind.parse(path, interval, extra_columns=extra), display):
@@ -572,7 +572,7 @@ def _stream(conn, kind: FileKind, path, interval, target: str, display: str, loa
                     if not isinstance(row, Reject):
                         buffer.append(line + file_field + str(line_no) + load_field)
                         continue
-                quarantine(line_no, row.code, row.reason, row.raw_text)
+                quarantine(line_no, row)
             if buffer:
                 write("".join(buffer))
         if rejected:
@@ -634,7 +634,7 @@ class _IsolatingCopy:
 
     def _refuse(self, line: str, reason: str) -> None:
         values, _file, line_no, _load_id = line.rstrip("\n").rsplit("\t", 3)
-        self.quarantine(int(line_no), "rejected_by_warehouse", reason, values)
+        self.quarantine(int(line_no), Reject("rejected_by_warehouse", reason, values))
 
 
 def _server_message(exc: BaseException) -> str:
