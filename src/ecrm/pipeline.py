@@ -130,7 +130,9 @@ def day_is_current(day: date, url: str | None = None, orders_folder: str = "shop
     paths = [path for source in SOURCES for _kind, patterns in FILE_KINDS[source]
              for path in find_files(day_folder(landing, folders[source], day), patterns)]
     try:
-        checksums = [checksum(path)[0] for path in paths if landing_file(path, landing)]
+        for path in paths:
+            landing_file(path, landing)
+        checksums = [checksum(path)[0] for path in paths]
     except (FileError, OSError):  # a file the load refuses: the day is not current, its load says why
         return False
     if not checksums:

@@ -495,15 +495,8 @@ def _load_file_rows(conn, kind: FileKind, path, key: str, digest: str, size: int
         staging = f"incoming_{kind.table}"
         conn.execute(f"create temp table if not exists {staging} (like raw.{kind.table}) on commit drop")
         conn.execute(f"truncate {staging}")
-        if not isolate:  # one COPY of the whole file, under one savepoint
-            try:
-                with conn.transaction():
-                    streamed = _stream(conn, kind, path, window, staging, display, load_id, extra)
-            except ROW_REFUSED as exc:
-                _log_refused(display, exc)
-                extra.clear()
-        if streamed is None:
-            streamed = _stream(conn, kind, path, window, staging, display, load_id, extra, isolate=True)
+        streamed = (_stream(conn, kind, path, window, staging, display, load_id, extra, isolate=True) if isolate
+                    else _stream_or_isolate(conn, kind, path, window, staging, display, load_id, extra))
         late_rejects = _reject_duplicates(conn, kind, staging, load_id) + _merge(conn, kind, staging, load_id, display)
     read, rejects = streamed
     if read == 0 and kind.merge == "replace_file" and not allow_empty:
@@ -520,6 +513,19 @@ def _load_file_rows(conn, kind: FileKind, path, key: str, digest: str, size: int
     log.info("%s: read %d, loaded %d, quarantined %d in %.2f s", display, read, loaded, quarantined,
              time.perf_counter() - began)
     return FileResult(kind.name, display, "succeeded", read, loaded, quarantined, extra)
+
+
+def _stream_or_isolate(conn, kind: FileKind, path, window, target: str, display: str, load_id: int,
+                       extra: list[str]) -> tuple[int, int]:
+    """The whole file in one COPY under a savepoint; if PostgreSQL refuses a row of it, the file again
+    with the refused rows isolated (`_IsolatingCopy`). The happy path pays one savepoint per file."""
+    try:
+        with conn.transaction():
+            return _stream(conn, kind, path, window, target, display, load_id, extra)
+    except ROW_REFUSED as exc:
+        _log_refused(display, exc)
+        extra.clear()
+    return _stream(conn, kind, path, window, target, display, load_id, extra, isolate=True)
 
 
 def _log_refused(display: str, exc: BaseException) -> None:
