@@ -22,7 +22,8 @@ def ingest_web_logs():
         from ecrm.pipeline import ingest_interval
 
         summary = ingest_interval("weblogs", data_interval_start, data_interval_end, run_id, warehouse_url(),
-                                  allow_empty=bool(params and params.get("allow_empty")))
+                                  allow_empty=bool(params and params.get("allow_empty")),
+                                  allow_shrink=bool(params and params.get("allow_shrink")))
         return record_interval(outlet_events, ASSETS["weblogs"], data_interval_start, data_interval_end, summary)
 
     migrate_task() >> load()

@@ -77,12 +77,13 @@ def _stage(args) -> None:
         start, end = day_interval(args.day)
         if args.command == "ingest" and args.file:
             result = pipeline.ingest_old_file(args.source, args.day, args.file, run_id="cli",
-                                              allow_empty=args.allow_empty)
+                                              allow_empty=args.allow_empty, allow_shrink=args.allow_shrink)
         elif args.command == "ingest" and args.source == "shop" and settings.shop_db_url:
             # The same choice as the DAG: with a shop database configured, orders come from it.
             result = pipeline.ingest_shop_db(start, end, settings.shop_db_url, run_id="cli")
         elif args.command == "ingest":
-            result = pipeline.ingest_interval(args.source, start, end, run_id="cli", allow_empty=args.allow_empty)
+            result = pipeline.ingest_interval(args.source, start, end, run_id="cli", allow_empty=args.allow_empty,
+                                              allow_shrink=args.allow_shrink)
         elif args.command == "build":
             result = pipeline.build_marts(start, end, run_id="cli")
         else:
@@ -133,6 +134,9 @@ def main(argv: list[str] | None = None) -> None:
                      help="load this one file for DAY and the days before it (lines quarantined as too_late)")
     ing.add_argument("--allow-empty", action="store_true",
                      help="let an empty file replace a day that has rows (otherwise that fails the load)")
+    ing.add_argument("--allow-shrink", action="store_true",
+                     help="let a re-delivered file replace its earlier load with fewer than ECRM_MIN_REPLACE_SHARE "
+                          "(50%%) of its rows (otherwise that fails the load)")
     ing.set_defaults(func=_stage)
 
     for name, text in (("build", "dbt build as of DAY"), ("publish", "quality gate, publish and push for DAY")):

@@ -47,9 +47,13 @@ ASSETS = {
 }
 
 
-# Trigger a load with conf {"allow_empty": true} when a day's file really is empty (it fails otherwise).
+# Trigger a load with conf {"allow_empty": true} when a day's file really is empty, {"allow_shrink": true}
+# when a re-delivered file really has far fewer rows than its earlier load (they fail otherwise).
 LOAD_PARAMS = {"allow_empty": Param(False, type="boolean",
-                                    description="let an empty file replace an earlier load that had rows")}
+                                    description="let an empty file replace an earlier load that had rows"),
+               "allow_shrink": Param(False, type="boolean",
+                                     description="let a re-delivered file replace its earlier load with fewer than "
+                                                 "ECRM_MIN_REPLACE_SHARE (50%) of its rows")}
 
 
 def record_interval(outlet_events, asset: Asset, start: datetime, end: datetime, summary: dict) -> dict:

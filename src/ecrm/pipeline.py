@@ -43,27 +43,30 @@ def _mark_stage(conn, stage: str, day: date, run_id: str | None, detail: dict) -
 
 
 def ingest_interval(source: str, start: datetime, end: datetime, run_id: str | None = None,
-                    url: str | None = None, allow_empty: bool = False) -> dict:
-    """Load `source`'s files of the day [start, end) from the landing zone."""
+                    url: str | None = None, allow_empty: bool = False, allow_shrink: bool = False) -> dict:
+    """Load `source`'s files of the day [start, end) from the landing zone (`allow_empty`,
+    `allow_shrink`: what a re-delivered file may do to its earlier load, ecrm.load.ingest.Permits)."""
     day = interval_day(start, end)
     url = url or resolve_url()
+    landing = landing_root()
     with connect(url) as conn:
-        results = ingest(conn, source, day_folder(landing_root(), source, day), (start, end), run_id,
-                         allow_empty=allow_empty)
+        results = ingest(conn, source, day_folder(landing, source, day), (start, end), run_id,
+                         allow_empty=allow_empty, allow_shrink=allow_shrink, landing=landing)
         summary = {"source": source, "day": day.isoformat(), "files": [asdict(r) for r in results]}
         _mark_stage(conn, f"ingest_{source}", day, run_id, summary)
     return summary
 
 
 def ingest_old_file(source: str, day: date, path: str, run_id: str | None = None, url: str | None = None,
-                    allow_empty: bool = False) -> dict:
+                    allow_empty: bool = False, allow_shrink: bool = False) -> dict:
     """`ecrm ingest SOURCE DAY --file PATH`: load one file's lines of DAY and the days before it (what a
     `too_late` quarantine row asks for). Rebuild from DAY on afterwards (a backfill of build_marts):
     the daily builds only look back a few days."""
     from .load.ingest import ingest_file
 
     with connect(url or resolve_url()) as conn:
-        results = ingest_file(conn, source, UPath(path), day, run_id, allow_empty=allow_empty)
+        results = ingest_file(conn, source, UPath(path), day, run_id, allow_empty=allow_empty,
+                              allow_shrink=allow_shrink, landing=landing_root())
     return {"source": source, "day": day.isoformat(), "files": [asdict(r) for r in results],
             "next": f"rebuild the marts from {day.isoformat()} on (ecrm build DAY for each day, or an Airflow "
                     "backfill of build_marts and publish_segments)"}
@@ -79,12 +82,13 @@ def ingest_shop_db(start: datetime, end: datetime, shop_url: str, run_id: str | 
     day = interval_day(start, end)
     url = url or resolve_url()
     lookback = timedelta(days=lookback_days if lookback_days is not None else get_settings().orders_lookback_days)
-    folder = day_folder(landing_root(), "shop_db", day)
+    landing = landing_root()
+    folder = day_folder(landing, "shop_db", day)
     with connect(url) as conn:
         require_migrated(conn)
         window = shop_db.pull_window(conn, "shop_db", (start, end), lookback, HISTORY_BEGINS)
         shop_db.extract(shop_url, folder, window)
-        results = ingest(conn, "shop", folder, window, run_id)
+        results = ingest(conn, "shop", folder, window, run_id, landing=landing)
         shop_db.advance_watermark(conn, "shop_db", end)
         summary = {"source": "shop", "mode": "database", "day": day.isoformat(),
                    "window": [window[0].isoformat(), window[1].isoformat()], "files": [asdict(r) for r in results]}
@@ -96,8 +100,9 @@ def ingest_initial(start: date, url: str | None = None) -> dict:
     """One-off load of the shop's history export (landing/shop/initial): everything before `start`."""
     url = url or resolve_url()
     interval = (HISTORY_BEGINS, day_interval(start)[0])
+    landing = landing_root()
     with connect(url) as conn:
-        results = ingest(conn, "shop", day_folder(landing_root(), "shop", "initial"), interval, "initial")
+        results = ingest(conn, "shop", day_folder(landing, "shop", "initial"), interval, "initial", landing=landing)
     return {"source": "shop", "files": [asdict(r) for r in results]}
 
 
@@ -117,12 +122,19 @@ def day_is_current(day: date, url: str | None = None, orders_folder: str = "shop
     was published after its last load. Lets `make demo` skip days when nothing changed.
     """
     from .load.ingest import SOURCES as FILE_KINDS
-    from .load.ingest import checksum, find_files
+    from .load.ingest import checksum, find_files, landing_file
+    from .sources import FileError
 
     folders = {"shop": orders_folder, "weblogs": "weblogs", "email": "email"}
-    checksums = [checksum(path)[0]
-                 for source in SOURCES for _kind, patterns in FILE_KINDS[source]
-                 for path in find_files(day_folder(landing_root(), folders[source], day), patterns)]
+    landing = landing_root()
+    paths = [path for source in SOURCES for _kind, patterns in FILE_KINDS[source]
+             for path in find_files(day_folder(landing, folders[source], day), patterns)]
+    try:
+        for path in paths:
+            landing_file(path, landing)
+        checksums = [checksum(path)[0] for path in paths]
+    except (FileError, OSError):  # a file the load refuses: the day is not current, its load says why
+        return False
     if not checksums:
         return False
     with connect(url or resolve_url()) as conn:

@@ -17,16 +17,21 @@ ones as `future_timestamp`.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import os
 import queue
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from fnmatch import fnmatch
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -40,6 +45,21 @@ from ..warehouse import ensure_visitor_key
 from ..warehouse.migrate import require_migrated
 
 log = logging.getLogger(__name__)
+
+
+class _NoRefusedValues(logging.Filter):
+    """psycopg logs the error that ended a COPY it was already abandoning ("error ignored terminating
+    ...") with the server's message, which quotes the refused value (an e-mail address, say): keep
+    its SQLSTATE only. The value itself is kept in the quarantine, which BI cannot read."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("error ignored terminating") and len(record.args or ()) == 2:
+            copy, error = record.args
+            record.args = (copy, f"SQLSTATE {getattr(error, 'sqlstate', None) or type(error).__name__}")
+        return True
+
+
+logging.getLogger("psycopg").addFilter(_NoRefusedValues())
 
 
 @dataclass(frozen=True)
@@ -141,55 +161,137 @@ def checksum(path) -> tuple[str, int]:
 
 
 def find_files(folder, patterns: tuple[str, ...]) -> list:
-    """Files in `folder` matching any pattern, sorted by name; works for pathlib and fsspec paths."""
+    """Everything in `folder` whose name matches a pattern, sorted by name; works for pathlib and
+    fsspec paths. Not only files: a directory, a FIFO or a symlink to nothing under a file's name is
+    found too, so that `landing_file` can refuse it naming it instead of the day going on without it."""
     if not folder.exists():
         return []
-    found = {p for pattern in patterns for p in folder.glob(pattern) if p.is_file()}
+    found = {p for pattern in patterns for p in folder.glob(pattern)}
     return sorted(found, key=lambda p: p.name)
+
+
+def _local(path) -> Path | None:
+    """`path` on the local file system (pathlib, or a file:// UPath), or None for a remote one (s3://...),
+    where there are no symlinks to follow."""
+    if isinstance(path, Path):
+        return path
+    if getattr(path, "protocol", None) in ("file", "local"):
+        return Path(path.path)
+    return None
+
+
+def file_key(path, landing) -> str:
+    """Where a file is in the landing zone (SOURCE/DAY/NAME): what its loads are keyed by, so that a zone
+    that moved (ECRM_LANDING changed, another mount point) still finds them. A file outside the zone
+    (`ecrm ingest --file` of an archived copy) is keyed by its full path."""
+    local, zone = _local(path), _local(landing)
+    text, root = (os.path.abspath(local), os.path.abspath(zone)) if local and zone else (str(path), str(landing))
+    prefix = root.rstrip("/") + "/"
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def landing_file(path, landing) -> str:
+    """Check that `path` is a regular file that can be read and, when it is in the landing zone, that it
+    really is (its real path, symlinks followed, stays in the zone); returns its key (`file_key`).
+
+    Anything else fails the source-day with a FileError naming the file: a symlink out of the zone
+    (it would copy, say, /etc/passwd into the quarantine), a symlink loop or one to nothing, a
+    directory or FIFO under a file's name (opening a FIFO would wait forever), an unreadable file.
+    The target of a symlink is not named: a path can hold a person's name (/home/ann/...)."""
+    display, local, zone = str(path), _local(path), _local(landing)
+    if local is None or zone is None:
+        if not path.is_file():
+            raise FileError(display, "not a regular file")
+        return file_key(path, landing)
+    try:
+        real = local.resolve(strict=True)
+    except RuntimeError as exc:  # Python 3.11 reports a symlink loop so
+        raise FileError(display, "cannot be read: a symlink loop") from exc
+    except FileNotFoundError as exc:
+        why = "a symlink to nothing" if local.is_symlink() else "missing file"
+        raise FileError(display, f"cannot be read: {why}") from exc
+    except OSError as exc:
+        why = "a symlink loop" if exc.errno == errno.ELOOP else exc.strerror or type(exc).__name__
+        raise FileError(display, f"cannot be read: {why}") from exc
+    inside = os.path.abspath(local).startswith(os.path.abspath(zone).rstrip("/") + "/")
+    if inside and not real.is_relative_to(zone.resolve()):
+        raise FileError(display, "a symlink to a file outside the landing zone: refused")
+    if not stat.S_ISREG(real.stat().st_mode):
+        raise FileError(display, "not a regular file (a directory, FIFO or device under a file's name)")
+    try:
+        with real.open("rb"):
+            pass
+    except OSError as exc:
+        raise FileError(display, f"cannot be read: {exc.strerror or type(exc).__name__}") from exc
+    return file_key(path, landing)
+
+
+def _checksum(path) -> tuple[str, int]:
+    """`checksum`, with a read error (permissions changed, I/O error) as a FileError naming the file."""
+    try:
+        return checksum(path)
+    except OSError as exc:
+        raise FileError(str(path), f"cannot be read: {exc.strerror or type(exc).__name__}") from exc
 
 
 def day_folder(landing, source: str, day: date | str):
     return landing / source / (day if isinstance(day, str) else day.isoformat())
 
 
+@dataclass(frozen=True)
+class Permits:
+    """What the operator allows a re-delivered file to do to its earlier load (both refused by default:
+    an empty or truncated file is far more often a broken export than a day without traffic)."""
+
+    empty: bool = False   # `--allow-empty`: a file with no loadable row may load / replace a load that had rows
+    shrink: bool = False  # `--allow-shrink`: a file may replace its load with < ECRM_MIN_REPLACE_SHARE of its rows
+
+
 def ingest(conn: psycopg.Connection, source: str, folder, interval: tuple[datetime, datetime],
-           run_id: str | None = None, allow_empty: bool = False) -> list[FileResult]:
+           run_id: str | None = None, allow_empty: bool = False, allow_shrink: bool = False,
+           landing=None) -> list[FileResult]:
     """Load every file of `source` in the day folder `folder` (the day [start, end) = `interval`);
     returns one result per file.
 
-    `allow_empty` lets an empty file (or one with no loadable row) replace an earlier load of it
-    that had rows: without it that fails, because an empty file is far more often a broken export
-    than a day without traffic."""
-    def plan() -> list[tuple[FileKind, object]]:
+    `landing` is the landing zone's root (default: two levels above the day folder, the zone's layout
+    being landing/SOURCE/DAY): files must really be in it, and loads are keyed by the path below it.
+    `allow_empty` / `allow_shrink`: see `Permits`."""
+    landing = folder.parent.parent if landing is None else landing
+
+    def plan() -> list[tuple[FileKind, object, str]]:
         found = []
         for kind, patterns in SOURCES[source]:
             files = find_files(folder, patterns)
             if not files and kind.required:
                 raise FileError(f"{folder}/{patterns[0]}", "missing file: nothing was loaded for this day")
-            found += [(kind, path) for path in files]
+            found += [(kind, path, landing_file(path, landing)) for path in files]
         return found
 
-    return _run(conn, source, folder, interval, run_id, plan, lambda kind: kind.window(interval), allow_empty)
+    return _run(conn, source, folder, interval, run_id, plan, lambda kind: kind.window(interval),
+                Permits(allow_empty, allow_shrink))
 
 
 def ingest_file(conn: psycopg.Connection, source: str, path, day: date, run_id: str | None = None,
-                allow_empty: bool = False) -> list[FileResult]:
+                allow_empty: bool = False, allow_shrink: bool = False, landing=None) -> list[FileResult]:
     """Load one file for an older day: `ecrm ingest SOURCE DAY --file PATH`, what a `too_late`
     quarantine row asks for. The load's window reaches back from DAY; if the file's content was
     loaded before (from a later day's folder, which quarantined these lines), that load is replaced
-    by this one with a window covering both, so every line is loaded once."""
+    by this one with a window covering both, so every line is loaded once. `landing`: the landing
+    zone's root (default three levels above the file: landing/SOURCE/DAY/NAME)."""
     from ..intervals import day_interval
 
     interval = day_interval(day)
+    landing = path.parent.parent.parent if landing is None else landing
     kinds = [kind for kind, patterns in SOURCES[source] if any(fnmatch(path.name, p) for p in patterns)]
     if not kinds:
         raise FileError(str(path), f"not a {source} file name ({', '.join(p for _, ps in SOURCES[source] for p in ps)})")
     windows: dict[str, tuple[datetime, datetime]] = {}
 
-    def plan() -> list[tuple[FileKind, object]]:
-        if not path.exists():
+    def plan() -> list[tuple[FileKind, object, str]]:
+        if not path.exists() and not path.is_symlink():
             raise FileError(str(path), "missing file")
-        digest, _ = checksum(path)
+        key = landing_file(path, landing)
+        digest, _ = _checksum(path)
         earlier = conn.execute(
             "select min(window_start), max(window_end) from ops.load_ledger where source = %s and checksum = %s "
             "and status = 'succeeded'", (kinds[0].name, digest)).fetchone()
@@ -197,31 +299,38 @@ def ingest_file(conn: psycopg.Connection, source: str, path, day: date, run_id: 
         if earlier[0] is not None:
             start, end = min(start, earlier[0]), max(end, earlier[1])
         windows[kinds[0].name] = (start, end)
-        return [(kinds[0], path)]
+        return [(kinds[0], path, key)]
 
-    return _run(conn, source, path.parent, interval, run_id, plan, lambda kind: windows[kind.name], allow_empty,
-                reload=True)
+    return _run(conn, source, path.parent, interval, run_id, plan, lambda kind: windows[kind.name],
+                Permits(allow_empty, allow_shrink), reload=True)
 
 
-def _run(conn, source: str, folder, interval, run_id, plan: Callable, window: Callable, allow_empty: bool,
+def _run(conn, source: str, folder, interval, run_id, plan: Callable, window: Callable, permits: Permits,
          reload: bool = False) -> list[FileResult]:
-    """One load of `source`: a committed `ops.ingest_runs` row, then all files in one transaction."""
+    """One load of `source`: a committed `ops.ingest_runs` row, then all files in one transaction.
+
+    Whatever ends the load early closes its run as `failed` with a `failed` ledger row: a FileError
+    names the file; anything else (a bug) names the folder and keeps its traceback."""
     require_migrated(conn)
     with conn.transaction():
         ensure_visitor_key(conn)  # ECRM_VISITOR_KEY, stored before dbt builds what the load brings
     ingest_run = _begin_run(conn, source, folder, interval, run_id)
     try:
-        files = [(kind, path, *checksum(path)) for kind, path in plan()]
+        files = [(kind, path, key, *_checksum(path)) for kind, path, key in plan()]
         results: list[FileResult] = []
         with conn.transaction():
             conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"ecrm-load-{source}",))
             _abandon_dead_runs(conn, source, ingest_run)
             for kind in dict.fromkeys(k for k, *_ in files):
-                todo = [(p, d, s) for k, p, d, s in files if k is kind]
-                results.extend(_load_kind(conn, kind, todo, interval, window(kind), folder, run_id, allow_empty,
+                todo = [(p, key, d, s) for k, p, key, d, s in files if k is kind]
+                results.extend(_load_kind(conn, kind, todo, interval, window(kind), folder, run_id, permits,
                                           reload))
     except FileError as exc:
         _record_failure(conn, source, exc.file, interval, run_id, str(exc), ingest_run)
+        raise
+    except Exception as exc:
+        _record_failure(conn, source, str(folder), interval, run_id,
+                        f"{folder}: unexpected {type(exc).__name__}: {_first_line(exc)}", ingest_run)
         raise
     _end_run(conn, ingest_run, "succeeded", None)
     return results
@@ -256,54 +365,81 @@ def _end_run(conn, ingest_run: int, status: str, error: str | None) -> None:
                  "where ingest_run_id = %s", (status, error, ingest_run))
 
 
-def _load_kind(conn, kind: FileKind, files, interval, window, folder, run_id, allow_empty: bool = False,
+def _load_kind(conn, kind: FileKind, files, interval, window, folder, run_id, permits: Permits,
                reload: bool = False) -> list[FileResult]:
     """Load the files of one kind. Content already loaded (this file unchanged, or the same content
     in another folder or under another name) is skipped; a changed file replaces its own earlier
-    load, never rows that other files loaded (replace_file), or merges by key (upsert)."""
+    load (the same key: SOURCE/DAY/NAME in the landing zone), never rows that other files loaded
+    (replace_file), or merges by key (upsert)."""
     results: list[FileResult] = []
-    replaced_rows = 0
-    for path, digest, size in files:
+    for path, key, digest, size in files:
         earlier = conn.execute(
-            "select load_id, file from ops.load_ledger where source = %s and checksum = %s and status = 'succeeded' "
-            "order by load_id desc limit 1", (kind.name, digest)).fetchone()
+            "select load_id, file, file_key from ops.load_ledger where source = %s and checksum = %s "
+            "and status = 'succeeded' order by load_id desc limit 1", (kind.name, digest)).fetchone()
         if earlier is not None and not reload:
-            why = (f"unchanged since load {earlier[0]}" if earlier[1] == str(path)
+            why = (f"unchanged since load {earlier[0]}" if earlier[2] == key
                    else f"same content as {earlier[1]}, already loaded")
             conn.execute(
-                "insert into ops.load_ledger (source, file, folder, file_size, checksum, interval_start, interval_end, "
-                "window_start, window_end, run_id, rows_read, rows_loaded, rows_quarantined, status, error, "
-                "finished_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 'skipped_duplicate', %s, now())",
-                (kind.name, str(path), str(folder), size, digest, *interval, *window, run_id, why))
+                "insert into ops.load_ledger (source, file, file_key, folder, file_size, checksum, interval_start, "
+                "interval_end, window_start, window_end, run_id, rows_read, rows_loaded, rows_quarantined, status, "
+                "error, finished_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, 0, 0, "
+                "'skipped_duplicate', %s, now())",
+                (kind.name, str(path), key, str(folder), size, digest, *interval, *window, run_id, why))
             results.append(FileResult(kind.name, str(path), "skipped_duplicate"))
             continue
+        replaced_rows = 0
         if kind.merge == "replace_file":
-            # The file's earlier loads (same name in this folder; on a reload, the same content) go,
-            # with their quarantine rows; other files' rows stay whatever days they hold.
+            # The file's earlier loads (same key; on a reload, the same content) go, with their
+            # quarantine rows; other files' rows stay whatever days they hold.
             replaced = [r[0] for r in conn.execute(
                 "update ops.load_ledger set status = 'replaced' where source = %s and status = 'succeeded' "
-                "and (file = %s or (%s and checksum = %s)) returning load_id",
-                (kind.name, str(path), reload, digest)).fetchall()]
+                "and (file_key = %s or (%s and checksum = %s)) returning load_id",
+                (kind.name, key, reload, digest)).fetchall()]
             if replaced:
-                replaced_rows += conn.execute("select coalesce(sum(rows_loaded), 0) from ops.load_ledger "
-                                              "where load_id = any(%s)", (replaced,)).fetchone()[0]
+                replaced_rows = conn.execute("select coalesce(sum(rows_loaded), 0)::bigint from ops.load_ledger "
+                                             "where load_id = any(%s)", (replaced,)).fetchone()[0]
                 conn.execute("delete from quarantine.rejected_rows where _load_id = any(%s)", (replaced,))
                 conn.execute(f"delete from raw.{kind.table} where _load_id = any(%s)", (replaced,))
-        results.append(_load_file(conn, kind, path, digest, size, interval, window, folder, run_id, allow_empty))
-    loaded = sum(r.rows_loaded for r in results)
-    if replaced_rows and not loaded and not allow_empty:
-        files_text = ", ".join(r.file for r in results)
-        raise FileError(files_text, f"would replace the {replaced_rows:,} {kind.name} rows loaded from this file "
-                        "with none; if that really is right, load it with --allow-empty")
+        result = _load_file(conn, kind, path, key, digest, size, interval, window, folder, run_id, permits.empty)
+        if replaced_rows:
+            _refuse_shrinking(result, replaced_rows, permits)
+        results.append(result)
     return results
 
 
-def _load_file(conn, kind: FileKind, path, digest: str, size: int, interval, window, folder, run_id,
+def min_replace_share() -> float:
+    """ECRM_MIN_REPLACE_SHARE (default 0.5): the least share of its earlier load's rows a re-delivered
+    file must keep to replace that load without `--allow-shrink`."""
+    from ..settings import get_settings
+
+    share = get_settings().min_replace_share
+    if not 0 <= share <= 1:
+        raise ValueError(f"ECRM_MIN_REPLACE_SHARE must be between 0 and 1, not {share}")
+    return share
+
+
+def _refuse_shrinking(result: FileResult, replaced_rows: int, permits: Permits) -> None:
+    """A re-delivered file that would replace its earlier load with none, or far fewer, of its rows fails
+    the source-day naming it and both counts (a web log cut to its first line, an event export
+    truncated with the day's bounces and unsubscribes in the lost part). Judged file by file: a new
+    file beside a gutted one does not make up for it."""
+    loaded = result.rows_loaded
+    if loaded == 0 and not permits.empty:
+        raise FileError(result.file, f"would replace the {replaced_rows:,} rows loaded from this file with none; "
+                        "if that really is right, load it with --allow-empty")
+    share = min_replace_share()
+    if 0 < loaded < share * replaced_rows and not permits.shrink:
+        raise FileError(result.file, f"would replace the {replaced_rows:,} rows loaded from this file with "
+                        f"{loaded:,}, less than {share:.0%} of them (cut off or truncated?); if that really is "
+                        "right, load it with --allow-shrink")
+
+
+def _load_file(conn, kind: FileKind, path, key: str, digest: str, size: int, interval, window, folder, run_id,
                allow_empty: bool = False) -> FileResult:
     """One file, with every error turned into a FileError naming it (the caller rolls back and records it)."""
     display = str(path)
     try:
-        return _load_file_rows(conn, kind, path, digest, size, interval, window, folder, run_id, allow_empty)
+        return _load_file_rows(conn, kind, path, key, digest, size, interval, window, folder, run_id, allow_empty)
     except FileError:
         raise
     except psycopg.OperationalError as exc:  # the server went away (killed, restarted, network)
@@ -319,16 +455,26 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _load_file_rows(conn, kind: FileKind, path, digest: str, size: int, interval, window, folder, run_id,
-                    allow_empty: bool) -> FileResult:
+# A row the parser let through but PostgreSQL's input functions refuse (SQLSTATE class 22: a week-date
+# timestamp, Arabic-Indic digits, ...; a NOT NULL or CHECK constraint), or text that cannot even be
+# encoded for it (a lone surrogate): the file is loaded again with such rows isolated and quarantined
+# (`rejected_by_warehouse`). Lost connections and other server errors still fail the file.
+ROW_REFUSED = (psycopg.errors.DataError, psycopg.errors.NotNullViolation, psycopg.errors.CheckViolation,
+               UnicodeEncodeError)
+
+
+def _load_file_rows(conn, kind: FileKind, path, key: str, digest: str, size: int, interval, window, folder,
+                    run_id, allow_empty: bool) -> FileResult:
     display = str(path)
     began = time.perf_counter()
     load_id = conn.execute(
-        "insert into ops.load_ledger (source, file, folder, file_size, checksum, interval_start, interval_end, "
-        "window_start, window_end, run_id, status) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'running') "
-        "returning load_id", (kind.name, display, str(folder), size, digest, *interval, *window, run_id)).fetchone()[0]
+        "insert into ops.load_ledger (source, file, file_key, folder, file_size, checksum, interval_start, "
+        "interval_end, window_start, window_end, run_id, status) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+        "%s, 'running') returning load_id",
+        (kind.name, display, key, str(folder), size, digest, *interval, *window, run_id)).fetchone()[0]
     extra: list[str] = []
     streamed = None
+    isolate = False
     if kind.direct:
         # Fast path: COPY straight into raw.* while parsing, as fast as a raw COPY of the file would
         # be. A key that already exists (or repeats within the file) rolls back to the savepoint and
@@ -339,14 +485,18 @@ def _load_file_rows(conn, kind: FileKind, path, digest: str, size: int, interval
                 streamed = _stream(conn, kind, path, window, f"raw.{kind.table}", display, load_id, extra)
         except psycopg.errors.UniqueViolation as exc:
             log.info("%s: %s; loading it through staging and merge instead", display, exc.diag.message_detail)
+        except ROW_REFUSED as exc:
+            _log_refused(display, exc)
+            isolate = True
+        if streamed is None:
             extra.clear()
-            streamed = None
     late_rejects = 0
     if streamed is None:
         staging = f"incoming_{kind.table}"
         conn.execute(f"create temp table if not exists {staging} (like raw.{kind.table}) on commit drop")
         conn.execute(f"truncate {staging}")
-        streamed = _stream(conn, kind, path, window, staging, display, load_id, extra)
+        streamed = (_stream(conn, kind, path, window, staging, display, load_id, extra, isolate=True) if isolate
+                    else _stream_or_isolate(conn, kind, path, window, staging, display, load_id, extra))
         late_rejects = _reject_duplicates(conn, kind, staging, load_id) + _merge(conn, kind, staging, load_id, display)
     read, rejects = streamed
     if read == 0 and kind.merge == "replace_file" and not allow_empty:
@@ -365,25 +515,53 @@ def _load_file_rows(conn, kind: FileKind, path, digest: str, size: int, interval
     return FileResult(kind.name, display, "succeeded", read, loaded, quarantined, extra)
 
 
+def _stream_or_isolate(conn, kind: FileKind, path, window, target: str, display: str, load_id: int,
+                       extra: list[str]) -> tuple[int, int]:
+    """The whole file in one COPY under a savepoint; if PostgreSQL refuses a row of it, the file again
+    with the refused rows isolated (`_IsolatingCopy`). The happy path pays one savepoint per file."""
+    try:
+        with conn.transaction():
+            return _stream(conn, kind, path, window, target, display, load_id, extra)
+    except ROW_REFUSED as exc:
+        _log_refused(display, exc)
+        extra.clear()
+    return _stream(conn, kind, path, window, target, display, load_id, extra, isolate=True)
+
+
+def _log_refused(display: str, exc: BaseException) -> None:
+    """The SQLSTATE only: the server's message quotes the refused value, which may be personal data
+    (it is kept in the quarantine, which BI cannot read)."""
+    code = getattr(exc, "sqlstate", None) or type(exc).__name__
+    log.warning("%s: the warehouse refused a row (%s); loading the file again with such rows quarantined "
+                "as rejected_by_warehouse", display, code)
+
+
 def _stream(conn, kind: FileKind, path, interval, target: str, display: str, load_id: int,
-            extra: list[str]) -> tuple[int, int]:
+            extra: list[str], isolate: bool = False) -> tuple[int, int]:
     """Parse `path` and COPY its good rows into `target`, its rejects into the quarantine.
 
     Returns (rows read, rows rejected). Rejects wait in a spooled temporary file (memory up to
-    8 MB, then disk) because one connection cannot run two COPYs at once.
+    8 MB, then disk) because one connection cannot run two COPYs at once. With `isolate`, rows are
+    sent in blocks that PostgreSQL may refuse one by one (`_IsolatingCopy`); without, in one COPY.
     """
     columns = (*kind.columns, "_file", "_line", "_load_id")
+    copy_sql = f"copy {target} ({', '.join(columns)}) from stdin"
     file_text = _copy_text(display)
     file_field, load_field = f"\t{file_text}\t", f"\t{load_id}\n"
     buffer: list[str] = []
     read = rejected = 0
     with tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+") as rejects:
-        cursor = conn.cursor()
-        with cursor.copy(f"copy {target} ({', '.join(columns)}) from stdin", writer=_BoundedWriter(cursor)) as copy:
+        def quarantine(line_no: int, reject: Reject) -> None:
+            nonlocal rejected
+            rejected += 1
+            rejects.write("\t".join(map(_copy_text, (kind.name, display, line_no, reject.code, _clean(reject.reason),
+                                                     _clean(reject.raw_text), load_id))) + "\n")
+
+        with _copy_in(conn, copy_sql, isolate, quarantine) as write:
             for item in _with_file_errors(kind.parse(path, interval, extra_columns=extra), display):
                 if isinstance(item, RowBlock):
                     read += len(item)
-                    copy.write(_copy_block(item, file_text, load_id))
+                    write(_copy_block(item, file_text, load_id))
                     continue
                 line_no, row = item
                 read += 1
@@ -393,18 +571,16 @@ def _stream(conn, kind: FileKind, path, interval, target: str, display: str, loa
                     if "\x00" not in line and len(line) <= MAX_FIELD:
                         buffer.append(line + file_field + str(line_no) + load_field)
                         if len(buffer) >= 5000:
-                            copy.write("".join(buffer))
+                            write("".join(buffer))
                             buffer.clear()
                         continue
                     row = _guard(kind, row)  # the rare long line, or a NUL no parser checks for
                     if not isinstance(row, Reject):
                         buffer.append(line + file_field + str(line_no) + load_field)
                         continue
-                rejected += 1
-                rejects.write("\t".join(map(_copy_text, (kind.name, display, line_no, row.code,
-                                                         _clean(row.reason), _clean(row.raw_text), load_id))) + "\n")
+                quarantine(line_no, row)
             if buffer:
-                copy.write("".join(buffer))
+                write("".join(buffer))
         if rejected:
             rejects.seek(0)
             with conn.cursor().copy("copy quarantine.rejected_rows (source, _file, _line, reason_code, reason, "
@@ -412,6 +588,68 @@ def _stream(conn, kind: FileKind, path, interval, target: str, display: str, loa
                 while chunk := rejects.read(1 << 20):
                     copy.write(chunk)
     return read, rejected
+
+
+@contextmanager
+def _copy_in(conn, copy_sql: str, isolate: bool, quarantine: Callable) -> Iterator[Callable]:
+    """A `write(chunk)` of COPY text lines into one COPY (the fast path), or, with `isolate`, into
+    `_IsolatingCopy` blocks whose refused rows go to `quarantine`."""
+    if isolate:
+        yield _IsolatingCopy(conn, copy_sql, quarantine).write
+        return
+    cursor = conn.cursor()
+    with cursor.copy(copy_sql, writer=_BoundedWriter(cursor)) as copy:
+        yield copy.write
+
+
+class _IsolatingCopy:
+    """COPY that quarantines the rows PostgreSQL refuses and loads the rest (`rejected_by_warehouse`).
+
+    Used only after the one-COPY fast path failed on such a row, so the happy path pays nothing:
+    each block of lines (a RowBlock, or up to 5,000 rows) is one COPY under a savepoint; a refused
+    block is split in halves, each retried under its own savepoint, down to the refused rows. k bad
+    rows in a block of n cost about 2k·log2(n) small COPYs."""
+
+    def __init__(self, conn, copy_sql: str, quarantine: Callable) -> None:
+        self.conn, self.copy_sql, self.quarantine = conn, copy_sql, quarantine
+        self.encoding = conn.info.encoding
+
+    def write(self, chunk: str | memoryview) -> None:
+        text = chunk if isinstance(chunk, str) else bytes(chunk).decode(self.encoding)
+        lines = []
+        for line in text.split("\n")[:-1]:  # every line ends with one; COPY escapes those in values
+            try:
+                lines.append(f"{line}\n".encode(self.encoding))
+            except UnicodeEncodeError as exc:  # a lone surrogate: no encoding can send it
+                self._refuse(f"{line}\n", f"the warehouse cannot store it: {exc.reason} (character {exc.start} of the row)")
+        self._copy(lines)
+
+    def _copy(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        try:
+            with self.conn.transaction(), self.conn.cursor().copy(self.copy_sql) as copy:
+                copy.write(b"".join(lines))
+        except ROW_REFUSED as exc:
+            if len(lines) == 1:
+                self._refuse(lines[0].decode(self.encoding), _server_message(exc))
+                return
+            half = len(lines) // 2
+            self._copy(lines[:half])
+            self._copy(lines[half:])
+
+    def _refuse(self, line: str, reason: str) -> None:
+        values, _file, line_no, _load_id = line.rstrip("\n").rsplit("\t", 3)
+        self.quarantine(int(line_no), Reject("rejected_by_warehouse", reason, values))
+
+
+def _server_message(exc: BaseException) -> str:
+    """What PostgreSQL said about the row: its message and where (`COPY t, line 1, column c: "value"`)."""
+    diag = getattr(exc, "diag", None)
+    if diag is None or not diag.message_primary:
+        return f"the warehouse refused the row: {_first_line(exc)}"
+    where = f" ({diag.context.strip().splitlines()[0]})" if diag.context else ""
+    return f"the warehouse refused the row: {diag.message_primary}{where}"
 
 
 def _guard(kind: FileKind, row: tuple) -> tuple | Reject:
@@ -429,11 +667,16 @@ def _guard(kind: FileKind, row: tuple) -> tuple | Reject:
 
 
 def _clean(text: str | None) -> str | None:
-    """Quarantine text as PostgreSQL can store it: NUL shown as \\x00, at most MAX_LINE characters."""
+    """Quarantine text as PostgreSQL can store it: NUL shown as \\x00, a lone surrogate (which no
+    encoding can send) as \\udXXX, at most MAX_LINE characters."""
     if text is None:
         return None
     if "\x00" in text:
         text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     if len(text) > MAX_LINE:
         text = f"{text[:MAX_LINE]}... [{len(text):,} characters in all]"
     return text

@@ -28,6 +28,8 @@ REASON_CODES: dict[str, str] = {
     "future_timestamp": "a timestamp later than the end of the folder's day plus the allowed clock skew",
     "duplicate_in_file": "the same key again later in the same file (the later line wins)",
     "duplicate_event": "an event id already loaded from another file",
+    "rejected_by_warehouse": "a value PostgreSQL refused although the parser accepted it (the loader's "
+                             "second line of defence; the reason holds the server's message)",
 }
 
 
