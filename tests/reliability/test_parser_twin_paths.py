@@ -4,7 +4,6 @@ test: same rows, same rejects, same line numbers."""
 
 from __future__ import annotations
 
-
 import pytest
 from test_bad_inputs import CASES, Day
 from test_line_counts import DAY, FORMATS
@@ -33,11 +32,15 @@ def _twin(path, source: str, interval) -> tuple:
             list(shop.parse_csv(spec, path, window(interval), fast=False)))
 
 
+def _constant(content: bytes):
+    return lambda _day: content
+
+
 TWINS = [(c.id, c.source, c.file, c.body) for c in CASES
          if not c.fails and (c.source == "weblogs" or (c.source == "shop" and ".csv" in c.file))]
 for fmt, (source, make) in FORMATS.items():
     if fmt in ("shop-csv", "web-combined", "web-nginx-json"):
-        TWINS += [(f"{fmt}-{n}", source, name, (lambda content: lambda _day: content)(content))
+        TWINS += [(f"{fmt}-{n}", source, name, _constant(content))
                   for n, (name, content, _) in enumerate(make())]
 
 
