@@ -52,8 +52,9 @@ AMOUNT_RE = re.compile(r"^[0-9]{1,10}(?:\.[0-9]{1,2})?$")
 
 # THE timestamp grammar of every timestamp a source hands over as text (docs/formats.md): a subset
 # of ISO 8601 that Python's fromisoformat and PostgreSQL's timestamptz input read alike. fromisoformat
-# alone also takes week dates (2030-W15-7), basic format (20300101T100000Z), a `,` before the
-# fraction, a lower-case `t`, offsets with seconds or of ±16 hours and more: PostgreSQL refuses all.
+# also takes week dates (2030-W15-7), a `,` before the fraction, offsets with seconds or of ±16 hours
+# and more, which PostgreSQL refuses (one such value failed a whole day's COPY), and forms both read
+# but no export needs (basic format 20300101T100000Z, a lower-case `t`): one grammar, documented.
 TIMESTAMP = re.compile(
     r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
     r"(?P<offset>Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)?")
