@@ -190,9 +190,10 @@ def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
     """
     blocks = read_blocks(path, str(path))
     first_block = next(blocks, None)
-    if first_block is None or isinstance(first_block[1], LongLine) or not first_block[1].strip():
-        raise FileError(str(path), "empty file: no header row" if first_block is None or not isinstance(
-            first_block[1], LongLine) else "unreadable header: a first line of more than 256 KB")
+    if first_block is not None and isinstance(first_block[1], LongLine):
+        raise FileError(str(path), f"unreadable header: a first line of {first_block[1].size:,} bytes", 1)
+    if first_block is None or not first_block[1].strip():
+        raise FileError(str(path), "empty file: no header row")
     header_bytes, newline, rest = first_block[1].partition(b"\n")
     try:
         header = next(csv.reader([header_bytes.decode("utf-8").rstrip("\r")], strict=True))
