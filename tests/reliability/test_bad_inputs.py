@@ -405,6 +405,12 @@ CASES = [
        lambda d: lines(json.dumps({"order_id": "o-1", "line_number": "1", "product_id": "p-1", "product_name": "Mug",
                                    "category": "Kitchen", "quantity": ARABIC_12, "unit_price": "1.00",
                                    "discount_amount": "0.00", "updated_at": d.ts})), 0, invalid_value=1),
+    ok("shop-jsonl-arabic-price-and-line-number", "shop", "order_lines.jsonl",
+       lambda d: lines(*[json.dumps({"order_id": "o-1", "line_number": number, "product_id": "p-1",
+                                     "product_name": "Mug", "category": "Kitchen", "quantity": 1, "unit_price": price,
+                                     "discount_amount": "0.00", "updated_at": d.ts})
+                         for number, price in (("1", ARABIC_12), (ARABIC_12, "1.00"), ("3", "1.00"))]), 1,
+       invalid_value=2),
     ok("shop-jsonl-week-date", "shop", "orders.jsonl",
        lambda d: lines(d.order_json(order_id="o-2"), d.order_json(updated_at=week_date(d))), 1, invalid_value=1),
     ok("shop-jsonl-quotes-in-strings", "shop", "orders.jsonl",
