@@ -13,14 +13,18 @@ from dataclasses import dataclass
 # Why a line is quarantined, as a small fixed vocabulary that operators can group and alert on;
 # `Reject.reason` adds the detail (which field, which value). Documented in docs/formats.md.
 REASON_CODES: dict[str, str] = {
-    "not_utf8": "the line is not valid UTF-8",
+    "not_utf8": "the line is not valid UTF-8, or its JSON escapes a lone surrogate (\\ud800) that UTF-8 cannot hold",
     "nul_byte": "a NUL character, which PostgreSQL text cannot hold",
     "empty_line": "an empty line",
-    "malformed": "not a line of this format (CSV field count or quoting, JSON syntax, log layout)",
+    "malformed": "not a line of this format (CSV field count or quoting, JSON syntax or nesting, log layout)",
+    "unbalanced_quote": "a CSV line whose quote opens a value that does not close into a row within 100 lines "
+                        "and 65,536 characters (or before the end of the file): the line alone is quarantined "
+                        "and reading resumes at the next line",
     "missing_field": "a required field is missing or empty",
     "not_scalar": "a JSON object or array where a single value is expected",
     "invalid_value": "a value of the wrong type or form (timestamp, e-mail, amount, status, event)",
-    "out_of_range": "a value the column cannot hold or no real shop has (amounts of 10^10 or more, "
+    "out_of_range": "a value the column cannot hold or no real shop has (amounts of 10^10 or more, JSON numbers "
+                    "of more than 4,300 digits, "
                     "dates before 1970 or after the run date + 1 day, timestamps outside PostgreSQL's range)",
     "too_long": "a field or line longer than its limit",
     "too_late": "a timestamp older than the load's window (the folder's day minus the source's lookback): "

@@ -1,9 +1,14 @@
-"""Shared parsing helpers: timestamps, emails, amounts, line reading with gzip and bad bytes."""
+"""Shared parsing helpers: timestamps, emails, amounts, JSON, line reading with gzip and bad bytes.
+
+The rule for every value handed to PostgreSQL as text: what these checks accept, PostgreSQL's input
+functions accept too (ASCII digits only, one timestamp grammar, JSON that Python can hold), so a
+line is quarantined here rather than failing the whole COPY.
+"""
 
 from __future__ import annotations
 
 import gzip
-import io
+import json
 import re
 import zlib
 from collections.abc import Iterator
@@ -14,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import FileError, RejectError
+from . import FileError, Reject, RejectError
 
 # What the loader demands of an e-mail field: the shape of an address (one @, no spaces, a dot in the
 # domain), not its validity. Raw keeps what the shop sent; only what is no address at all is
@@ -29,6 +34,10 @@ BOM = b"\xef\xbb\xbf"
 MAX_EMAIL = 254                   # RFC 5321's limit for a forward path
 MAX_FIELD = 8192                  # any other text field (nginx's default header buffer is 8 KB)
 MAX_LINE = 65536                  # a whole line; longer ones are not parsed at all
+# A line of more bytes than this has more than MAX_LINE characters whatever its UTF-8: the readers
+# stop keeping it there and stream on to its newline, so memory stays flat however long it is.
+READ_LIMIT = 4 * MAX_LINE + 4
+LONG_LINE_PREFIX = 1024           # bytes of such a line kept for the quarantine's raw_text
 MAX_AMOUNT = Decimal("9999999999.99")  # numeric(12, 2)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # no shop order or sign-up is older
 
@@ -38,20 +47,41 @@ def parse_ts(text: str) -> datetime:
     return check_ts(text).astimezone(UTC)
 
 
-AMOUNT_RE = re.compile(r"^\d{1,10}(?:\.\d{1,2})?$")
+# Amounts: ASCII digits only (`\\d` would take Arabic-Indic digits, which PostgreSQL's numeric rejects).
+AMOUNT_RE = re.compile(r"^[0-9]{1,10}(?:\.[0-9]{1,2})?$")
+
+# THE timestamp grammar of every timestamp a source hands over as text (docs/formats.md): a subset
+# of ISO 8601 that Python's fromisoformat and PostgreSQL's timestamptz input read alike. fromisoformat
+# also takes week dates (2030-W15-7), a `,` before the fraction, offsets with seconds or of ±16 hours
+# and more, which PostgreSQL refuses (one such value failed a whole day's COPY), and forms both read
+# but no export needs (basic format 20300101T100000Z, a lower-case `t`): one grammar, documented.
+TIMESTAMP = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
+    r"(?P<offset>Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)?")
 
 
 def check_ts(text: str) -> datetime:
-    """Validate an ISO 8601 timestamp with offset; returns it parsed (for interval checks).
-    Years 1 and 9999 parse but cannot be moved to UTC or compared: out_of_range, not a crash."""
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
+    """Validate a timestamp of the TIMESTAMP grammar with an offset; returns it parsed (for interval
+    checks). Years 1 and 9999 parse but cannot be moved to UTC or compared: out_of_range, not a crash."""
+    shape = TIMESTAMP.fullmatch(text)
+    if not shape:
+        raise ValueError(f"not a timestamp of the form 2026-10-01T13:05:22+00:00: {text[:40]!r}")
+    if not shape["offset"]:
         raise ValueError(f"timestamp without a UTC offset: {text!r}")
+    value = datetime.fromisoformat(text)
     try:
         value.astimezone(UTC)
     except OverflowError:
         raise RejectError("out_of_range", f"timestamp out of range: {text!r}") from None
     return value
+
+
+def check_uint(text: str, column: str, positive: bool = False) -> str:
+    """A non-negative integer of at most 9 ASCII digits (an int column), returned as the text COPY
+    sends: str.isdigit() and int() also take Arabic-Indic and other digits, PostgreSQL does not."""
+    if not (text.isascii() and text.isdigit() and len(text) < 10 and (int(text) > 0 or not positive)):
+        raise ValueError(f"{column} must be a {'positive' if positive else 'non-negative'} integer: {text[:40]!r}")
+    return text
 
 
 def window_reject(what: str, stamp: datetime, window: tuple[datetime, datetime], source: str) -> tuple[str, str]:
@@ -86,6 +116,8 @@ def check_amount(text: str) -> str:
 
 
 def parse_amount(text: str) -> Decimal:
+    if not text.isascii():  # Decimal() reads Arabic-Indic and other digits; PostgreSQL does not
+        raise ValueError(f"not a number: {text[:40]!r}")
     try:
         value = Decimal(text)
     except InvalidOperation:
@@ -107,51 +139,133 @@ def check_email(text: str) -> str:
     return email
 
 
-def read_blocks(path, display: str, size: int = 4 << 20) -> Iterator[tuple[int, bytes]]:
+class LongLine:
+    """A line of more than READ_LIMIT bytes: read to its newline but not kept (its first bytes and
+    its size only), so a 1 GiB line costs the time to stream it and no memory."""
+
+    __slots__ = ("prefix", "size")
+
+    def __init__(self, prefix: bytes, size: int) -> None:
+        self.prefix, self.size = prefix, size
+
+    def reject(self) -> Reject:
+        text = self.prefix.decode("utf-8", "replace")
+        return Reject("too_long", f"line of {self.size:,} bytes, longer than {MAX_LINE:,} characters",
+                      f"{text}... [{self.size:,} bytes in all]")
+
+
+def _skip_line(stream, head: bytes, size: int) -> tuple[LongLine, bytes]:
+    """Stream past the rest of a line that began with `head`: the line as a LongLine, and what
+    follows its newline in the last chunk read."""
+    total = len(head)
+    while chunk := stream.read(size):
+        end = chunk.find(b"\n")
+        if end >= 0:
+            return LongLine(head[:LONG_LINE_PREFIX], total + end), chunk[end + 1:]
+        total += len(chunk)
+    return LongLine(head[:LONG_LINE_PREFIX], total), b""
+
+
+def read_blocks(path, display: str, size: int = 4 << 20) -> Iterator[tuple[int, bytes | LongLine]]:
     """Yield (number of the first line, block of whole lines joined by b"\\n"), about `size` bytes
-    each, streaming, gzip by extension: the block-wise twin of read_lines, same line numbers."""
+    each, streaming, gzip by extension; a line longer than READ_LIMIT bytes comes alone, as a
+    LongLine (the line-length limit is enforced while reading: memory stays flat)."""
     with path.open("rb") as raw:
         stream = gzip.GzipFile(fileobj=raw) if str(path).endswith(".gz") else raw
-        first, rest = 1, b""
+        first, pending = 1, b""  # pending: bytes read, not yet yielded (no newline but the ones still to split)
         try:
-            while chunk := stream.read(size):
-                if first == 1 and not rest and chunk.startswith(BOM):
+            while True:
+                end = pending.rfind(b"\n")
+                if end >= 0:
+                    block, pending = pending[:end], pending[end + 1:]
+                    yield first, block
+                    first += block.count(b"\n") + 1
+                if len(pending) > READ_LIMIT:  # a line too long to keep: stream on to its end
+                    long_line, pending = _skip_line(stream, pending, size)
+                    yield first, long_line
+                    first += 1
+                    continue  # what followed its newline may hold whole lines
+                chunk = stream.read(size)
+                if not chunk:
+                    break
+                if first == 1 and not pending and chunk.startswith(BOM):
                     chunk = chunk[3:]  # a UTF-8 BOM is not part of line 1
-                data = rest + chunk
-                end = data.rfind(b"\n")
-                if end < 0:
-                    rest = data
-                    continue
-                block, rest = data[:end], data[end + 1:]
-                yield first, block
-                first += block.count(b"\n") + 1
-            if rest:
-                yield first, rest
+                pending += chunk
+            if pending:
+                yield first, pending
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             # The failed read's data is gone, so the cut is somewhere at or after line `first`.
             raise FileError(display, f"corrupt or truncated gzip ({exc}) at or after this line", first) from None
 
 
 def read_lines(path, display: str) -> Iterator[tuple[int, str | None, bytes]]:
-    """Yield (line_number, text or None when not UTF-8, raw bytes) streaming, gzip by extension.
+    """Yield (line_number, text or None when not UTF-8 or too long, raw bytes) streaming, gzip by
+    extension; a line over READ_LIMIT bytes has text None and raw its first bytes (see read_text_lines).
 
     A truncated gzip raises FileError naming the file, so the caller loads nothing from it.
     """
-    with path.open("rb") as raw:
-        stream = gzip.GzipFile(fileobj=raw) if str(path).endswith(".gz") else raw
-        buffered = io.BufferedReader(stream, buffer_size=1 << 20) if stream is not raw else raw
-        number = 0
+    for first, block in read_blocks(path, display):
+        if isinstance(block, LongLine):
+            yield first, None, block.prefix
+            continue
+        for number, line in enumerate(block.split(b"\n"), start=first):
+            data = line.rstrip(b"\r")
+            if data.startswith(BOM):  # a UTF-8 BOM: at the file's start, or where files were concatenated
+                data = data[3:]
+            try:
+                yield number, data.decode("utf-8"), data
+            except UnicodeDecodeError:
+                yield number, None, data
+
+
+def read_text_lines(path, display: str) -> Iterator[tuple[int, str | Reject]]:
+    """(line_number, text) of each line, or (line_number, Reject) for a line that is not UTF-8, is
+    longer than MAX_LINE characters (read without keeping it) or is empty: the checks every
+    line-by-line parser starts with."""
+    for first, block in read_blocks(path, display):
+        if isinstance(block, LongLine):
+            yield first, block.reject()
+            continue
+        for number, line in enumerate(block.split(b"\n"), start=first):
+            data = line.rstrip(b"\r")
+            if data.startswith(BOM):
+                data = data[3:]
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                yield number, Reject("not_utf8", "non-UTF-8 bytes", data.decode("utf-8", "replace"))
+                continue
+            if len(text) > MAX_LINE:
+                yield number, Reject("too_long", f"line of {len(text):,} characters, longer than {MAX_LINE:,}", text)
+            elif not text.strip():
+                yield number, Reject("empty_line", "empty line", "")
+            else:
+                yield number, text
+
+
+# JSON: every way json.loads can fail on one line is that line's reject, never the file's error.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def load_json(text: str) -> object:
+    """json.loads of one line, raising RejectError for what Python cannot read or PostgreSQL cannot
+    store: invalid JSON and nesting deeper than Python's recursion limit (`malformed`), integers
+    over Python's 4,300 digits (`out_of_range`), escaped lone surrogates such as `\\ud800` (`not_utf8`:
+    no UTF-8 text, so no PostgreSQL text, can hold them; a proper pair is one character and loads)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RejectError("malformed", f"invalid JSON: {exc.msg} at column {exc.colno} (truncated line?)") from None
+    except RecursionError:
+        raise RejectError("malformed", "JSON nested deeper than Python reads") from None
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise RejectError("out_of_range", "a JSON number of more than 4,300 digits") from None
+    if _SURROGATE_ESCAPE.search(text):
         try:
-            for number, line in enumerate(buffered, start=1):
-                data = line.rstrip(b"\r\n")
-                if data.startswith(BOM):  # a UTF-8 BOM: at the file's start, or where files were concatenated
-                    data = data[3:]
-                try:
-                    yield number, data.decode("utf-8"), data
-                except UnicodeDecodeError:
-                    yield number, None, data
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise FileError(display, f"corrupt or truncated gzip ({exc})", number + 1) from None
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise RejectError("not_utf8", "an escaped lone surrogate (\\ud800-\\udfff): not a character") from None
+    return value
 
 
 # -- shared by the column-wise fast paths (weblogs, shop CSV) -------------------------------------

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from . import FileError, Reject, RejectError, reject_code
-from .common import MAX_LINE, check_email, parse_ts, read_lines, window_reject
+from .common import check_email, load_json, parse_ts, read_text_lines, window_reject
 
 EVENTS = frozenset({"processed", "delivered", "open", "click", "bounce", "unsubscribe", "spamreport",
                     "dropped", "deferred", "group_unsubscribe"})
@@ -53,7 +52,9 @@ def _event(obj: dict, interval: tuple[datetime, datetime]) -> tuple:
     if event not in EVENTS:
         raise ValueError(f"unknown event {str(event)[:40]!r}")
     stamp = obj.get("timestamp")
-    if isinstance(stamp, str) and stamp.isdigit():  # CSV reports carry it as text
+    if isinstance(stamp, str) and stamp.isascii() and stamp.isdigit():  # CSV reports carry it as text
+        if len(stamp) > 18:  # far beyond year 9999 (and int() of 4,300 digits or more raises)
+            raise RejectError("out_of_range", f"timestamp of {len(stamp):,} digits out of range")
         stamp = int(stamp)
     if not isinstance(stamp, int | float) or isinstance(stamp, bool):
         raise ValueError(f"bad timestamp {str(stamp)[:40]!r}")
@@ -84,23 +85,22 @@ def _campaign(obj: dict, interval: tuple[datetime, datetime]) -> tuple:
     return (str(obj["campaign_id"]), str(obj["name"]), sent_at, str(obj["audience"]), _text(obj.get("variant")))
 
 
-def _records(path) -> Iterator[tuple[int, str | None, bytes, dict | Exception]]:
-    """(line, text, raw, object or parse error) from JSON lines or a CSV report with a header row."""
+def _records(path) -> Iterator[tuple[int, str | Reject, dict | Exception]]:
+    """(line, text or its Reject, object or parse error) from JSON lines or a CSV report with a header row."""
     if ".csv" in path.name:
         header: list[str] | None = None
-        for line_no, text, raw in read_lines(path, str(path)):
-            if header is None and text is None:
+        for line_no, text in read_text_lines(path, str(path)):
+            if header is None and isinstance(text, Reject) and text.code == "not_utf8":
                 raise FileError(str(path), "header row is not UTF-8", line_no)
-            if text is None or not text.strip():
-                yield line_no, text, raw, RejectError("empty_line", "empty line")
-                continue
-            if len(text) > MAX_LINE:
-                yield line_no, text, raw, RejectError("too_long", f"line of {len(text):,} characters")
+            if isinstance(text, Reject):
+                yield line_no, text, text
                 continue
             try:
                 fields = next(csv.reader([text], strict=True))
             except csv.Error as exc:
-                yield line_no, text, raw, RejectError("malformed", f"malformed CSV: {exc}")
+                # Event reports hold no values with line breaks: an open quote is one bad line.
+                code = "unbalanced_quote" if "unexpected end of data" in str(exc) else "malformed"
+                yield line_no, text, RejectError(code, f"malformed CSV: {exc}")
                 continue
             if header is None:
                 header = [f.strip() for f in fields]
@@ -110,32 +110,28 @@ def _records(path) -> Iterator[tuple[int, str | None, bytes, dict | Exception]]:
                                     "(a file without a header row?)", line_no)
                 continue
             if len(fields) != len(header):
-                yield line_no, text, raw, RejectError("malformed", f"expected {len(header)} fields, got {len(fields)}")
+                yield line_no, text, RejectError("malformed", f"expected {len(header)} fields, got {len(fields)}")
                 continue
-            yield line_no, text, raw, dict(zip(header, fields, strict=True))
+            yield line_no, text, dict(zip(header, fields, strict=True))
         if header is None:
             raise FileError(str(path), "empty file: no header row")
         return
-    for line_no, text, raw in read_lines(path, str(path)):
-        if text is None or not text.strip():
-            yield line_no, text, raw, RejectError("empty_line", "empty line")
-            continue
-        if len(text) > MAX_LINE:
-            yield line_no, text, raw, RejectError("too_long", f"line of {len(text):,} characters")
+    for line_no, text in read_text_lines(path, str(path)):
+        if isinstance(text, Reject):
+            yield line_no, text, text
             continue
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield line_no, text, raw, RejectError(
-                "malformed", f"invalid JSON: {exc.msg} at column {exc.colno} (truncated line?)")
+            obj = load_json(text)
+        except RejectError as exc:
+            yield line_no, text, exc
             continue
-        yield line_no, text, raw, obj if isinstance(obj, dict) else RejectError("malformed", "not a JSON object")
+        yield line_no, text, obj if isinstance(obj, dict) else RejectError("malformed", "not a JSON object")
 
 
 def _parse_jsonl(path, interval, convert) -> Iterator[tuple[int, tuple | Reject]]:
-    for line_no, text, raw, obj in _records(path):
-        if text is None:
-            yield line_no, Reject("not_utf8", "non-UTF-8 bytes", raw.decode("utf-8", "replace"))
+    for line_no, text, obj in _records(path):
+        if isinstance(text, Reject):
+            yield line_no, text
             continue
         if isinstance(obj, Exception):
             yield line_no, Reject(reject_code(obj), str(obj), text)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,13 +22,16 @@ from .common import (
     MAX_EMAIL,
     MAX_FIELD,
     MAX_LINE,
+    LongLine,
     check_amount,
     check_email,
     check_plausible,
     check_ts,
+    check_uint,
+    load_json,
     per_distinct,
     read_blocks,
-    read_lines,
+    read_text_lines,
     split_fast_slow,
     window_reject,
 )
@@ -89,12 +91,9 @@ def _order(r: list[str]) -> tuple:
 def _order_line(r: list[str]) -> tuple:
     order_id, line_number, product_id, product_name, category, quantity, unit_price, discount, updated_at = r
     # Integers are checked here and handed to COPY as the validated text (no int() round trip).
-    if not (quantity.isdigit() and len(quantity) < 10 and int(quantity) > 0):
-        raise ValueError(f"quantity must be a positive integer: {quantity!r}")
-    if not (line_number.isdigit() and len(line_number) < 10):
-        raise ValueError(f"line_number must be a positive integer: {line_number!r}")
-    return (_required(order_id, "order_id"), line_number, _required(product_id, "product_id"),
-            product_name, _required(category, "category"), quantity, check_amount(unit_price),
+    return (_required(order_id, "order_id"), check_uint(line_number, "line_number"), _required(product_id, "product_id"),
+            product_name, _required(category, "category"), check_uint(quantity, "quantity", positive=True),
+            check_amount(unit_price),
             check_amount(discount), updated_at)
 
 
@@ -146,20 +145,14 @@ def parse_shop_file(spec: CsvSpec, path, interval: tuple[datetime, datetime],
 
 def parse_jsonl(spec: CsvSpec, path, interval, extra_columns=None) -> Iterator[tuple[int, tuple | Reject]]:
     drift_checked = False
-    for line_no, text, raw in read_lines(path, str(path)):
-        if text is None:
-            yield line_no, Reject("not_utf8", "non-UTF-8 bytes", raw.decode("utf-8", "replace"))
-            continue
-        if not text.strip():
-            yield line_no, Reject("empty_line", "empty line", "")
-            continue
-        if len(text) > MAX_LINE:
-            yield line_no, Reject("too_long", f"line of {len(text):,} characters, longer than {MAX_LINE:,}", text)
+    for line_no, text in read_text_lines(path, str(path)):
+        if isinstance(text, Reject):
+            yield line_no, text
             continue
         try:
-            obj = json.loads(text)
-        except ValueError as exc:
-            yield line_no, Reject("malformed", f"invalid JSON (truncated line?): {exc}", text)
+            obj = load_json(text)
+        except RejectError as exc:
+            yield line_no, Reject(exc.code, str(exc), text)
             continue
         if not isinstance(obj, dict):
             yield line_no, Reject("malformed", "not a JSON object", text)
@@ -188,11 +181,17 @@ def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
     """Yield (line, typed row | Reject) or RowBlocks. Header problems raise FileError (schema drift).
 
     Lines are read in ~4 MB blocks. Lines that look like a plain row of this file (no quotes) are
-    checked column-wise (see _FastRows); any other line goes through `_RowCheck` with the csv
-    module, and from a line that opens a quoted multi-line value on, the rest of the file does.
+    checked column-wise (see _FastRows, unless `fast=False`); any other line goes through `_RowCheck`
+    with the csv module. Every physical line is accounted for: a line whose quotes open a value
+    that goes on in the next lines is one record with them only when the value closes within
+    MAX_RECORD_LINES lines and MAX_LINE characters and makes a row of the header's width (see
+    `_Records.assemble`); otherwise that line alone is `unbalanced_quote` and reading resumes at the
+    next line (the csv module alone would read the rest of the file as one value).
     """
     blocks = read_blocks(path, str(path))
     first_block = next(blocks, None)
+    if first_block is not None and isinstance(first_block[1], LongLine):
+        raise FileError(str(path), f"unreadable header: a first line of {first_block[1].size:,} bytes", 1)
     if first_block is None or not first_block[1].strip():
         raise FileError(str(path), "empty file: no header row")
     header_bytes, newline, rest = first_block[1].partition(b"\n")
@@ -203,45 +202,132 @@ def parse_csv(spec: CsvSpec, path, interval: tuple[datetime, datetime],
     check = _RowCheck(spec, [h.strip().lstrip("\ufeff") for h in header], interval, str(path))
     if extra_columns is not None:
         extra_columns.extend(c for c in check.header if c not in spec.columns)
-    pending = itertools.chain([(2, rest)] if newline else [], blocks)
-    if not fast:  # the csv module over the whole file: what the fast path is tested against
-        yield from check.stream((b"\n" + b if i else b for i, (_, b) in enumerate(pending)), 2)
-        return
-    fast_rows = _FastRows(spec, check, interval)
-    for first, block in pending:
-        bad: set[int] = set()
-        try:
-            lines = pc.split_pattern(pa.array([block], pa.binary()).cast(pa.string()), "\n").flatten()
-            odd = pc.not_equal(pc.bit_wise_and(pc.count_substring(lines, '"'), 1), 0)
-            opening = pc.index(odd, True).as_py() if pc.any(odd).as_py() else -1
-        except pa.ArrowInvalid:  # some line is not UTF-8: decode line by line
-            raw_lines = block.split(b"\n")
-            texts = []
-            for offset, raw in enumerate(raw_lines):
-                try:
-                    texts.append(raw.decode("utf-8"))
-                except UnicodeDecodeError:
-                    bad.add(offset)
-                    texts.append(raw.decode("utf-8", "replace"))
-            lines = pa.array(texts, pa.string())
-            opening = next((i for i, raw in enumerate(raw_lines) if raw.count(b'"') % 2), -1)
-        # A line with an odd number of quotes opens a value that goes on in the next line(s): from
-        # there on the csv module reads the rest of the file as one stream.
-        head = lines if opening < 0 else lines.slice(0, opening)
-        rows, slow = fast_rows(head, first, bad)
-        if rows is not None:
-            yield rows
-        for offset, text in zip(slow, head.take(pa.array(slow, pa.int64())).to_pylist(), strict=True):
+    records = _Records(check, _FastRows(spec, check, interval) if fast else None)
+    for first, block in itertools.chain([(2, rest)] if newline else [], blocks):
+        if isinstance(block, LongLine):  # no value can run through it: decide what is pending first
+            yield from records.flush()
+            yield first, block.reject()
+        else:
+            yield from records.feed(first, block)
+    yield from records.flush()
+
+
+MAX_RECORD_LINES = 100  # lines one quoted CSV value may span (a product name or address with line breaks)
+
+
+class _Records:
+    """The lines of a CSV file, block by block, as records: runs of lines without an odd number of
+    quotes go line by line (column-wise when they can), a line with an odd number is assembled with
+    the lines its quoted value spans. A record still open at the end of a block waits (at most
+    MAX_LINE characters) for the next block."""
+
+    def __init__(self, check: _RowCheck, fast_rows: _FastRows | None) -> None:
+        self.check, self.fast_rows = check, fast_rows
+        self.carry: tuple[int, bytes] | None = None  # (first line, lines of a record still open)
+
+    def flush(self) -> Iterator:
+        if self.carry is not None:
+            first, block = self.carry
+            self.carry = None
+            yield from self.feed(first, block, final=True)
+
+    def feed(self, first: int, block: bytes, final: bool = False) -> Iterator:
+        if self.carry is not None:
+            first, block = self.carry[0], self.carry[1] + b"\n" + block
+            self.carry = None
+        lines, bad = _decode_lines(block)
+        odd = np.flatnonzero(pc.bit_wise_and(pc.count_substring(lines, '"'), 1).to_numpy(zero_copy_only=False))
+        position = 0
+        for start in [*odd.tolist(), len(lines)]:
+            if start < position:  # inside a record assembled already
+                continue
+            if start > position:
+                yield from self.plain(lines.slice(position, start - position), first + position,
+                                      {b - position for b in bad if position <= b < start})
+            if start == len(lines):
+                return
+            if start in bad:
+                yield first + start, Reject("not_utf8", "non-UTF-8 bytes", lines[start].as_py())
+                position = start + 1
+                continue
+            following = lines.slice(start, MAX_RECORD_LINES).to_pylist()
+            blocked = [k for k in range(len(following)) if start + k in bad][:1]
+            decided = self.assemble(following[:blocked[0]] if blocked else following, first + start,
+                                    final or bool(blocked) or start + MAX_RECORD_LINES <= len(lines))
+            if decided is None:  # the value may close in the next block
+                self.carry = (first + start, block.split(b"\n", start)[-1])
+                return
+            count, item = decided
+            yield item
+            position = start + count
+
+    def plain(self, lines: pa.Array, first: int, bad: set[int]) -> Iterator:
+        """Lines that open no value spanning lines: column-wise where they can, else one by one."""
+        slow: list[int] | range = range(len(lines))
+        if self.fast_rows is not None:
+            rows, slow = self.fast_rows(lines, first, bad)
+            if rows is not None:
+                yield rows
+        for offset, text in zip(slow, lines.take(pa.array(slow, pa.int64())).to_pylist(), strict=True):
             yield first + offset, (Reject("not_utf8", "non-UTF-8 bytes", text) if offset in bad
-                                   else check.line(text.rstrip("\r"), first + offset))
-        if opening >= 0:
-            tail = b"\n".join(block.split(b"\n")[opening:])
-            yield from check.stream(itertools.chain([tail], (b"\n" + b for _, b in pending)), first + opening)
-            return
+                                   else self.check.line(text.rstrip("\r"), first + offset))
+
+    def assemble(self, lines: list[str], line_no: int, complete: bool) -> tuple[int, tuple] | None:
+        """(physical lines used, (line_no, row | Reject)) for the record starting with lines[0], a
+        line with an odd number of quotes; None when it may close in lines not read yet.
+
+        A quoted value may go on in the next lines (RFC 4180; shops export product names with line
+        breaks), but a stray quote must not swallow the rest of the file: the lines make one record
+        only if the value closes within MAX_RECORD_LINES lines and MAX_LINE characters, no line it
+        takes in looks like a whole row on its own, and the result has the header's width. Otherwise
+        the first line alone is quarantined as unbalanced_quote and reading resumes at the next line.
+        """
+        text = lines[0].rstrip("\r")
+        single = self.check.line(text, line_no)
+        if not (isinstance(single, Reject) and single.code == "unbalanced_quote"):
+            return 1, (line_no, single)  # e.g. `Monitor 27"`: a quote inside an unquoted field
+        size, quotes = len(lines[0]), lines[0].count('"')
+        for count in range(2, len(lines) + 1):
+            following = lines[count - 1]
+            size += len(following) + 1
+            if size > MAX_LINE or self.check.is_row(following.rstrip("\r")):
+                break
+            quotes += following.count('"')
+            if quotes % 2:
+                continue
+            fields = self.check.split("\n".join(lines[:count]).rstrip("\r"))
+            if isinstance(fields, list) and len(fields) == self.check.width:
+                return count, (line_no, self.check.fields(fields, line_no))
+            if not (isinstance(fields, csv.Error) and _OPEN in str(fields)):
+                break
+        else:
+            if not complete:
+                return None
+        return 1, (line_no, Reject("unbalanced_quote", f"a quoted value opens on this line and does not close "
+                                   f"into a row within {MAX_RECORD_LINES} lines and {MAX_LINE:,} characters", text))
+
+
+_OPEN = "unexpected end of data"  # the csv module's words for a quoted value still open at the end
+
+
+def _decode_lines(block: bytes) -> tuple[pa.Array, set[int]]:
+    """The block's lines as a pyarrow string array, and the offsets of the lines that are not UTF-8
+    (decoded with replacement characters: never a row)."""
+    try:
+        return pc.split_pattern(pa.array([block], pa.binary()).cast(pa.string()), "\n").flatten(), set()
+    except pa.ArrowInvalid:  # some line is not UTF-8: decode line by line
+        texts, bad = [], set()
+        for offset, raw in enumerate(block.split(b"\n")):
+            try:
+                texts.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                bad.add(offset)
+                texts.append(raw.decode("utf-8", "replace"))
+        return pa.array(texts, pa.string()), bad
 
 
 class _RowCheck:
-    """The per-row checks of one CSV file, for lines taken one at a time or as a stream."""
+    """The per-row checks of one CSV file."""
 
     def __init__(self, spec: CsvSpec, header: list[str], interval, display: str) -> None:
         missing = [c for c in spec.columns if c not in header]
@@ -252,13 +338,25 @@ class _RowCheck:
         self.width = len(header)
         self.in_order = self.positions == list(range(self.width))  # the usual case: no reordering per row
 
+    @staticmethod
+    def split(text: str) -> list[str] | csv.Error:
+        try:
+            return next(csv.reader([text], strict=True), [])
+        except csv.Error as exc:
+            return exc
+
+    def is_row(self, text: str) -> bool:
+        """Whether a line is a whole row of this file by itself (so no quoted value runs through it)."""
+        fields = self.split(text)
+        return isinstance(fields, list) and len(fields) == self.width
+
     def line(self, text: str, line_no: int) -> tuple | Reject:
         if len(text) > MAX_LINE:
             return Reject("too_long", f"line of {len(text):,} characters, longer than {MAX_LINE:,}", text)
-        try:
-            fields = next(csv.reader([text], strict=True), [])
-        except csv.Error as exc:
-            return Reject("malformed", f"malformed CSV: {exc}", text)
+        fields = self.split(text)
+        if isinstance(fields, csv.Error):
+            code = "unbalanced_quote" if _OPEN in str(fields) else "malformed"
+            return Reject(code, f"malformed CSV: {fields}", text)
         return self.fields(fields, line_no)
 
     def fields(self, fields: list[str], line_no: int) -> tuple | Reject:
@@ -274,49 +372,6 @@ class _RowCheck:
             return Reject(reject_code(exc), str(exc), raw)
         bad = _bounds(self.spec, ordered, self.interval)
         return Reject(*bad, raw) if bad else row
-
-    def stream(self, chunks: Iterator[bytes], first_line: int) -> Iterator[tuple[int, tuple | Reject]]:
-        """The csv module over the rest of the file (multi-line quoted values); a line that is not
-        UTF-8 is decoded with surrogateescape so the reader can go on, and quarantined."""
-        undecodable: set[int] = set()
-
-        def lines() -> Iterator[str]:
-            for number, line in enumerate(_split(chunks), start=1):
-                try:
-                    yield line.decode("utf-8")
-                except UnicodeDecodeError:
-                    undecodable.add(number)
-                    yield line.decode("utf-8", errors="surrogateescape")
-
-        reader = csv.reader(lines(), strict=True)
-        while True:
-            line_no = first_line + reader.line_num  # where the record starts (a value may span lines)
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                # e.g. a field over the csv module's 128 KB limit: far beyond MAX_FIELD anyway
-                code = "too_long" if "field larger" in str(exc) else "malformed"
-                yield line_no, Reject(code, f"malformed CSV: {exc}", "")
-                continue
-            if fields and undecodable.intersection(range(line_no - first_line + 1, reader.line_num + 1)):
-                text = ",".join(fields).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                yield line_no, Reject("not_utf8", "non-UTF-8 bytes", text)
-                continue
-            yield line_no, self.fields(fields, line_no)
-
-
-def _split(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Lines (with their b"\\n") of a stream given in chunks, without holding it all."""
-    rest = b""
-    for chunk in chunks:
-        data = rest + chunk
-        *lines, rest = data.split(b"\n")
-        for line in lines:
-            yield line + b"\n"
-    if rest:
-        yield rest
 
 
 # What a field must look like to take the column-wise path: text that each converter returns
@@ -341,9 +396,7 @@ def _python(check: Callable[[str], str]) -> Callable[[str], str | None]:
 
 
 def _positive(text: str) -> str:
-    if not (text.isascii() and text.isdigit() and len(text) < 10 and int(text) > 0):
-        raise ValueError(text)
-    return text
+    return check_uint(text, "quantity", positive=True)
 
 
 def _choice(allowed: frozenset[str]) -> Callable[[str], str]:
