@@ -13,7 +13,7 @@ source as (
 identifier_params as (
 
     -- never null: an empty seed redacts no parameter (and no path becomes null)
-    select coalesce(string_agg(param, '|' order by param), '(?!x)x') as pattern
+    select coalesce(string_agg(param, '|' order by param), '(?!x)x') as names_pattern
     from {{ ref('url_identifier_params') }}
 
 ),
@@ -21,28 +21,28 @@ identifier_params as (
 renamed as (
 
     select
-        _file || ':' || _line::text as request_id,
-        requested_at,
-        remote_addr as ip_address,
-        {{ redact_emails("nullif(remote_user, '-')") }} as remote_user,
-        upper(method) as http_method,
-        {{ redact_url('path', 'identifier_params.pattern') }} as path,
-        {{ redact_url('query_string', 'identifier_params.pattern') }} as query_string,
-        protocol,
-        status as http_status,
-        bytes_sent,
-        {{ redact_url("nullif(referrer, '-')", 'identifier_params.pattern') }} as referrer,
-        user_agent,
-        is_bot,
-        is_static,
-        lower({{ redact_emails('utm_source') }}) as utm_source,
-        lower({{ redact_emails('utm_medium') }}) as utm_medium,
-        {{ redact_emails('utm_campaign') }} as utm_campaign,
-        lower(customer_token) as customer_token,
-        order_id,
-        _file as source_file,
-        _line as source_line,
-        _load_id as load_id
+        source._file || ':' || source._line::text as request_id,
+        source.requested_at,
+        source.remote_addr as ip_address,
+        {{ redact_emails("nullif(source.remote_user, '-')") }} as remote_user,
+        upper(source.method) as http_method,
+        {{ redact_url('source.path', 'identifier_params.names_pattern') }} as path,  -- noqa: RF04
+        {{ redact_url('source.query_string', 'identifier_params.names_pattern') }} as query_string,
+        source.protocol,
+        source.status as http_status,
+        source.bytes_sent,
+        {{ redact_url("nullif(source.referrer, '-')", 'identifier_params.names_pattern') }} as referrer,
+        source.user_agent,
+        source.is_bot,
+        source.is_static,
+        lower({{ redact_emails('source.utm_source') }}) as utm_source,
+        lower({{ redact_emails('source.utm_medium') }}) as utm_medium,
+        {{ redact_emails('source.utm_campaign') }} as utm_campaign,
+        lower(source.customer_token) as customer_token,
+        source.order_id,
+        source._file as source_file,
+        source._line as source_line,
+        source._load_id as load_id
 
     from source
     cross join identifier_params
