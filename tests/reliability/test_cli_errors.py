@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,14 @@ def test_a_misspelt_gate_setting_and_a_failed_gate(gate_day2, tmp_path):
                  "where view_date = %s limit 1", (DAY2,))
     result = ecrm("publish", DAY2.isoformat(), url=url, tmp_path=tmp_path, env=env)
     assert_one_line(result, "QualityGateFailed", "publish", "intermediate_keys")
+
+
+def test_a_wrong_flows_csv_fails_the_build_naming_flow_column_and_value(db_url, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(ROOT / "dbt_project", home / "dbt_project",
+                    ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    flows = home / "dbt_project" / "seeds" / "flows.csv"
+    flows.write_text(flows.read_text().replace("winback,true,segment_transition,any,At Risk|Can't Lose Them,0,true,true,90,",
+                                               "winback,true,segment_transition,any,At Risk|Can't Lose Them,0,true,true,-5,"))
+    result = ecrm("build", DAY, url=db_url, tmp_path=tmp_path, env={"ECRM_HOME": str(home)})
+    assert_one_line(result, "DbtBuildFailed", "build", "flow winback: cooldown_days = -5 must be at least 1")
