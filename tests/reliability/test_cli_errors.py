@@ -111,3 +111,10 @@ def test_a_wrong_flows_csv_fails_the_build_naming_flow_column_and_value(db_url, 
                                                "winback,true,segment_transition,any,At Risk|Can't Lose Them,0,true,true,-5,"))
     result = ecrm("build", DAY, url=db_url, tmp_path=tmp_path, env={"ECRM_HOME": str(home)})
     assert_one_line(result, "DbtBuildFailed", "build", "flow winback: cooldown_days = -5 must be at least 1")
+
+
+def test_a_migration_changed_after_it_was_applied(db_url, tmp_path):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("update ops.schema_migrations set checksum = 'edited' where version = 1")
+    result = ecrm("warehouse", "migrate", url=db_url, tmp_path=tmp_path)
+    assert_one_line(result, "MigrationError", "warehouse", "0001_initial.sql was changed after it was applied")
