@@ -6,8 +6,8 @@ yet, in order, each in its own transaction, under an advisory lock, so two first
 A warehouse that is up to date is recognised from one read of ops.schema_migrations: a second
 `migrate` applies nothing and locks no table. A file changed after it was applied is an error
 naming it: write a new migration instead. A file of the folder that does not match the pattern
-is an error naming it (never skipped), and a failing migration's error names its file and line. The stages assume a migrated warehouse
-(`require_migrated`) and never create tables themselves.
+is an error naming it (never skipped), and a failing migration's error names its file and line.
+The stages assume a migrated warehouse (`require_migrated`) and never create tables themselves.
 
 Hand-written rather than alembic or yoyo: the migrations are plain SQL files (there are no
 SQLAlchemy models for alembic to compare against), the runner is ~60 lines, and it is one
