@@ -1,20 +1,12 @@
 -- The only model that reads raw.web_requests: identifiers in URLs stop here (macros/redact_url.sql,
 -- docs/formats.md "Redaction"). Path, query string and referrer are redacted (e-mail addresses and
--- the values of the parameters in seed url_identifier_params); e-mail addresses also in the user
+-- the values of the parameters in var url_identifier_params); e-mail addresses also in the user
 -- name and the utm values. The click token and order id come from ingest in their own columns.
 with
 
 source as (
 
     select * from {{ source('web', 'web_requests') }}
-
-),
-
-identifier_params as (
-
-    -- never null: an empty seed redacts no parameter (and no path becomes null)
-    select coalesce(string_agg(param, '|' order by param), '(?!x)x') as names_pattern
-    from {{ ref('url_identifier_params') }}
 
 ),
 
@@ -26,12 +18,12 @@ renamed as (
         source.remote_addr as ip_address,
         {{ redact_emails("nullif(source.remote_user, '-')") }} as remote_user,
         upper(source.method) as http_method,
-        {{ redact_url('source.path', 'identifier_params.names_pattern') }} as path,  -- noqa: RF04
-        {{ redact_url('source.query_string', 'identifier_params.names_pattern') }} as query_string,
+        {{ redact_url('source.path') }} as path,  -- noqa: RF04
+        {{ redact_url('source.query_string') }} as query_string,
         source.protocol,
         source.status as http_status,
         source.bytes_sent,
-        {{ redact_url("nullif(source.referrer, '-')", 'identifier_params.names_pattern') }} as referrer,
+        {{ redact_url("nullif(source.referrer, '-')") }} as referrer,
         source.user_agent,
         source.is_bot,
         source.is_static,
@@ -45,7 +37,6 @@ renamed as (
         source._load_id as load_id
 
     from source
-    cross join identifier_params
 
 )
 
