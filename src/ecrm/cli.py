@@ -40,13 +40,10 @@ def _warehouse(args) -> None:
 def _migrate() -> None:
     """Apply the pending migrations to ECRM_WAREHOUSE_URL or the embedded warehouse (started on demand)."""
     from .warehouse import connect, resolve_url
-    from .warehouse.migrate import MigrationError, applied, migrate
+    from .warehouse.migrate import applied, migrate
 
     url = resolve_url()
-    try:
-        done = migrate(url)
-    except MigrationError as exc:  # names the file: the whole story
-        sys.exit(f"ecrm warehouse migrate: {exc}")
+    done = migrate(url)  # a MigrationError names the file: main() prints it as one line
     with connect(url) as conn:
         current = max(applied(conn))
     for m in done:
@@ -109,7 +106,7 @@ def _demo(args) -> None:
     run_demo(args.days, args.start, args.customers, args.seed, force=args.force)
 
 
-def main(argv: list[str] | None = None) -> None:
+def _run(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="ecrm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -162,13 +159,62 @@ def main(argv: list[str] | None = None) -> None:
     docs.add_argument("--no-serve", action="store_true", help="build only")
     docs.set_defaults(func=_docs)
 
-    args = parser.parse_args(argv)
-    from .sources import FileError
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of a known error too (anywhere on the command line)")
 
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+# --- errors a user reads: one line on stderr and an exit code per known condition -------------------
+# Exit codes of `ecrm` (docs/reliability.md, "Exit codes", is held to this table by
+# tests/reliability/test_cli_errors.py): 0 done, 1 unexpected error (with its traceback), 2 wrong
+# usage (argparse), 3 `warehouse status`: not running; then one code per known condition below.
+# (module, class name, exit code, what it means). Matched by name along the exception's classes, so
+# a failing command imports nothing more than it already had (ecrm.quality.gate, ecrm.pipeline...).
+KNOWN_ERRORS: tuple[tuple[str, str, int, str], ...] = (
+    ("ecrm.warehouse.migrate", "WarehouseNotMigrated", 10, "the warehouse lacks migrations: `ecrm warehouse migrate`"),
+    ("ecrm.warehouse.migrate", "MigrationError", 11, "a migration file is misnamed, changed or failed"),
+    ("ecrm.sources", "FileError", 12, "a landing file was refused (named, with the line)"),
+    ("ecrm.transform", "BuildAlreadyRunning", 13, "another build of this warehouse is running"),
+    ("ecrm.pipeline", "PublishAlreadyRunning", 14, "another gate, publish or push of this warehouse is running"),
+    ("ecrm.transform", "DbtBuildFailed", 15, "dbt build failed (a model, a test, or the configuration seeds)"),
+    ("ecrm.quality.config", "GateConfigError", 16, "the quality gate's configuration is wrong"),
+    ("ecrm.quality.gate", "QualityGateFailed", 17, "the quality gate blocked the day: nothing published"),
+    ("ecrm.pipeline", "UnauditedTables", 18, "no passing gate of the day, or a build ran after it"),
+    ("ecrm.publish", "PublishRefused", 19, "the built tables are not the run date's"),
+    ("ecrm.report.data", "ReportDataMissing", 20, "the report's day (or the whole warehouse) is not built"),
+    ("ecrm.mailer.http", "MailerError", 21, "the mailer push failed or its circuit breaker held an audience"),
+)
+
+
+def known_error(exc: BaseException) -> tuple[int, str] | None:
+    """(exit code, one-line message) of a known condition, None for anything else (a bug: traceback)."""
+    names = {(cls.__module__, cls.__name__) for cls in type(exc).__mro__}
+    for module, name, code, _meaning in KNOWN_ERRORS:
+        if (module, name) in names:
+            text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            return code, text or name
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`ecrm`: run the command; a known condition ends it with one line on stderr and its exit code.
+
+    A traceback is shown only with --debug (anywhere on the command line); unexpected errors keep
+    theirs. Airflow calls the stages directly, so its task log still gets the exception."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
     try:
-        args.func(args)
-    except FileError as exc:  # names the file (and line): the whole story, no traceback needed
-        sys.exit(f"ecrm {args.command}: {exc}")
+        _run([a for a in argv if a != "--debug"])
+    except Exception as exc:
+        known = None if debug else known_error(exc)
+        if known is None:
+            raise
+        code, text = known
+        command = next((a for a in argv if not a.startswith("-")), "")
+        print(f"ecrm {command}: {text}", file=sys.stderr)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

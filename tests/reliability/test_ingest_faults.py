@@ -227,7 +227,7 @@ def test_concurrent_loads_of_one_day_load_it_once(db_url, conn, tmp_path):
 
 
 def test_the_command_line_names_the_bad_file_without_a_traceback(db_url, tmp_path, monkeypatch, capsys):
-    from ecrm.cli import main
+    from ecrm.cli import KNOWN_ERRORS, main
 
     landing = tmp_path / "landing"
     (landing / "weblogs" / DAY.isoformat()).mkdir(parents=True)
@@ -236,7 +236,8 @@ def test_the_command_line_names_the_bad_file_without_a_traceback(db_url, tmp_pat
     monkeypatch.setenv("ECRM_LANDING", str(landing))
     with pytest.raises(SystemExit) as exit_:
         main(["ingest", "weblogs", DAY.isoformat()])
-    assert "access.log: empty file" in str(exit_.value.code)
+    assert exit_.value.code == next(code for _, name, code, _ in KNOWN_ERRORS if name == "FileError")
+    assert "access.log: empty file" in capsys.readouterr().err
     main(["ingest", "weblogs", DAY.isoformat(), "--allow-empty"])
     assert '"status": "succeeded"' in capsys.readouterr().out
 

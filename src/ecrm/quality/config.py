@@ -19,6 +19,7 @@ the short `raw_orders.volume_vs_trailing_7d: warning`.
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import os
 import re
@@ -31,6 +32,10 @@ from ..settings import get_settings
 
 SEVERITIES = ("blocking", "warning")
 ENV_SEVERITY = "ECRM_GATE_SEVERITY"
+ENV_PREFIX = "ECRM_GATE_"
+# ECRM_GATE_* variables that are not thresholds (the thresholds are ECRM_GATE_<SETTING> of gate.yml's settings).
+# ECRM_GATE_DATA_DOCS is read by gate.py; the rest here.
+ENV_NAMES = (ENV_SEVERITY, "ECRM_GATE_CONFIG", "ECRM_GATE_QUARANTINE_LIMIT", "ECRM_GATE_DATA_DOCS")
 # One item ends at `;`, or at a `,` that is followed by the next `name=`: a reason may hold commas.
 _ITEM_SPLIT = re.compile(r";|,(?=\s*[A-Za-z0-9_.\-]+\s*=)")
 
@@ -97,15 +102,40 @@ def parse_env_severity(text: str, user: str | None = None) -> list[Override]:
     return out
 
 
+def check_env_names(settings: dict[str, float], environ: dict[str, str] | None = None) -> None:
+    """Refuse an ECRM_GATE_* variable that names nothing (a misspelt threshold would be ignored silently).
+
+    The error names the nearest valid name (difflib), e.g. ECRM_GATE_VOLUME_TOLERENCE ->
+    ECRM_GATE_VOLUME_TOLERANCE. Only names are reported, never values.
+    """
+    environ = os.environ if environ is None else environ
+    valid = sorted({*ENV_NAMES, *(ENV_PREFIX + key.upper() for key in settings)})
+    errors = []
+    for name in sorted(n for n in environ if n.upper().startswith(ENV_PREFIX) and n not in valid):
+        nearest = difflib.get_close_matches(name.upper(), valid, n=1, cutoff=0.6)
+        hint = f"did you mean {nearest[0]}?" if nearest else f"valid names: {', '.join(valid)}"
+        errors.append(f"unknown gate setting {name}: {hint}")
+    if errors:
+        raise GateConfigError("; ".join(errors) + " (docs/quality.md)")
+
+
+def _env_number(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise GateConfigError(f"{name} must be a number, got {text!r}") from None
+
+
 def load_config(path: Path | None = None) -> GateConfig:
     path = path or Path(os.environ.get("ECRM_GATE_CONFIG") or get_settings().expectations_dir / "gate.yml")
     raw = yaml.safe_load(path.read_text()) if path.exists() else {}
     raw = raw or {}
     settings = {str(k): float(v) for k, v in (raw.get("settings") or {}).items()}
+    check_env_names(settings)
     for key in list(settings):
-        env = os.environ.get(f"ECRM_GATE_{key.upper()}")
+        env = os.environ.get(f"{ENV_PREFIX}{key.upper()}")
         if env:
-            settings[key] = float(env)
+            settings[key] = _env_number(f"{ENV_PREFIX}{key.upper()}", env)
     if os.environ.get("ECRM_HOLDOUT_PCT"):
         settings["holdout_pct"] = float(os.environ["ECRM_HOLDOUT_PCT"])
     user = _user()
@@ -115,5 +145,6 @@ def load_config(path: Path | None = None) -> GateConfig:
         overrides[str(check)] = Override(str(check), severity, f"file {path}", reason, user)
     for override in parse_env_severity(os.environ.get(ENV_SEVERITY, ""), user):
         overrides[override.check] = override  # the environment wins over the file for the same name
-    limit = int(os.environ.get("ECRM_GATE_QUARANTINE_LIMIT") or raw.get("quarantine_limit") or 1000)
+    limit = int(_env_number("ECRM_GATE_QUARANTINE_LIMIT", os.environ.get("ECRM_GATE_QUARANTINE_LIMIT") or "0")
+                or raw.get("quarantine_limit") or 1000)
     return GateConfig(settings=settings, overrides=tuple(overrides.values()), quarantine_limit=limit)

@@ -79,6 +79,15 @@ def _take_bi_role(conn: psycopg.Connection) -> str:
     return conn.execute("select current_user").fetchone()[0]
 
 
+def _require_marts(conn: psycopg.Connection, day: date) -> None:
+    """A warehouse never built has no marts: say so, instead of the BI role's `permission denied for schema`."""
+    from ..warehouse.migrate import require_migrated
+
+    require_migrated(conn)
+    if conn.execute("select to_regclass('marts.fct_segment_summary_daily') is null").fetchone()[0]:
+        raise ReportDataMissing(f"the warehouse has no marts yet: load and build the day first (ecrm build {day})")
+
+
 def load(conn: psycopg.Connection, day: date) -> ReportData:
     """Every figure of `day`'s report (conn: autocommit, any login that can read marts and ops)."""
     p = {"d": day, "d1": day - timedelta(days=1), "d7": day - timedelta(days=7),
@@ -87,6 +96,7 @@ def load(conn: psycopg.Connection, day: date) -> ReportData:
          "start": datetime.combine(day, time(0), tzinfo=UTC)}
     p["starts"] = [datetime.combine(p[k], time(0), tzinfo=UTC) for k in ("d", "d1", "d7")]
     compare = [p["d"], p["d1"], p["d7"]]
+    _require_marts(conn, day)
     try:
         read_as = _take_bi_role(conn)
         data = ReportData(day=day, read_as=read_as, days={"day": p["d"], "prev_day": p["d1"], "prev_week": p["d7"]})

@@ -5,8 +5,9 @@ applies the SQL files of migrations/ (`NNNN_name.sql`) that ops.schema_migration
 yet, in order, each in its own transaction, under an advisory lock, so two first runs cannot race.
 A warehouse that is up to date is recognised from one read of ops.schema_migrations: a second
 `migrate` applies nothing and locks no table. A file changed after it was applied is an error
-naming it: write a new migration instead. The stages assume a migrated warehouse
-(`require_migrated`) and never create tables themselves.
+naming it: write a new migration instead. A file of the folder that does not match the pattern
+is an error naming it (never skipped), and a failing migration's error names its file and line.
+The stages assume a migrated warehouse (`require_migrated`) and never create tables themselves.
 
 Hand-written rather than alembic or yoyo: the migrations are plain SQL files (there are no
 SQLAlchemy models for alembic to compare against), the runner is ~60 lines, and it is one
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = files(__package__).joinpath("migrations")
 LOCK = "ecrm-migrate"  # pg_advisory_lock(hashtext(LOCK)): one migrate of a warehouse at a time
 FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# Entries of the migrations folder that are not migrations (package plumbing, notes); every other
+# entry must match FILE_NAME: a migration that does not would otherwise be skipped without a word.
+NOT_MIGRATIONS = re.compile(r"^(\.|_|README)")
 TABLE = """
 create schema if not exists ops;
 create table if not exists ops.schema_migrations (
@@ -60,10 +64,14 @@ def migrations(directory: Path | None = None) -> list[Migration]:
     """The migration files, in version order (a gap or a duplicate version is an error)."""
     found = []
     for entry in sorted((directory or MIGRATIONS_DIR).iterdir(), key=lambda e: e.name):
+        if NOT_MIGRATIONS.match(entry.name):
+            continue
         match = FILE_NAME.match(entry.name)
-        if match:
-            data = entry.read_bytes()
-            found.append(Migration(int(match[1]), match[2], entry.name, data.decode(), hashlib.sha256(data).hexdigest()))
+        if not match:
+            raise MigrationError(f"migration file {entry.name} does not match the naming pattern NNNN_name.sql "
+                                 "(four digits, an underscore, lower-case letters, digits and underscores): rename it")
+        data = entry.read_bytes()
+        found.append(Migration(int(match[1]), match[2], entry.name, data.decode(), hashlib.sha256(data).hexdigest()))
     if [m.version for m in found] != list(range(1, len(found) + 1)):
         raise MigrationError(f"migrations must be numbered 0001, 0002, ... without gaps: {[m.file for m in found]}")
     return found
@@ -106,7 +114,7 @@ def migrate(url: str, directory: Path | None = None) -> list[Migration]:
             done = []
             for m in _pending(applied(conn), wanted):
                 with conn.transaction():
-                    conn.execute(m.sql)
+                    _apply(conn, m)
                     conn.execute("insert into ops.schema_migrations (version, name, checksum) values (%s, %s, %s)",
                                  (m.version, m.name, m.checksum))
                 log.info("applied migration %s", m.file)
@@ -114,6 +122,26 @@ def migrate(url: str, directory: Path | None = None) -> list[Migration]:
         finally:
             conn.execute("select pg_advisory_unlock(hashtext(%s))", (LOCK,))
     return done
+
+
+def _apply(conn: psycopg.Connection, m: Migration) -> None:
+    """Run one migration's SQL; a failure is a MigrationError naming the file, line and statement."""
+    try:
+        conn.execute(m.sql)
+    except psycopg.Error as exc:
+        raise MigrationError(f"migration {m.file} failed{_where(m.sql, exc)}: "
+                             f"{(exc.diag.message_primary or str(exc)).strip()}; nothing of it was applied") from exc
+
+
+def _where(sql: str, exc: psycopg.Error) -> str:
+    """` at line N (<statement line>)` from the server's error position, when it reports one."""
+    position = exc.diag.statement_position
+    if not position or not position.isdigit() or int(position) > len(sql):
+        return ""
+    offset = int(position) - 1  # 1-based, in characters of the whole file's text
+    line_no = sql.count("\n", 0, offset) + 1
+    line = sql.splitlines()[line_no - 1].strip()
+    return f" at line {line_no} ({line[:120]})"
 
 
 def require_migrated(conn: psycopg.Connection, directory: Path | None = None) -> None:
