@@ -114,8 +114,8 @@ def test_an_unreadable_file_fails_the_day_naming_it(db_url, conn, tmp_path, monk
     assert_refused(conn, error.value, "access.log", "cannot be read")
 
 
-def test_the_command_line_names_an_unreadable_file_in_one_line(db_url, tmp_path, monkeypatch):
-    from ecrm.cli import main
+def test_the_command_line_names_an_unreadable_file_in_one_line(db_url, tmp_path, monkeypatch, capsys):
+    from ecrm.cli import KNOWN_ERRORS, main
 
     landing = tmp_path / "landing"
     (day_folder(landing) / "access.log").symlink_to(tmp_path / "nowhere.log")
@@ -123,7 +123,8 @@ def test_the_command_line_names_an_unreadable_file_in_one_line(db_url, tmp_path,
     monkeypatch.setenv("ECRM_LANDING", str(landing))
     with pytest.raises(SystemExit) as exit_:
         main(["ingest", "weblogs", DAY.isoformat()])
-    message = str(exit_.value.code)
+    assert exit_.value.code == next(c for _, name, c, _ in KNOWN_ERRORS if name == "FileError")
+    message = capsys.readouterr().err.strip()
     assert "access.log" in message and "symlink to nothing" in message and "\n" not in message
 
 

@@ -120,9 +120,12 @@ def test_the_command_line_refuses_a_shrunk_file_until_allowed(db_url, tmp_path, 
     monkeypatch.setenv("ECRM_LANDING", str(tmp_path / "landing"))
     main(["ingest", "weblogs", DAY.isoformat()])
     (folder / "access.log").write_text(log_text(2))
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         main(["ingest", "weblogs", DAY.isoformat()])
-    assert "access.log" in str(exit_.value.code) and "--allow-shrink" in str(exit_.value.code)
+    message = capsys.readouterr().err.strip()
+    assert exit_.value.code == 12 and "\n" not in message  # FileError's exit code (docs/reliability.md)
+    assert "access.log" in message and "--allow-shrink" in message
     main(["ingest", "weblogs", DAY.isoformat(), "--allow-shrink"])
     with psycopg.connect(db_url) as check:
         assert rows(check) == 2
