@@ -240,6 +240,37 @@ def _latency(day: date, tis: list[dict]) -> tuple[float, float]:
     return wall, work
 
 
+def test_the_wait_for_a_days_inputs_wakes_when_they_are_in_and_not_before(db_url, monkeypatch):
+    """StagesDoneTrigger (what build_marts and publish_segments wait on, in the triggerer) keeps polling
+    while a stage of the day is missing, ignores other days, and ends the waiting task once all are in."""
+    import asyncio
+
+    from airflow.triggers.base import TaskSuccessEvent
+
+    from ecrm.orchestration import INGEST_STAGES, StagesDoneTrigger
+    from ecrm.pipeline import SOURCES
+
+    assert INGEST_STAGES == [f"ingest_{s}" for s in SOURCES]
+    monkeypatch.setenv("AIRFLOW_CONN_ECRM_WAREHOUSE", db_url)
+    record = "insert into ops.stage_runs (stage, run_date) values (%s, %s)"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(record, ("build_marts", START))
+        conn.execute(record, ("predict", START - timedelta(days=1)))  # another day's: not this one's
+
+    async def wait() -> list:
+        trigger = StagesDoneTrigger(["build_marts", "predict"], START.isoformat(), poll_seconds=0.2)
+        events = trigger.run()
+        first = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(1.5)
+        assert not first.done(), "the trigger fired before the day's forecast was in"
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(record, ("predict", START))
+        return [await asyncio.wait_for(first, 30)]
+
+    [event] = asyncio.run(wait())
+    assert isinstance(event, TaskSuccessEvent), event  # the triggerer ends the task: no worker round trip
+
+
 @pytest.mark.slow
 def test_two_days_on_celery_workers_match_dag_test_and_take_at_most_one_and_a_half_times_their_work(
         cluster_env, airflow_home):
@@ -247,6 +278,7 @@ def test_two_days_on_celery_workers_match_dag_test_and_take_at_most_one_and_a_ha
     from ecrm.simulate import ShopSimulator
 
     cluster, reference_url, tmp = cluster_env
+    began = time.monotonic()
     celery_url = cluster.env["AIRFLOW_CONN_ECRM_WAREHOUSE"]
     migrate = cluster.start("db-migrate", "db", "migrate")  # boots while the reference runs
     sim = ShopSimulator(landing=tmp / "landing", outbox=tmp / "ref_data" / "outbox", truth=tmp / "truth",
@@ -276,6 +308,7 @@ def test_two_days_on_celery_workers_match_dag_test_and_take_at_most_one_and_a_ha
                     "AIRFLOW__CORE__HOSTNAME_CALLABLE": "ecrm_test_worker_name.worker_name",
                     "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port())})
 
+    print(f"\n[celery] reference days with dag.test(): done after {time.monotonic() - began:.0f} s")
     cluster.wait(cluster.healthy, 240, "scheduler, triggerer and dag-processor to be healthy")
     cluster.wait(lambda: _workers_ready(cluster), 120, "both Celery workers to be ready")
     cluster.wait(lambda: cluster.request("GET", "/api/v2/dags")["total_entries"] == 5, 180,
@@ -283,6 +316,8 @@ def test_two_days_on_celery_workers_match_dag_test_and_take_at_most_one_and_a_ha
     cluster.request("POST", "/api/v2/pools", {"name": "ecrm_warehouse", "slots": 4,
                                               "description": "tasks that use the ecrm warehouse"})
 
+    print(f"[celery] cluster up (api-server, scheduler, dag-processor, triggerer, 2 workers) after "
+          f"{time.monotonic() - began:.0f} s")
     hosts, ratios = set(), {}
     for day in DAYS:
         runs = _trigger_day(cluster, day)
@@ -297,6 +332,8 @@ def test_two_days_on_celery_workers_match_dag_test_and_take_at_most_one_and_a_ha
     assert hosts == set(WORKERS), f"tasks ran on {hosts}, not on both workers"
     reference, distributed = digests(reference_url), digests(celery_url)
     assert len(reference) > 10
+    with psycopg.connect(celery_url) as conn:
+        assert conn.execute("select count(*) from published.audience_members").fetchone()[0] > 0
     differing = sorted(t for t in reference if reference[t] != distributed.get(t))
     assert not differing, f"the Celery run's tables differ from dag.test()'s: {differing}"
     slow = {str(d): round(r, 2) for d, r in ratios.items() if r > MAX_WALL_OVER_WORK}
