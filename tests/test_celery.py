@@ -245,6 +245,8 @@ def test_the_wait_for_a_days_inputs_wakes_when_they_are_in_and_not_before(db_url
     while a stage of the day is missing, ignores other days, and ends the waiting task once all are in."""
     import asyncio
 
+    # Airflow keeps the DAG folder it is first imported with; later dag.test() runs need the project's
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
     from airflow.triggers.base import TaskSuccessEvent
 
     from ecrm.orchestration import INGEST_STAGES, StagesDoneTrigger
