@@ -1,15 +1,15 @@
 """Daily dbt build (staging, marts, sync audiences, tests) as of the run's day, once its loads are in,
 with the lifetime-value forecast (ecrm.predict) between the models it reads and those that read it."""
 
-from datetime import timedelta
-
 from airflow.sdk import dag, task
 
 from ecrm.orchestration import (
     ASSETS,
     DAILY,
     DEFAULT_ARGS,
+    INGEST_STAGES,
     START_DATE,
+    StagesDoneSensor,
     migrate_task,
     record_interval,
     warehouse_url,
@@ -19,11 +19,8 @@ from ecrm.orchestration import (
 @dag(schedule=DAILY, start_date=START_DATE, catchup=False, default_args=DEFAULT_ARGS, max_active_runs=1,
      tags=["ecrm", "dbt"], doc_md=__doc__)
 def build_marts():
-    @task.sensor(poke_interval=300, timeout=timedelta(hours=12), mode="reschedule")
-    def loads_done(data_interval_start=None) -> bool:
-        from ecrm.pipeline import SOURCES, stages_done
-
-        return stages_done([f"ingest_{s}" for s in SOURCES], data_interval_start.date(), warehouse_url())
+    def loads_done():  # waits in the triggerer, not in a worker slot, and wakes within seconds
+        return StagesDoneSensor(task_id="loads_done", stages=INGEST_STAGES)
 
     # One task: dbt build, forecast, dbt build of what reads the forecast, under one build lock (a
     # build of another day in between would change the tables the forecast reads; docs/decisions.md).

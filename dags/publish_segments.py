@@ -1,7 +1,5 @@
 """Daily quality gate, then publish the audited audiences, push them to the mailer, and write the report."""
 
-from datetime import timedelta
-
 from airflow.sdk import dag, task
 
 from ecrm.orchestration import (
@@ -10,6 +8,7 @@ from ecrm.orchestration import (
     DEFAULT_ARGS,
     PUSH_RETRIES,
     START_DATE,
+    StagesDoneSensor,
     migrate_task,
     record_interval,
     warehouse_url,
@@ -19,10 +18,8 @@ from ecrm.orchestration import (
 @dag(schedule=DAILY, start_date=START_DATE, catchup=False, default_args=DEFAULT_ARGS, max_active_runs=1,
      tags=["ecrm", "publish"], doc_md=__doc__)
 def publish_segments():
-    @task.sensor(poke_interval=300, timeout=timedelta(hours=12), mode="reschedule")
-    def marts_built(data_interval_start=None) -> bool:
-        from ecrm.pipeline import stages_done
-        return stages_done(["build_marts", "predict"], data_interval_start.date(), warehouse_url())
+    def marts_built():  # waits in the triggerer, not in a worker slot, and wakes within seconds
+        return StagesDoneSensor(task_id="marts_built", stages=["build_marts", "predict"])
 
     @task(retries=0)  # a failed gate must not be retried into success: the data, not the machine, is wrong
     def gate(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:

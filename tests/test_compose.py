@@ -75,3 +75,34 @@ def test_warehouse_runs_with_the_embedded_warehouse_settings():
     command = _compose()["services"]["warehouse"]["command"]
     for name, value in SERVER_SETTINGS.items():
         assert f"-c {name}={value}" in command, f"docker-compose warehouse lacks {name}={value}"
+
+
+def test_celery_profile_runs_two_workers_on_a_redis_broker():
+    """`AIRFLOW_EXECUTOR=CeleryExecutor docker compose --profile celery up -d`: Redis, two or more
+    workers sharing the api-server's JWT secret and execution API, the lock's working Celery."""
+    compose = _compose()
+    services = compose["services"]
+    redis, worker = services["redis"], services["airflow-worker"]
+    assert redis["profiles"] == ["celery"] and worker["profiles"] == ["celery"]
+    assert ":latest" not in redis["image"] and ":" in redis["image"], "pin the redis image"
+    assert "healthcheck" in redis and "healthcheck" in worker
+    assert worker["command"] == "celery worker" and worker["deploy"]["replicas"] >= 2
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    mounts = " ".join(worker["volumes"])
+    for folder in ("./dags", "./dbt_project", "./expectations", "./data"):
+        assert folder in mounts, f"the worker does not mount {folder}"
+    for name in ("airflow-worker", "airflow-scheduler", "airflow-api-server", "airflow-triggerer"):
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}", name
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://") and "@redis:6379/" in env["AIRFLOW__CELERY__BROKER_URL"]
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+        assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == "${AIRFLOW_JWT_SECRET}", f"{name}: one JWT secret for all"
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-api-server:8080/")
+    for name in ("warehouse", "airflow-db", "airflow-api-server", "airflow-scheduler"):
+        assert "redis" not in (services[name].get("depends_on") or {}), "default services must not need redis"
+    assert "AIRFLOW_EXECUTOR" in (ROOT / ".env.example").read_text()
+    lock = (ROOT / "requirements.lock").read_text().splitlines()
+    # celery 5.7.0 breaks the scheduler ("cannot import name 'retry' from 'celery.backends.database'")
+    assert "celery==5.6.3" in lock and "apache-airflow-providers-celery==3.26.0" in lock
+    assert any(line.startswith("redis==") for line in lock)
