@@ -274,6 +274,8 @@ def _gate(conn, url: str, day: date, run_id: str | None) -> dict:
     detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks), "checks": len(checks),
               "audited_at": audited_at.isoformat(), "lock_id": lock_id,
               "seconds": {"gate": round(time.monotonic() - clock, 3)}}
+    if withheld := gate.withheld(checks):  # e.g. the forecast could not be trusted: publish the rest
+        detail["withheld"] = withheld
     _mark_stage(conn, "gate", day, run_id, detail)
     return detail
 
@@ -312,7 +314,10 @@ def _publish(conn, url: str, day: date, run_id: str | None) -> dict:
             # to older segments: it re-audits the day and leaves what is published and pushed alone.
             detail["skipped"] = f"{later.isoformat()} is already published; a past day is audited, not re-published"
         else:
-            detail["audiences"] = publish(conn, day)
+            detail["audiences"] = publish(conn, day, withheld=audit.get("withheld"))
+            if audit.get("withheld"):
+                detail["withheld"] = conn.execute("select withheld from ops.publish_runs where as_of_date = %s",
+                                                  (day,)).fetchone()[0]
     detail["seconds"] = {"publish": round(time.monotonic() - clock, 3)}
     _mark_stage(conn, "publish", day, run_id, detail)
     return detail
@@ -332,6 +337,8 @@ def _push(conn, day: date, run_id: str | None) -> dict:
         detail.update({"audiences": published.get("audiences"),
                        "outbox": str(get_settings().outbox / day.isoformat()), "manifest": mailer.get("manifest"),
                        "mailer": {k: v for k, v in mailer.items() if k != "manifest"}})
+        if published.get("withheld"):
+            detail["withheld"] = published["withheld"]
     detail["seconds"] = {**seconds, "push": round(time.monotonic() - clock, 3)}
     _mark_stage(conn, "publish_segments", day, run_id, detail)
     return detail

@@ -4,14 +4,7 @@
 -- person is owed -- unsubscribed, complained, hard-bounced, consent withdrawn -- sent on a day whose
 -- gate blocked the publish: removals only, read from what was loaded, never an add or an update).
 alter table mailer.sync_runs add column if not exists mode text not null default 'full';
-do $$
-begin
-    if not exists (select 1 from pg_constraint where conrelid = 'mailer.sync_runs'::regclass
-                   and conname = 'sync_runs_mode_check') then
-        alter table mailer.sync_runs add constraint sync_runs_mode_check check (mode in ('full', 'compliance_only'));
-    end if;
-end
-$$;
+comment on column mailer.sync_runs.mode is 'full | compliance_only (ecrm.mailer.sync)';
 create or replace view mailer.member_history as
 select r.day, r.target, r.adapter, c.run_id, c.audience, c.action, c.result, c.reason, c.error,
        c.email_hash, c.customer_id, c.segment, c.sent_at, r.status as run_status, r.dry_run, r.mode as run_mode
