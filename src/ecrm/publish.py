@@ -9,14 +9,14 @@ run date; only then does `publish` replace the published tables with the day's r
 
 All three change in one transaction, so readers see yesterday's tables or today's, never a mix,
 and a failed gate (which raises before publish is called) leaves yesterday's tables in place.
+It stands between the quality gate (ecrm.quality), which audits first, and the mailer (ecrm.mailer),
+which pushes what is published; neither of the two imports the other.
 
 A forecast the gate could not trust (`withheld` = {"forecast": ...}: its fits did not converge, left
 their bounds, or put everyone in one churn band) withholds only what is built from it: the forecast's
 audiences (FORECAST_AUDIENCE and any enabled flow triggered by the churn risk) keep their last published
 members -- frozen, minus anyone no longer contactable or now held out -- instead of the day's; everything
 else is published. ops.publish_runs.withheld says what was withheld, why, and how many stayed.
-It stands between the quality gate (ecrm.quality), which audits first, and the mailer (ecrm.mailer),
-which pushes what is published; neither of the two imports the other.
 """
 
 from __future__ import annotations
