@@ -1,4 +1,4 @@
-"""Daily quality gate, then publish the audited audiences, push them to the mailer, and write the report."""
+"""Daily quality gate, then publish the audited audiences, push them to the mailer (on a failed gate: the day's compliance removals only), and write the report."""
 
 from airflow.sdk import dag, task
 
@@ -9,6 +9,7 @@ from ecrm.orchestration import (
     PUSH_RETRIES,
     START_DATE,
     StagesDoneSensor,
+    compliance_push_task,
     migrate_task,
     record_interval,
     warehouse_url,
@@ -42,7 +43,7 @@ def publish_segments():
         from ecrm.report import write_report
         return write_report(data_interval_start.date(), warehouse_url())
 
-    migrate_task() >> marts_built() >> gate() >> publish() >> [push(), report()]
+    migrate_task() >> marts_built() >> (audited := gate()) >> publish() >> [push(), report(), compliance_push_task(audited)]
 
 
 publish_segments()

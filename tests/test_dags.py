@@ -80,10 +80,15 @@ def test_publish_segments_shows_gate_publish_and_push_as_tasks_and_retries_only_
     """The UI shows which step failed; bad data is not retried, a failed push is (it resumes)."""
     dag = dagbag.dags["publish_segments"]
     tasks = dag.task_dict
-    assert set(tasks) == {"migrate", "marts_built", "gate", "publish", "push", "report"}
+    assert set(tasks) == {"migrate", "marts_built", "gate", "publish", "push", "report", "compliance_push"}
     assert tasks["marts_built"].downstream_task_ids == {"gate"}
-    assert tasks["gate"].downstream_task_ids == {"publish"}
-    assert tasks["publish"].downstream_task_ids == {"push", "report"}  # a failing report never blocks the push
+    assert tasks["gate"].downstream_task_ids == {"publish", "compliance_push"}
+    # a failed gate (or publish) still sends the day's compliance removals; skipped when both succeed
+    assert tasks["compliance_push"].upstream_task_ids == {"gate", "publish"}
+    assert tasks["compliance_push"].trigger_rule == "one_failed" and tasks["compliance_push"].retries == \
+        tasks["push"].retries
+    # a failing report never blocks the push
+    assert tasks["publish"].downstream_task_ids == {"push", "report", "compliance_push"}
     assert tasks["gate"].retries == 0
     if "ECRM_TASK_RETRIES" not in os.environ:  # the shipped default: 2 for every task, 3 for the push
         assert tasks["push"].retries == 3 and tasks["report"].retries == 1
@@ -103,4 +108,5 @@ def test_no_task_retries_when_the_operator_says_none(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(ROOT / "dags" / "publish_segments.py")], env=env,
                          capture_output=True, text=True, check=True, timeout=300).stdout
     assert out.strip().splitlines()[-1] == str(sorted((t, 0) for t in
-                                                     ("gate", "marts_built", "migrate", "publish", "push", "report")))
+                                                     ("compliance_push", "gate", "marts_built", "migrate", "publish", "push",
+                                                       "report")))

@@ -282,20 +282,33 @@ def test_a_corrupt_forecast_row_is_blocked_and_quarantined(day2):
     assert keys == [{"snapshot_date": DAY2.isoformat(), "customer_id": customer_id}]
 
 
-def test_an_unconverged_or_absurd_fit_is_blocked(day2):
-    _, conn, _ = day2
+def _withheld(conn, day: date = DAY2) -> dict[str, str]:
+    return dict(conn.execute("select expectation, observed_value from ops.quality_results where run_date = %s "
+                             "and not passed and not blocking and withheld = 'forecast'", (day,)).fetchall())
+
+
+def test_an_unconverged_or_absurd_fit_withholds_the_forecast(day2):
+    """An untrusted fit withholds the forecast (its audience), not the whole publish (issue 26, defect 7;
+    tests/reliability/test_forecast_withheld.py)."""
+    url, conn, _ = day2
     conn.execute("update marts.fct_clv_model_fits set converged = false where fit_date = %s and model = 'gamma_gamma'",
                  (DAY2,))
     conn.execute("update marts.fct_clv_model_fits set parameters = jsonb_set(parameters, '{alpha}', '1e9') "
                  "where fit_date = %s and model = 'bgnbd'", (DAY2,))
-    message = assert_blocked(day2, {"predictions.fits_converged", "predictions.parameters_within_bounds"})
-    assert "alpha" in message
+    detail = run_day(url)
+    withheld = _withheld(conn)
+    assert set(withheld) == {"fits_converged", "parameters_within_bounds"} and "alpha" in withheld["parameters_within_bounds"]
+    assert detail["withheld"]["forecast"]["checks"] == ["predictions.fits_converged",
+                                                       "predictions.parameters_within_bounds"]
 
 
-def test_everyone_in_one_churn_band_is_blocked(day2):
-    _, conn, _ = day2
+def test_everyone_in_one_churn_band_withholds_the_forecast(day2):
+    url, conn, _ = day2
     conn.execute("update marts.fct_customer_predictions_daily set churn_risk = 'low' where snapshot_date = %s", (DAY2,))
-    assert_blocked(day2, {"predictions.not_all_in_one_churn_band"})
+    conn.execute("update marts.dim_customers set churn_risk = 'low' where churn_risk is not null")  # the same
+    conn.execute("delete from sync.sync_audience_members where audience = 'high_value_at_risk'")  # day's bands
+    run_day(url)
+    assert set(_withheld(conn)) == {"not_all_in_one_churn_band"}
 
 
 def test_rerunning_an_old_day_checks_that_day(day2):

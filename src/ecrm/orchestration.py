@@ -113,6 +113,24 @@ def migrate_task():
     return migrate()
 
 
+def compliance_push_task(gate):
+    """publish_segments' `compliance_push`, downstream of the publish and of `gate` (wired here): runs only
+    when either failed (trigger rule one_failed; skipped when both succeeded, as the push then sends these
+    removals first). It sends the day's compliance removals anyway (ecrm.pipeline.push_compliance: removals
+    only, from raw.*), and the run still ends failed: the gate's failure stays visible. Resumable like the
+    push, retried like it."""
+
+    @task(task_id="compliance_push", retries=PUSH_RETRIES, trigger_rule="one_failed")
+    def compliance_push(data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
+        from ecrm.pipeline import push_compliance
+
+        return push_compliance(data_interval_start, data_interval_end, run_id, warehouse_url())
+
+    removals = compliance_push()
+    gate >> removals
+    return removals
+
+
 def shop_db_url() -> str | None:
     """The shop's own database (`ecrm_shop_db` connection, else ECRM_SHOP_DB_URL); None: file exports."""
     from ecrm.settings import get_settings

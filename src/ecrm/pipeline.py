@@ -17,7 +17,7 @@ from upath import UPath
 from . import transform
 from .intervals import day_interval, interval_day
 from .load.ingest import day_folder, ingest
-from .mailer.sync import sync_audiences
+from .mailer.sync import sync_audiences, sync_compliance
 from .publish import publish
 from .quality import gate
 from .settings import get_settings
@@ -250,6 +250,16 @@ def push_published(start: datetime, end: datetime, run_id: str | None = None, ur
         return _push(conn, day, run_id)
 
 
+def push_compliance(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
+    """When the gate blocked the day (the DAG runs this only then): send the day's compliance removals
+    anyway -- unsubscribed, complained, hard-bounced, consent withdrawn -- decided from what was loaded
+    (raw.*), not from the refused marts; removals only (ecrm.mailer.sync.sync_compliance). Publishes
+    nothing. Idempotent: a rerun sends nothing twice. Records the stage `compliance_push`."""
+    day, url = interval_day(start, end), url or resolve_url()
+    with _publishing(url, day) as conn:
+        return _push_compliance(conn, day, run_id)
+
+
 def publish_segments(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
     """Gate, publish and push in a row (the CLI, tests); the DAG runs them as three tasks.
 
@@ -276,6 +286,8 @@ def _gate(conn, url: str, day: date, run_id: str | None) -> dict:
     detail = {"day": day.isoformat(), "checks_passed": sum(c.passed for c in checks), "checks": len(checks),
               "audited_at": audited_at.isoformat(), "lock_id": lock_id,
               "seconds": {"gate": round(time.monotonic() - clock, 3)}}
+    if withheld := gate.withheld(checks):  # e.g. the forecast could not be trusted: publish the rest
+        detail["withheld"] = withheld
     _mark_stage(conn, "gate", day, run_id, detail)
     return detail
 
@@ -314,7 +326,10 @@ def _publish(conn, url: str, day: date, run_id: str | None) -> dict:
             # to older segments: it re-audits the day and leaves what is published and pushed alone.
             detail["skipped"] = f"{later.isoformat()} is already published; a past day is audited, not re-published"
         else:
-            detail["audiences"] = publish(conn, day)
+            detail["audiences"] = publish(conn, day, withheld=audit.get("withheld"))
+            if audit.get("withheld"):
+                detail["withheld"] = conn.execute("select withheld from ops.publish_runs where as_of_date = %s",
+                                                  (day,)).fetchone()[0]
     detail["seconds"] = {"publish": round(time.monotonic() - clock, 3)}
     _mark_stage(conn, "publish", day, run_id, detail)
     return detail
@@ -334,6 +349,24 @@ def _push(conn, day: date, run_id: str | None) -> dict:
         detail.update({"audiences": published.get("audiences"),
                        "outbox": str(get_settings().outbox / day.isoformat()), "manifest": mailer.get("manifest"),
                        "mailer": {k: v for k, v in mailer.items() if k != "manifest"}})
+        if published.get("withheld"):
+            detail["withheld"] = published["withheld"]
     detail["seconds"] = {**seconds, "push": round(time.monotonic() - clock, 3)}
     _mark_stage(conn, "publish_segments", day, run_id, detail)
+    return detail
+
+
+def _push_compliance(conn, day: date, run_id: str | None) -> dict:
+    clock = time.monotonic()
+    mailer = sync_compliance(conn, day)  # ECRM_MAILER: outbox (default), listmonk or mailchimp
+    audiences = mailer.get("audiences", {})
+    detail = {"day": day.isoformat(), "mode": "compliance_only", "status": mailer.get("status"),
+              "run_id": mailer.get("run_id"), "target": mailer.get("target"),
+              "removed": {a: s["sent"] for a, s in audiences.items()},
+              "reasons": "unsubscribed, complained, hard-bounced or consent withdrawn (raw.*) by the end of the day",
+              "seconds": {"compliance_push": round(time.monotonic() - clock, 3)}}
+    if mailer.get("manifest"):
+        detail["manifest"] = mailer["manifest"]
+    _mark_stage(conn, "compliance_push", day, run_id, detail)
+    log.info("compliance push %s: %s removal(s) sent (%s)", day, sum(detail["removed"].values()), detail["status"])
     return detail

@@ -11,6 +11,12 @@ All three change in one transaction, so readers see yesterday's tables or today'
 and a failed gate (which raises before publish is called) leaves yesterday's tables in place.
 It stands between the quality gate (ecrm.quality), which audits first, and the mailer (ecrm.mailer),
 which pushes what is published; neither of the two imports the other.
+
+A forecast the gate could not trust (`withheld` = {"forecast": ...}: its fits did not converge, left
+their bounds, or put everyone in one churn band) withholds only what is built from it: the forecast's
+audiences (FORECAST_AUDIENCE and any enabled flow triggered by the churn risk) keep their last published
+members -- frozen, minus anyone no longer contactable or now held out -- instead of the day's; everything
+else is published. ops.publish_runs.withheld says what was withheld, why, and how many stayed.
 """
 
 from __future__ import annotations
@@ -18,17 +24,49 @@ from __future__ import annotations
 from datetime import date
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from .warehouse.migrate import require_migrated
+
+FORECAST_AUDIENCE = "high_value_at_risk"  # int_customers_high_value_at_risk: ranked by the forecast
+FORECAST_FLOW_TRIGGERS = ("churn_risk_high",)  # seeds/flows.csv trigger types that read the forecast
 
 
 class PublishRefused(RuntimeError):
     """The built tables are not the run date's: publishing them would show another day's segments."""
 
 
-def publish(conn: psycopg.Connection, day: date) -> dict[str, int]:
-    """Replace the published tables with the day's audited rows; returns members per audience."""
+def forecast_audiences(conn: psycopg.Connection) -> list[str]:
+    """The audiences built from the forecast: high_value_at_risk and the enabled flows whose trigger is
+    the forecast's churn risk (seeds.flows, when dbt has loaded it)."""
+    audiences = {FORECAST_AUDIENCE}
+    if conn.execute("select to_regclass('seeds.flows') is not null").fetchone()[0]:
+        audiences |= {a for (a,) in conn.execute("select audience from seeds.flows where enabled "
+                                                 "and trigger_type = any(%s)", (list(FORECAST_FLOW_TRIGGERS),))}
+    return sorted(audiences)
+
+
+def _freeze(conn: psycopg.Connection, day: date, audiences: list[str]) -> dict[str, int]:
+    """Keep `audiences` at their last published members (re-dated to `day`), dropping anyone the day's
+    dim_customers (audited by the gate) says is no longer contactable or is held out; returns members kept.
+    Call inside publish's transaction, before the day's rows go in."""
+    conn.execute("delete from published.audience_members where audience <> all(%s)", (audiences,))
+    conn.execute("delete from published.audience_members as p where not exists (select 1 from marts.dim_customers "
+                 "as d where d.customer_id = p.customer_id and d.is_contactable and not d.is_holdout)")
+    if conn.execute("select to_regclass('sync.sync_holdout_members') is not null").fetchone()[0]:  # a flow's own
+        conn.execute("delete from published.audience_members as p using sync.sync_holdout_members as h "
+                     "where h.audience = p.audience and h.customer_id = p.customer_id")
+    conn.execute("update published.audience_members set as_of_date = %s", (day,))
+    return dict(conn.execute("select audience, count(*) from published.audience_members group by 1").fetchall())
+
+
+def publish(conn: psycopg.Connection, day: date, withheld: dict | None = None) -> dict[str, int]:
+    """Replace the published tables with the day's audited rows; returns members per audience.
+
+    `withheld`: what the gate withheld (ecrm.quality.gate.withheld); {"forecast": {"reason", "checks"}}
+    freezes the forecast's audiences at their last published members instead of publishing the day's."""
     require_migrated(conn)
+    withheld = withheld or {}
     with conn.transaction():
         # Readers keep seeing the previous tables until commit (MVCC); writers wait for us.
         conn.execute("lock table published.audience_members, published.customer_segments, "
@@ -39,10 +77,14 @@ def publish(conn: psycopg.Connection, day: date) -> dict[str, int]:
         if stale[0] or not stale[1]:
             raise PublishRefused(f"refusing to publish {day}: sync.sync_audience_members holds {stale[0]} rows of "
                                  f"another day, marts.fct_customer_rfm_daily {stale[1]} rows of {day}")
-        conn.execute("delete from published.audience_members")
+        frozen: list[str] = forecast_audiences(conn) if "forecast" in withheld else []
+        kept = _freeze(conn, day, frozen) if frozen else {}
+        if not frozen:
+            conn.execute("delete from published.audience_members")
         conn.execute(
             "insert into published.audience_members (audience, customer_id, email, first_name, segment, as_of_date) "
-            "select audience, customer_id, email, first_name, segment, %s from sync.sync_audience_members", (day,))
+            "select audience, customer_id, email, first_name, segment, %s from sync.sync_audience_members "
+            "where audience <> all(%s)", (day, frozen))
         conn.execute("delete from published.customer_segments")
         segment_customers = conn.execute(
             "insert into published.customer_segments (snapshot_date, customer_id, segment, rfm_cell, r_score, f_score, "
@@ -60,9 +102,12 @@ def publish(conn: psycopg.Connection, day: date) -> dict[str, int]:
         counts = dict(conn.execute(
             "select audience, count(*) from published.audience_members group by audience order by audience"
         ).fetchall())
+        record = {part: {**why, "audiences": {a: kept.get(a, 0) for a in frozen} if part == "forecast" else {}}
+                  for part, why in withheld.items()}
         conn.execute(
-            "insert into ops.publish_runs (as_of_date, audiences, members, segment_customers) "
-            "values (%s, %s, %s, %s) on conflict (as_of_date) do update set audiences = excluded.audiences, "
-            "members = excluded.members, segment_customers = excluded.segment_customers, published_at = now()",
-            (day, len(counts), sum(counts.values()), segment_customers))
+            "insert into ops.publish_runs (as_of_date, audiences, members, segment_customers, withheld) "
+            "values (%s, %s, %s, %s, %s) on conflict (as_of_date) do update set audiences = excluded.audiences, "
+            "members = excluded.members, segment_customers = excluded.segment_customers, "
+            "withheld = excluded.withheld, published_at = now()",
+            (day, len(counts), sum(counts.values()), segment_customers, Jsonb(record) if record else None))
     return counts

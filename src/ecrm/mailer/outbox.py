@@ -98,8 +98,12 @@ class OutboxAdapter:
         return [MemberResult(m.email_hash, "sent") for m in members]  # end() writes the files from state
 
     def end(self, conn: psycopg.Connection, day: date, run_id: int) -> dict:
+        # The published audiences: the day's after a full push (the sync checked that published holds
+        # `day`), the last published day's after a compliance-only push (the day's gate blocked): then
+        # the files hold those audiences as the ESP now has them, the day's compliance removals applied.
+        published = conn.execute("select max(as_of_date) from published.audience_members").fetchone()[0]
         audiences: dict[str, list[tuple]] = {a: [] for (a,) in conn.execute(
-            "select distinct audience from published.audience_members where as_of_date = %s", (day,))}
+            "select distinct audience from published.audience_members")}
         for audience, *row in conn.execute(
                 "select audience, customer_id, email, first_name, segment from mailer.audience_state "
                 "where target = %s and is_member order by audience, customer_id", (self.target,)):
@@ -122,8 +126,11 @@ class OutboxAdapter:
         data = buffer.getvalue().encode()
         folder = day_folder(self.outbox, day)
         write_atomic(folder / "changes.csv", data)
-        self.manifest = write_outbox(self.outbox, day, audiences, {"changes": {
-            "file": "changes.csv", "rows": len(changes), "sha256": hashlib.sha256(data).hexdigest()}})
+        extra: dict = {"changes": {"file": "changes.csv", "rows": len(changes),
+                                   "sha256": hashlib.sha256(data).hexdigest()}}
+        if published is not None and published != day:
+            extra |= {"mode": "compliance_only", "published_as_of": published.isoformat()}
+        self.manifest = write_outbox(self.outbox, day, audiences, extra)
         return {"manifest": self.manifest}
 
     def close(self) -> None:

@@ -127,3 +127,51 @@ plan as (
 )
 select * from plan
 """
+
+
+# The compliance-only push (a day whose gate blocked the publish) decides from what was loaded, not
+# from the marts the gate refused: the ESP events and the shop's customers in raw.*, which exist from
+# the warehouse's first migration on. The rules are dbt's (stg_esp__email_events,
+# int_customer_email_flags, dim_customers.is_suppressed / accepts_marketing): an unsubscribe, a spam
+# complaint or a hard bounce, by address or by customer id, up to the end of the day; consent withdrawn
+# (raw.customers.accepts_marketing false, its latest version); or an ESP compliance state already
+# recorded. tests/reliability/test_compliance_push.py holds the two rules to the same customers.
+COMPLIANCE_PLAN_SQL = """
+with state as (
+    select * from mailer.audience_state where target = %(target)s and is_member
+),
+suppression_events as (
+    select lower(btrim(email)) as email, nullif(btrim(customer_id), '') as customer_id
+    from raw.email_events
+    where occurred_at < %(day_end)s
+        and (lower(btrim(event)) in ('unsubscribe', 'spamreport')
+             or (lower(btrim(event)) = 'bounce' and lower(bounce_type) in ('hard', 'bounce')))
+),
+suppressed as (
+    select s.audience, s.email_hash from state as s inner join suppression_events as e on e.email = s.email
+    union
+    select s.audience, s.email_hash from state as s inner join suppression_events as e on e.customer_id = s.customer_id
+),
+no_consent as (
+    select s.audience, s.email_hash
+    from state as s inner join raw.customers as c on c.customer_id = s.customer_id
+    where not c.accepts_marketing
+),
+esp_suppressed as (
+    select s.audience, s.email_hash
+    from state as s inner join mailer.esp_suppressions as x on x.target = s.target and x.email_hash = s.email_hash
+)
+select
+    'remove' as action, s.audience, s.customer_id, s.email, s.first_name, s.segment, s.email_hash, s.attrs_hash,
+    case
+        when sp.email_hash is not null then 'suppressed'
+        when nc.email_hash is not null then 'no_consent'
+        else 'esp_suppressed'
+    end as reason,
+    s.esp_id
+from state as s
+left join suppressed as sp on sp.audience = s.audience and sp.email_hash = s.email_hash
+left join no_consent as nc on nc.audience = s.audience and nc.email_hash = s.email_hash
+left join esp_suppressed as x on x.audience = s.audience and x.email_hash = s.email_hash
+where sp.email_hash is not null or nc.email_hash is not null or x.email_hash is not null
+"""

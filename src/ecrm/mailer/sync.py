@@ -18,6 +18,13 @@ One run = one day and one target (ESP account/list):
    most the batches in flight, and the next run resumes from the committed state without sending
    anyone twice. A run that was killed (status still ``running`` when the next run gets the target's
    lock) is marked ``abandoned`` by that next run, and its pending changes ``not_sent``.
+
+``sync_compliance`` is the same run in mode ``compliance_only``, for a day whose quality gate blocked
+the publish: nothing new is published, but the people who unsubscribed, complained, hard-bounced or
+withdrew consent that day are still owed their removal. Its plan is only those removals, of the members
+the ESP has (``mailer.audience_state``), decided from what was loaded (``state.COMPLIANCE_PLAN_SQL``,
+raw.*, not the refused marts): never an add, never an update; recorded in ``mailer.sync_runs`` with
+``mode = 'compliance_only'`` (only for the audiences it removes from), and a rerun finds nothing left to send.
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ import time
 from collections import Counter, defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 
 import psycopg
 
@@ -37,7 +45,7 @@ from ..warehouse.migrate import require_migrated
 from .adapters import adapter_from_config
 from .config import MailerConfig
 from .http import MailerError
-from .state import COMPLIANCE_REASONS, plan_sql
+from .state import COMPLIANCE_PLAN_SQL, COMPLIANCE_REASONS, plan_sql
 from .types import ACTIONS, Adapter, Member, MemberResult
 
 log = logging.getLogger(__name__)
@@ -95,8 +103,15 @@ def _published_check(conn: psycopg.Connection, day: date) -> None:
             raise MailerError(f"{day} has not been published: run the quality gate and publish first")
 
 
-def _load_plan(conn: psycopg.Connection, day: date, target: str) -> list[PlannedChange]:
-    rows = conn.execute(plan_sql(conn), {"day": day, "target": target, "email_re": EMAIL_PATTERN}).fetchall()
+FULL, COMPLIANCE_ONLY = "full", "compliance_only"  # mailer.sync_runs.mode
+
+
+def _load_plan(conn: psycopg.Connection, day: date, target: str, mode: str = FULL) -> list[PlannedChange]:
+    if mode == COMPLIANCE_ONLY:
+        day_end = datetime.combine(day + timedelta(days=1), clock_time(0), tzinfo=UTC)
+        rows = conn.execute(COMPLIANCE_PLAN_SQL, {"target": target, "day_end": day_end}).fetchall()
+    else:
+        rows = conn.execute(plan_sql(conn), {"day": day, "target": target, "email_re": EMAIL_PATTERN}).fetchall()
     plan = []
     for action, audience, customer_id, email, first_name, segment, email_hash, attrs_hash, reason, esp_id in rows:
         plan.append(PlannedChange(action, audience, Member(email, email_hash, customer_id, first_name, segment,
@@ -162,16 +177,16 @@ def _print_dry_run(day: date, adapter: Adapter, summary: dict, plan: list[Planne
 
 
 def _insert_runs(conn, run_id: int, day: date, adapter: Adapter, dry_run: bool, status: str, summary: dict,
-                 error: str | None = None) -> None:
+                 error: str | None = None, mode: str = FULL) -> None:
     with conn.cursor() as cur:
         cur.executemany(
             "insert into mailer.sync_runs (run_id, audience, day, adapter, target, dry_run, status, members_before, "
-            "members_after, adds, updates, removes, compliance_removes, excluded, error, finished_at, duration_s) "
-            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            "members_after, adds, updates, removes, compliance_removes, excluded, error, mode, finished_at, "
+            "duration_s) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
             " case when %s <> 'running' then now() end, case when %s <> 'running' then 0 end)",
             [(run_id, a, day, adapter.name, adapter.target, dry_run, status, s["members_before"], s["members_after"],
-              s["adds"], s["updates"], s["removes"], s["compliance_removes"], s["excluded"], error, status, status)
-             for a, s in summary.items()])
+              s["adds"], s["updates"], s["removes"], s["compliance_removes"], s["excluded"], error, mode, status,
+              status) for a, s in summary.items()])
 
 
 def _finish_runs(conn, run_id: int, summary: dict, status: str | dict[str, str], error: str | None | dict,
@@ -270,31 +285,64 @@ def sync_audiences(conn: psycopg.Connection, day: date, adapter: Adapter | None 
         adapter.close()
 
 
-def _sync(conn: psycopg.Connection, day: date, adapter: Adapter, config: MailerConfig) -> dict:
+def sync_compliance(conn: psycopg.Connection, day: date, adapter: Adapter | None = None,
+                    config: MailerConfig | None = None) -> dict:
+    """Send only the compliance removals `day` owes (a day whose gate blocked the publish): members the
+    ESP has who unsubscribed, complained, hard-bounced or withdrew consent by the end of `day`, or whom
+    the ESP itself reported in a compliance state. Needs no publish of `day` and no mart; removals only.
+
+    Returns the report (``status`` ``nothing_to_remove`` when the ESP holds none of them: then no
+    mailer.sync_runs row is written). Raises like sync_audiences on ESP failures (resumable)."""
+    config = config or MailerConfig.from_env()
+    adapter = adapter or adapter_from_config(config)
+    try:
+        return _sync(conn, day, adapter, config, COMPLIANCE_ONLY)
+    finally:
+        adapter.close()
+
+
+def _nothing_to_remove(conn: psycopg.Connection, day: date, adapter: Adapter, run_id: int, report: dict) -> dict:
+    """A compliance-only run with nothing left to remove (none owed, or a rerun after they were sent):
+    no sync_runs row; the outbox's day folder is written again when an earlier compliance run of the day
+    sent removals (a run killed after its last batch but before its files), byte-identical otherwise."""
+    earlier = conn.execute("select exists (select 1 from mailer.sync_runs where target = %s and day = %s "
+                           "and mode = %s and not dry_run and sent > 0)",
+                           (adapter.target, day, COMPLIANCE_ONLY)).fetchone()[0]
+    facts = adapter.end(conn, day, run_id) if earlier and not report["dry_run"] else {}
+    return {**report, **facts, "status": "nothing_to_remove", "circuit_breaker": []}
+
+
+def _sync(conn: psycopg.Connection, day: date, adapter: Adapter, config: MailerConfig, mode: str = FULL) -> dict:
     started = time.monotonic()
     require_migrated(conn)
-    _published_check(conn, day)
+    if mode == FULL:
+        _published_check(conn, day)
     lock_key = f"ecrm-mailer:{adapter.target}"
     if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (lock_key,)).fetchone()[0]:
         raise MailerError(f"another mailer sync for {adapter.target} is running; try again when it has finished")
     try:
         run_id = conn.execute("select nextval('mailer.sync_run_seq')").fetchone()[0]
         abandoned = [] if config.dry_run else _abandon_dead_runs(conn, adapter.target, run_id)
-        plan = _load_plan(conn, day, adapter.target)
+        plan = _load_plan(conn, day, adapter.target, mode)
         summary = _summaries(conn, adapter.target, plan)
+        if mode == COMPLIANCE_ONLY:  # only the audiences it removes from (a rerun: none)
+            summary = {a: s for a, s in summary.items() if s["removes"]}
         report = {"day": day.isoformat(), "adapter": adapter.name, "target": adapter.target, "run_id": run_id,
-                  "dry_run": config.dry_run, "audiences": summary, "abandoned_runs": abandoned}
+                  "mode": mode, "dry_run": config.dry_run, "audiences": summary, "abandoned_runs": abandoned}
+        if not summary and mode == COMPLIANCE_ONLY:
+            return _nothing_to_remove(conn, day, adapter, run_id, report)
+        # compliance removals never count towards the breaker: a compliance-only plan never trips it
         tripped = _breaker(summary, config.max_remove_share, config.breaker_min_members)
         if config.dry_run:
             _print_dry_run(day, adapter, summary, plan, tripped)
             with conn.transaction():
                 _insert_runs(conn, run_id, day, adapter, True, "dry_run", summary,
-                             "; ".join(tripped.values()) or None)
+                             "; ".join(tripped.values()) or None, mode)
             return {**report, "status": "dry_run", "circuit_breaker": list(tripped.values()),
                     "plan": [{"action": c.action, "audience": c.audience, "customer_id": c.member.customer_id,
                               "email_hash": c.member.email_hash, "reason": c.reason} for c in plan]}
         with conn.transaction():
-            _insert_runs(conn, run_id, day, adapter, False, "running", summary)
+            _insert_runs(conn, run_id, day, adapter, False, "running", summary, mode=mode)
         try:
             adapter.preflight(sorted(summary))
         except MailerError as exc:
@@ -333,7 +381,7 @@ def _sync(conn: psycopg.Connection, day: date, adapter: Adapter, config: MailerC
         client = getattr(adapter, "client", None)
         if client is not None:
             report |= {"requests": client.requests_sent, "retries": client.retries}
-        log.info("mailer %s %s run %d: %s", adapter.name, day, run_id,
+        log.info("mailer %s %s %s run %d: %s", adapter.name, mode, day, run_id,
                  {a: {k: v for k, v in s.items() if v} for a, s in summary.items()})
         if error:
             raise error

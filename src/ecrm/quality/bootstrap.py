@@ -114,16 +114,21 @@ PREDICTION_NUMBERS = ["p_alive", "expected_orders_30d", "expected_orders_90d", "
 
 def predictions_expectations() -> list:
     """The `predictions` suite: the run date's forecast (marts.fct_customer_predictions_daily) and the
-    fits it used (blocking: dim_customers and the high_value_at_risk audience are built from it)."""
+    fits it used (blocking: dim_customers and the high_value_at_risk audience are built from it).
+
+    The checks of whether the fit can be trusted at all (it converged, its parameters are in bounds,
+    its churn bands are not degenerate) carry meta.withholds = "forecast": their failure withholds
+    only what depends on the forecast (docs/quality.md, "Withheld forecast"), not the whole publish."""
     from great_expectations import expectations as gxe
 
     def meta(name: str, severity: str = "blocking") -> dict:
         return {"name": name, "severity": severity}
 
-    def rows(name: str, description: str, query: str, severity: str = "blocking") -> gxe.Expectation:
+    def rows(name: str, description: str, query: str, severity: str = "blocking",
+             withholds: str | None = None) -> gxe.Expectation:
         assert "limit" in query.lower(), name
         return gxe.UnexpectedRowsExpectation(description=description, unexpected_rows_query=query,
-                                             meta=meta(name, severity))
+                                             meta=meta(name, severity) | ({"withholds": withholds} if withholds else {}))
 
     finite = " or ".join(f"{c} in ('NaN', 'Infinity', '-Infinity')" for c in PREDICTION_NUMBERS)
     fits_used = ("select distinct fit_date from {batch}")
@@ -145,13 +150,13 @@ def predictions_expectations() -> list:
              "churn_band_min_repeat_buyers customers bought more than once (a one-time buyer's p_alive is 1).",
              "select min(churn_risk) as band, count(*) as customers from {batch} "
              "having count(distinct churn_risk) = 1 and count(*) filter (where repeat_purchases > 0) "
-             ">= ops.gate_setting('churn_band_min_repeat_buyers') limit 1"),
+             ">= ops.gate_setting('churn_band_min_repeat_buyers') limit 1", withholds="forecast"),
         rows("fits_converged", "The fits the day's forecast used (its fit_date: the run date, or the last refit "
              "within ECRM_CLV_REFIT_DAYS) exist for both models and converged.",
              "with used as (" + fits_used + "), models (model) as (values ('bgnbd'), ('gamma_gamma')) "
              "select u.fit_date, m.model, f.converged from used u cross join models m "
              "left join marts.fct_clv_model_fits f on f.fit_date = u.fit_date and f.model = m.model "
-             "where f.converged is not true limit 20"),
+             "where f.converged is not true limit 20", withholds="forecast"),
         rows("parameters_within_bounds", "Every fitted parameter is a finite number within its bounds "
              "(edit the VALUES list to change them).",
              "with used as (" + fits_used + "), bounds (model, parameter, min_value, max_value) as (values "
@@ -160,7 +165,8 @@ def predictions_expectations() -> list:
              "from used u join marts.fct_clv_model_fits f on f.fit_date = u.fit_date "
              "join bounds b on b.model = f.model cross join lateral (select case when (f.parameters ->> b.parameter) "
              "~ '^-?[0-9]+(\\.[0-9]+)?([eE][+-]?[0-9]+)?$' then (f.parameters ->> b.parameter)::float8 end as number) n "
-             "where n.number is null or n.number not between b.min_value and b.max_value limit 20"),
+             "where n.number is null or n.number not between b.min_value and b.max_value limit 20",
+             withholds="forecast"),
         rows("dim_customers_carries_the_days_forecast", "dim_customers' p_alive, clv_12m and churn_risk are the "
              "run date's forecast (it is built after the forecast, in the build's second dbt invocation).",
              "select c.customer_id from marts.dim_customers c left join {batch} b using (customer_id) "

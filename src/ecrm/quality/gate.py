@@ -18,6 +18,12 @@ Severity overrides (config.py) are resolved against the suites before GX runs: a
 ambiguous name, or a safety check downgraded, is a GateConfigError; every override in force is
 recorded with the result rows of the run.
 
+A blocking check whose suite JSON says meta.withholds = "<part>" (WITHHOLDABLE: "forecast") does not
+block the publish when it fails: it withholds that part (the forecast's audiences, ecrm.publish) and
+the rest is published. Its result row is recorded with blocking = false and withheld = the part;
+enforce() returns the results, and `withheld(results)` says what to withhold and why. A safety check
+can never withhold instead of blocking.
+
 No e-mail address (or other direct identifier, PII_COLUMNS) reaches an error message, a log line,
 ops.quality_results or ops.quality_quarantine.row_data: sample values of such columns become
 `sha256:<12 hex>` fingerprints and anything shaped like an address is fingerprinted too.
@@ -56,6 +62,8 @@ PII_COLUMNS = frozenset({"email", "first_name", "last_name", "phone", "remote_ad
                          "customer_token"})
 _ADDRESS = re.compile(r"""[^\s'"<>(),;\[\]{}]*@[^\s'"<>(),;\[\]{}]*""")
 
+# What a failed check may withhold instead of blocking everything (meta.withholds in a suite's JSON).
+WITHHOLDABLE = frozenset({"forecast"})
 CHECKPOINT = "publish_gate"
 GX_URL_VARIABLE = "ECRM_GX_WAREHOUSE_URL"  # the `warehouse` data source's ${...} in gx/great_expectations.yml
 _JOIN = re.compile(r"\bjoin\b", re.IGNORECASE)
@@ -83,6 +91,8 @@ class ExpectationResult:
     meta: dict = field(default_factory=dict)
     default_severity: str = "blocking"
     override: ResolvedOverride | None = None
+    withholds: str | None = None  # meta.withholds: failing withholds this part instead of blocking
+    withheld: str | None = None   # set when it failed and did withhold (then blocking is False)
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,8 @@ def check_catalog(project_dir: Path | None = None) -> dict[tuple[str, str], dict
             name = meta.get("name") or expectation["type"]
             key = (suite["name"], name)
             catalog[key] = {"severity": meta.get("severity", "blocking"),
-                            "safety": bool(meta.get("safety")) or f"{key[0]}.{key[1]}" in SAFETY_CHECKS}
+                            "safety": bool(meta.get("safety")) or f"{key[0]}.{key[1]}" in SAFETY_CHECKS,
+                            "withholds": meta.get("withholds")}
     return catalog
 
 
@@ -136,6 +147,10 @@ def resolve_overrides(config: GateConfig, catalog: dict[tuple[str, str], dict] |
     catalog = check_catalog() if catalog is None else catalog
     errors = [f"{s}.{c} is a safety check: its meta.severity must be blocking, not {info['severity']}"
               for (s, c), info in catalog.items() if info["safety"] and info["severity"] != "blocking"]
+    errors += [f"{s}.{c}: meta.withholds must be one of {sorted(WITHHOLDABLE)}, not {info['withholds']!r}"
+               for (s, c), info in catalog.items() if info.get("withholds") not in (None, *WITHHOLDABLE)]
+    errors += [f"{s}.{c} is a safety check: it blocks everything and cannot carry meta.withholds"
+               for (s, c), info in catalog.items() if info["safety"] and info.get("withholds")]
     full_names = sorted(f"{s}.{c}" for s, c in catalog)
     by_check: dict[str, list[str]] = {}
     for s, c in catalog:
@@ -311,7 +326,7 @@ def run_checkpoint(url: str, run_date: date, checkpoint: str = CHECKPOINT, confi
                 suite=suite, expectation=name, column=column,
                 observed=_observed(er, column), passed=bool(er.success), blocking=severity != "warning",
                 type=cfg.type, kwargs=dict(cfg.kwargs), description=cfg.description or "", meta=dict(meta),
-                default_severity=default, override=override))
+                default_severity=default, override=override, withholds=meta.get("withholds")))
     return rows, assets
 
 
@@ -457,12 +472,12 @@ def record(conn: psycopg.Connection, run_date: date, checkpoint: str, rows: list
         conn.execute("delete from ops.quality_results where run_date = %s and checkpoint = %s", (run_date, checkpoint))
         with conn.cursor().copy("copy ops.quality_results (run_date, checkpoint, suite, expectation, column_name, "
                                 "observed_value, passed, blocking, default_severity, override_severity, "
-                                "override_source, override_by, override_reason) from stdin") as copy:
+                                "override_source, override_by, override_reason, withheld) from stdin") as copy:
             for r in rows:
                 o = r.override
                 copy.write_row((run_date, checkpoint, r.suite, r.expectation, r.column, scrub(r.observed), r.passed,
                                 r.blocking, r.default_severity, o and o.to_severity, o and o.source, o and o.by,
-                                o and o.reason))
+                                o and o.reason, r.withheld))
         # Beside the checks, what the day's loads quarantined, by source and reason code (suite
         # `quarantine`, informational: never blocking), so one table answers "how was the day's data".
         _record_quarantine_codes(conn, run_date, checkpoint)
@@ -484,10 +499,13 @@ def enforce(conn: psycopg.Connection, url: str, run_date: date, checkpoint: str 
     config = config or load_config()
     require_migrated(conn)
     rows, assets = run_checkpoint(url, run_date, checkpoint, config)
+    for r in rows:  # a failed check that withholds a part (the forecast) instead of blocking the publish
+        if not r.passed and r.blocking and r.withholds in WITHHOLDABLE:
+            r.blocking, r.withheld = False, r.withholds
     quarantine(conn, run_date, checkpoint, rows, assets, config)
     record(conn, run_date, checkpoint, rows)
     failed = [r for r in rows if not r.passed and r.blocking]
-    warned = [r for r in rows if not r.passed and not r.blocking]
+    warned = [r for r in rows if not r.passed and not r.blocking and not r.withheld]
     log = logging.getLogger(__name__)
     for r in rows:
         if r.override and r.override.from_severity != r.override.to_severity:
@@ -498,6 +516,8 @@ def enforce(conn: psycopg.Connection, url: str, run_date: date, checkpoint: str 
                         "" if r.passed else " - it failed")
     for r in warned:
         log.warning("quality warning %s.%s(%s) observed %s", r.suite, r.expectation, r.column or "", r.observed)
+    for part, why in withheld(rows).items():
+        log.warning("quality gate withholds the %s of %s (the rest is published): %s", part, run_date, why["reason"])
     if failed:
         names = "; ".join(f"{r.suite}.{r.expectation}({r.column or ''}) observed {scrub(r.observed)}" for r in failed)
         raise QualityGateFailed(
@@ -505,3 +525,15 @@ def enforce(conn: psycopg.Connection, url: str, run_date: date, checkpoint: str 
             f"failed: {names}. Details: ops.quality_results / ops.quality_quarantine where run_date = '{run_date}'",
             failed)
     return rows
+
+
+def withheld(rows: list[ExpectationResult]) -> dict[str, dict]:
+    """Part -> {"checks": [...], "reason": "..."} for each part the run's failed checks withhold."""
+    parts: dict[str, dict] = {}
+    for r in rows:
+        if r.withheld:
+            part = parts.setdefault(r.withheld, {"checks": [], "reason": ""})
+            part["checks"].append(f"{r.suite}.{r.expectation}")
+            observed = f" observed {scrub(r.observed)}" if r.observed else ""
+            part["reason"] = "; ".join(filter(None, (part["reason"], f"{r.suite}.{r.expectation} failed{observed}")))
+    return parts

@@ -60,6 +60,9 @@ class ReportData:
     gate: dict[date, dict] = field(default_factory=dict)
     gate_findings: list[dict] = field(default_factory=list)
     published: dict | None = None
+    # what the day's publish withheld (ops.publish_runs.withheld), e.g. {"forecast": {"reason", "checks",
+    # "audiences": {name: members kept}}}: the forecast could not be trusted, its audiences stayed frozen
+    withheld: dict | None = None
 
 
 def _rows(conn: psycopg.Connection, query: str, params: dict) -> list[dict]:
@@ -255,13 +258,14 @@ def _ops(conn, data: ReportData, p: dict, compare: list[date]) -> None:
         gate = _rows(conn, """
             select run_date, count(*) as checks, count(*) filter (where passed) as passed,
                    count(*) filter (where not passed and blocking) as failed,
-                   count(*) filter (where not passed and not blocking) as warnings
+                   count(*) filter (where not passed and not blocking and withheld is null) as warnings,
+                   count(*) filter (where not passed and withheld is not null) as withheld
             from ops.quality_results
             where run_date = any(%(days)s) and checkpoint = %(cp)s and suite <> 'quarantine'
             group by run_date""", {**p, "days": compare, "cp": GATE_CHECKPOINT})
         data.gate = {r["run_date"]: r for r in gate}
         data.gate_findings = _rows(conn, """
-            select suite, expectation, column_name, observed_value, blocking, override_severity
+            select suite, expectation, column_name, observed_value, blocking, override_severity, withheld
             from ops.quality_results
             where run_date = %(d)s and checkpoint = %(cp)s and suite <> 'quarantine' and not passed
             order by blocking desc, suite, expectation""", {**p, "cp": GATE_CHECKPOINT})
@@ -277,3 +281,6 @@ def _ops(conn, data: ReportData, p: dict, compare: list[date]) -> None:
         rows = _rows(conn, "select finished_at, detail from ops.stage_runs where stage in ('publish', "
                            "'publish_segments') and run_date = %(d)s order by stage = 'publish' desc limit 1", p)
         data.published = rows[0] if rows else None
+    if conn.execute("select to_regclass('ops.publish_runs') is not null").fetchone()[0]:
+        rows = _rows(conn, "select withheld from ops.publish_runs where as_of_date = %(d)s", p)
+        data.withheld = rows[0]["withheld"] if rows else None

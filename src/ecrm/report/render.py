@@ -176,7 +176,14 @@ def view(data: ReportData) -> dict:
                       "quarantined_raw": today.get("rows_quarantined")})
     gate_today = data.gate.get(days["day"])
     gate = {k: data.gate.get(v) for k, v in days.items()}
-    findings = [{**f, "level": "blocking" if f["blocking"] else "warning"} for f in data.gate_findings]
+    findings = [{**f, "level": "blocking" if f["blocking"] else f"withholds the {f['withheld']}" if f.get("withheld")
+                 else "warning"} for f in data.gate_findings]
+    withheld = data.withheld or {}
+    forecast_withheld = None
+    if "forecast" in withheld:
+        kept = withheld["forecast"].get("audiences") or {}
+        forecast_withheld = {"reason": withheld["forecast"].get("reason", ""),
+                             "audiences": ", ".join(f"{a} ({fmt(n, 'int')} members kept)" for a, n in kept.items())}
 
     return {"day": days["day"], "day_long": d, "prev_day": days["prev_day"], "prev_week": days["prev_week"],
             "headline": headline, "segments": segments, "segment_total": total,
@@ -186,7 +193,7 @@ def view(data: ReportData) -> dict:
             "open_windows": open_windows, "site": site, "pages": pages, "loads": loads,
             "quarantine_codes": data.quarantine_codes, "gate_today": gate_today, "gate": gate, "findings": findings,
             "audiences": data.audiences, "published": data.published, "read_as": data.read_as,
-            "backtest": data.backtest,
+            "backtest": data.backtest, "forecast_withheld": forecast_withheld,
             "date": date}
 
 
