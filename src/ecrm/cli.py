@@ -84,7 +84,13 @@ def _stage(args) -> None:
         elif args.command == "build":
             result = pipeline.build_marts(start, end, run_id="cli")
         else:
-            result = pipeline.publish_segments(start, end, run_id="cli")
+            from .quality.gate import QualityGateFailed
+
+            try:
+                result = pipeline.publish_segments(start, end, run_id="cli")
+            except QualityGateFailed:  # as the DAG's compliance_push: the day's removals go out anyway
+                pipeline.push_compliance(start, end, run_id="cli")
+                raise
     print(json.dumps(result, indent=2, default=str))
 
 

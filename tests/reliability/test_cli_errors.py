@@ -100,6 +100,9 @@ def test_a_misspelt_gate_setting_and_a_failed_gate(gate_day2, tmp_path):
                  "where view_date = %s limit 1", (DAY2,))
     result = ecrm("publish", DAY2.isoformat(), url=url, tmp_path=tmp_path, env=env)
     assert_one_line(result, "QualityGateFailed", "publish", "intermediate_keys")
+    # ... and, as in the DAG, the day's compliance removals went out all the same (removals only)
+    assert conn.execute("select detail->>'mode' from ops.stage_runs where stage = 'compliance_push' "
+                        "and run_date = %s", (DAY2,)).fetchone() == ("compliance_only",)
 
 
 def test_a_wrong_flows_csv_fails_the_build_naming_flow_column_and_value(db_url, tmp_path):
