@@ -13,7 +13,10 @@ Conventions of the suites:
 - suite meta names the table and its row key, which the quarantine uses (an expectation's own
   meta.table / meta.row_key win: the intermediate_keys suite checks several tables);
 - meta.safety = true marks a check that can never be downgraded (gate.SAFETY_CHECKS);
-- custom SQL (UnexpectedRowsExpectation) always ends in a LIMIT: GX fetches every row it returns.
+- custom SQL (UnexpectedRowsExpectation) always ends in a LIMIT: GX fetches every row it returns;
+- in custom SQL with a JOIN, `{batch}` always has an alias (`{batch} b`): GX then pastes the batch as
+  a bare `(subquery)`, which PostgreSQL accepts in FROM only from 16 on (without a JOIN, GX adds
+  `AS subselect` itself). tests/reliability/test_gx_batch_alias.py holds both the JSON and this file to it.
 """
 
 from __future__ import annotations
@@ -131,7 +134,7 @@ def predictions_expectations() -> list:
                                              meta=meta(name, severity) | ({"withholds": withholds} if withholds else {}))
 
     finite = " or ".join(f"{c} in ('NaN', 'Infinity', '-Infinity')" for c in PREDICTION_NUMBERS)
-    fits_used = ("select distinct fit_date from {batch}")
+    fits_used = "select distinct fit_date from {batch} b"  # aliased: the query joins (docs/quality.md)
     return [
         gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta("predictions_of_day_not_empty")),
         rows("every_buyer_is_scored", "Every customer with a valid order by the end of the run date has the day's "
