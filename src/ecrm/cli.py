@@ -180,7 +180,8 @@ def _run(argv: list[str]) -> None:
 # a failing command imports nothing more than it already had (ecrm.quality.gate, ecrm.pipeline...).
 KNOWN_ERRORS: tuple[tuple[str, str, int, str], ...] = (
     ("ecrm.warehouse.migrate", "WarehouseNotMigrated", 10, "the warehouse lacks migrations: `ecrm warehouse migrate`"),
-    ("ecrm.warehouse.migrate", "MigrationError", 11, "a migration file is misnamed, changed or failed"),
+    ("ecrm.warehouse.migrate", "MigrationError", 11, "a migration file is misnamed, changed or failed, or the server's "
+     "PostgreSQL is not 14 to 17 (UnsupportedPostgres)"),
     ("ecrm.sources", "FileError", 12, "a landing file was refused (named, with the line)"),
     ("ecrm.transform", "BuildAlreadyRunning", 13, "another build of this warehouse is running"),
     ("ecrm.pipeline", "PublishAlreadyRunning", 14, "another gate, publish or push of this warehouse is running"),

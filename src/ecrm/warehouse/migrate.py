@@ -51,6 +51,35 @@ class MigrationError(RuntimeError):
     """The migrations on disk and the ones a warehouse has applied disagree."""
 
 
+class UnsupportedPostgres(MigrationError):
+    """The warehouse's server runs a PostgreSQL major version the SQL here is not written for."""
+
+
+# The PostgreSQL majors the migrations, dbt models and GX suites are written for (docs/scaling.md,
+# "PostgreSQL versions"): no SQL that only a newer major accepts. CI runs the day on 15 and 16.
+SUPPORTED_MAJORS = range(14, 18)
+
+
+def _version_text(version_num: int) -> str:
+    """server_version_num as people write it: 150020 -> 15.20, 90624 -> 9.6.24."""
+    major, rest = divmod(version_num, 10000)
+    if major >= 10:
+        return f"{major}.{rest}"
+    return f"{version_num // 10000}.{version_num // 100 % 100}.{version_num % 100}"
+
+
+def check_server_version(version_num: int) -> None:
+    """Raise UnsupportedPostgres unless `version_num` (server_version_num) is a supported major.
+
+    Checked before anything is migrated: on an older server a migration or the gate would fail
+    later with a syntax error that names neither the version nor what to do."""
+    major = version_num // 10000
+    if major not in SUPPORTED_MAJORS:
+        raise UnsupportedPostgres(
+            f"PostgreSQL {_version_text(version_num)} is not supported: the warehouse needs PostgreSQL "
+            f"{SUPPORTED_MAJORS[0]} to {SUPPORTED_MAJORS[-1]} (point ECRM_WAREHOUSE_URL at such a server)")
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -102,6 +131,7 @@ def migrate(url: str, directory: Path | None = None) -> list[Migration]:
     """Apply the pending migrations; returns those applied by this call ([] when up to date)."""
     wanted = migrations(directory)
     with psycopg.connect(url, autocommit=True, application_name="ecrm-migrate") as conn:
+        check_server_version(conn.info.server_version)
         if not _pending(applied(conn), wanted):
             return []
         # Session-level lock on an autocommit connection: each statement after it takes a new
