@@ -8,7 +8,7 @@ CUSTOMERS ?= 5000
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: demo test lint venv browser warehouse-start warehouse-stop docs clean
+.PHONY: demo test lint venv browser postgres15 warehouse-start warehouse-stop docs clean
 
 venv: $(VENV)/.installed
 
@@ -46,7 +46,30 @@ browser:
 	    exit 1; \
 	  fi; }
 
-test: venv lint browser
+# tests/test_postgres15.py runs the day on Debian's PostgreSQL 15 (the embedded warehouse is 16): the
+# binaries are installed here when missing and run as root, with no side effect on the machine -- no
+# cluster created (create_main_cluster = false when we install postgresql-common ourselves, as the
+# official postgres image does) and no service started (policy-rc.d answers 101 during the install).
+PG15_BIN ?= /usr/lib/postgresql/15/bin
+postgres15:
+	@test -x $(PG15_BIN)/postgres || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing PostgreSQL 15 for tests/test_postgres15.py (apt-get install -y postgresql-15; no cluster, no service)"; \
+	    export DEBIAN_FRONTEND=noninteractive; apt-get update -qq || exit 1; \
+	    guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
+	      chmod 755 /usr/sbin/policy-rc.d; guard=1; fi; \
+	    dpkg -s postgresql-common >/dev/null 2>&1 || { apt-get install -y -qq postgresql-common >/dev/null && \
+	      sed -ri 's/^#?[[:space:]]*create_main_cluster[[:space:]]*=.*/create_main_cluster = false/' \
+	        /etc/postgresql-common/createcluster.conf; }; \
+	    apt-get install -y -qq postgresql-15 >/dev/null; rc=$$?; \
+	    if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	    test $$rc = 0 && test -x $(PG15_BIN)/postgres; \
+	  else \
+	    echo "tests/test_postgres15.py needs PostgreSQL 15 at $(PG15_BIN): run 'sudo apt-get install -y postgresql-15'" >&2; \
+	    exit 1; \
+	  fi; }
+
+test: venv lint browser postgres15
 	$(BIN)/python -m pytest
 
 # dbt docs + Great Expectations Data Docs, served at http://127.0.0.1:8080/
