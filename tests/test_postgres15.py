@@ -4,7 +4,7 @@ let ingest and build pass and then failed the gate.
 
 A warehouse of its own is started from /usr/lib/postgresql/15/bin (ECRM_PG_BIN) on its own port and
 data folder; the initial load and two days go through every stage the DAGs run (ingest, build with
-the forecast, gate, publish, push to the outbox). Missing binaries FAIL the test (CI must run it):
+the forecast, gate, publish, push to the outbox, the report). Missing binaries FAIL the test (CI must run it):
 `make test` installs `postgresql-15` when run as root.
 """
 
@@ -35,6 +35,7 @@ def pg15_day(tmp_path_factory):
         pytest.fail(f"PostgreSQL 15 binaries are missing ({PG15_BIN}/postgres): install them with "
                     "`sudo apt-get install -y postgresql-15` (`make test` does it when run as root)")
     from ecrm.pipeline import SOURCES, build_marts, ingest_initial, ingest_interval, publish_segments
+    from ecrm.report import write_report
     from ecrm.simulate import ShopSimulator
     from ecrm.warehouse.embedded import EmbeddedWarehouse
     from ecrm.warehouse.migrate import migrate
@@ -64,6 +65,7 @@ def pg15_day(tmp_path_factory):
                     ingest_interval(source, *day_interval(day), url=url)
                 build_marts(*day_interval(day), url=url)
                 results[day] = publish_segments(*day_interval(day), url=url)  # gate, publish, push
+            write_report(DAYS[-1], url)  # publish_segments' last task: the day's report reads the marts
             yield url, data, results
         finally:
             warehouse.destroy()
@@ -94,6 +96,11 @@ def test_every_day_passes_the_gate_and_publishes(pg15_day):
     assert not any("withheld" in g for g in gates.values()), gates
     assert all(n > 0 for n in published.values()), published
     assert as_of == DAYS[-1]
+
+
+def test_the_report_is_written(pg15_day):
+    data = pg15_day[1]
+    assert [p.name for p in (data / "reports").rglob("index.html")] == ["index.html"]
 
 
 def test_the_last_day_reaches_the_outbox(pg15_day):
