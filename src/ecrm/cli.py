@@ -149,7 +149,7 @@ def _run(argv: list[str]) -> None:
 
     rep = sub.add_parser("report", help="write DAY's marketing report (index.html and email.html)")
     rep.add_argument("day", type=parse_day)
-    rep.add_argument("--out", type=Path, default=None, help="folder for DAY/ (default ECRM_REPORTS)")
+    rep.add_argument("--out", default=None, help="folder for DAY/ (default ECRM_REPORTS)")
     rep.set_defaults(func=_report)
 
     demo = sub.add_parser("demo", help="simulate DAYS days and run every DAG for each through Airflow")
