@@ -80,15 +80,18 @@ def day_on_s3(s3, warehouse, tmp_path_factory):
     sim.write_day(START)
     s3.put(str(sim_dir / "landing"), f"{BUCKET}/landing", recursive=True)
 
-    gx_dir = tmp_path_factory.mktemp("gx") / "expectations"  # GX's own results: worker-local scratch
-    shutil.copytree(ROOT / "expectations", gx_dir, ignore=shutil.ignore_patterns("uncommitted"))
-    env = {"ECRM_DATA_DIR": str(work / "data"), "ECRM_LANDING": f"s3://{BUCKET}/landing",
+    # A worker: the installed package and a copy of the dbt project and the suites (ECRM_HOME), no checkout.
+    home = tmp_path_factory.mktemp("home")
+    shutil.copytree(ROOT / "dbt_project", home / "dbt_project", ignore=shutil.ignore_patterns("target", "logs"))
+    shutil.copytree(ROOT / "expectations", home / "expectations", ignore=shutil.ignore_patterns("uncommitted"))
+    env = {"ECRM_HOME": str(home), "ECRM_DATA_DIR": str(work / "data"), "ECRM_LANDING": f"s3://{BUCKET}/landing",
            "ECRM_OUTBOX": f"s3://{BUCKET}/outbox", "ECRM_REPORTS": f"s3://{BUCKET}/reports",
-           "ECRM_GX_PROJECT_DIR": str(gx_dir), "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache")),
+           "ECRM_GX_PROJECT_DIR": None, "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache")),
            "ECRM_MAILER": "outbox"}
     saved = {k: os.environ.get(k) for k in env}
     cwd = os.getcwd()
-    os.environ.update(env)
+    os.environ.update({k: v for k, v in env.items() if v is not None})
+    os.environ.pop("ECRM_GX_PROJECT_DIR", None)  # GX's own results: the worker's copy (ECRM_HOME)
     os.chdir(work)
     try:
         url = warehouse.create_database("object_storage")
@@ -104,7 +107,7 @@ def day_on_s3(s3, warehouse, tmp_path_factory):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    yield {"url": url, "work": work, "loads": loads, "pushed": pushed, "report": report, "fs": s3}
+    yield {"url": url, "work": work, "home": home, "sim_dir": sim_dir, "loads": loads, "pushed": pushed, "report": report, "fs": s3}
 
 
 def test_the_day_loads_from_the_bucket(day_on_s3):
@@ -156,3 +159,25 @@ def test_nothing_of_it_is_written_locally(day_on_s3):
                                                            "email.html", "email.eml")
                or p.endswith(".csv") or p.split(os.sep)[0:2] in (["data", "outbox"], ["data", "reports"])]
     assert not outputs, outputs
+
+
+def test_the_worker_used_its_own_copy_of_the_project(day_on_s3):
+    """dbt and GX ran from ECRM_HOME (a copy), not from the repository the package was installed from."""
+    home = day_on_s3["home"]
+    assert (home / "dbt_project" / "target" / "manifest.json").exists()
+    assert list((home / "expectations" / "gx" / "uncommitted" / "validations").rglob("*.json"))
+
+
+def test_the_simulator_writes_to_a_url_too(day_on_s3, tmp_path):
+    """`ecrm simulate` with ECRM_LANDING=s3://...: the same files as in a local folder, byte for byte."""
+    from ecrm.simulate import ShopSimulator
+
+    fs, local = day_on_s3["fs"], day_on_s3["sim_dir"] / "landing"
+    sim = ShopSimulator(landing=f"s3://{BUCKET}/simulated", outbox=f"s3://{BUCKET}/outbox", truth=tmp_path / "truth",
+                        start=START, customers=300, seed=11)
+    sim.write_initial()
+    sim.write_day(START)
+    expected = {str(p.relative_to(local)): p.read_bytes() for p in local.rglob("*") if p.is_file()}
+    written = {key.removeprefix(f"{BUCKET}/simulated/"): fs.cat_file(key)
+               for key in fs.find(f"{BUCKET}/simulated")}
+    assert expected and written == expected

@@ -40,7 +40,7 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, forc
     console.print(f"[bold]warehouse[/] {_redact(url)}")
     applied = migrate(url)  # `ecrm warehouse migrate`; the DAGs' first task checks again
     console.print(f"[bold]migrations[/] {', '.join(m.file for m in applied) or 'up to date'}")
-    sim = ShopSimulator(landing=Path(settings.landing), outbox=settings.outbox,
+    sim = ShopSimulator(landing=settings.landing, outbox=settings.outbox,
                         truth=settings.data_dir / "truth", start=start, customers=customers, seed=seed,
                         flow_daily_uplift=DEMO_FLOW_DAILY_UPLIFT)
     # With the embedded warehouse, a second database on it plays the shop's own database, and orders
