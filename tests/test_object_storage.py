@@ -86,12 +86,13 @@ def day_on_s3(s3, warehouse, tmp_path_factory):
     shutil.copytree(ROOT / "expectations", home / "expectations", ignore=shutil.ignore_patterns("uncommitted"))
     env = {"ECRM_HOME": str(home), "ECRM_DATA_DIR": str(work / "data"), "ECRM_LANDING": f"s3://{BUCKET}/landing",
            "ECRM_OUTBOX": f"s3://{BUCKET}/outbox", "ECRM_REPORTS": f"s3://{BUCKET}/reports",
-           "ECRM_GX_PROJECT_DIR": None, "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache")),
-           "ECRM_MAILER": "outbox"}
-    saved = {k: os.environ.get(k) for k in env}
+           "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache")), "ECRM_MAILER": "outbox"}
+    unset = ("ECRM_GX_PROJECT_DIR",)  # GX's own results: scratch in the worker's copy (ECRM_HOME)
+    saved = {k: os.environ.get(k) for k in (*env, *unset)}
     cwd = os.getcwd()
-    os.environ.update({k: v for k, v in env.items() if v is not None})
-    os.environ.pop("ECRM_GX_PROJECT_DIR", None)  # GX's own results: the worker's copy (ECRM_HOME)
+    os.environ.update(env)
+    for key in unset:
+        os.environ.pop(key, None)
     os.chdir(work)
     try:
         url = warehouse.create_database("object_storage")
@@ -107,7 +108,8 @@ def day_on_s3(s3, warehouse, tmp_path_factory):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    yield {"url": url, "work": work, "home": home, "sim_dir": sim_dir, "loads": loads, "pushed": pushed, "report": report, "fs": s3}
+    yield {"url": url, "work": work, "home": home, "sim_dir": sim_dir, "loads": loads, "pushed": pushed,
+           "report": report, "fs": s3}
 
 
 def test_the_day_loads_from_the_bucket(day_on_s3):
