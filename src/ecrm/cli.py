@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from datetime import date, timedelta
-from pathlib import Path
 
 from .intervals import day_interval, parse_day
 from .settings import get_settings
@@ -55,7 +54,7 @@ def _simulate(args) -> None:
     from .simulate import ShopSimulator
 
     settings = get_settings()
-    sim = ShopSimulator(landing=Path(settings.landing), outbox=settings.outbox,
+    sim = ShopSimulator(landing=settings.landing, outbox=settings.outbox,
                         truth=settings.data_dir / "truth", start=args.start, customers=args.customers,
                         seed=args.seed)
     sim.write_initial()
@@ -149,7 +148,7 @@ def _run(argv: list[str]) -> None:
 
     rep = sub.add_parser("report", help="write DAY's marketing report (index.html and email.html)")
     rep.add_argument("day", type=parse_day)
-    rep.add_argument("--out", type=Path, default=None, help="folder for DAY/ (default ECRM_REPORTS)")
+    rep.add_argument("--out", default=None, help="folder for DAY/ (default ECRM_REPORTS)")
     rep.set_defaults(func=_report)
 
     demo = sub.add_parser("demo", help="simulate DAYS days and run every DAG for each through Airflow")

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .settings import get_settings
+from .settings import get_settings, storage_path
 
 console = Console()
 
@@ -40,7 +40,7 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, forc
     console.print(f"[bold]warehouse[/] {_redact(url)}")
     applied = migrate(url)  # `ecrm warehouse migrate`; the DAGs' first task checks again
     console.print(f"[bold]migrations[/] {', '.join(m.file for m in applied) or 'up to date'}")
-    sim = ShopSimulator(landing=Path(settings.landing), outbox=settings.outbox,
+    sim = ShopSimulator(landing=settings.landing, outbox=settings.outbox,
                         truth=settings.data_dir / "truth", start=start, customers=customers, seed=seed,
                         flow_daily_uplift=DEMO_FLOW_DAILY_UPLIFT)
     # With the embedded warehouse, a second database on it plays the shop's own database, and orders
@@ -50,7 +50,7 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, forc
     with console.status("simulating the shop's history and loading it (initial export)"):
         sim.write_initial()
         if shop_url:
-            apply_changes(shop_url, Path(settings.landing) / "shop" / "initial")
+            apply_changes(shop_url, storage_path(settings.landing) / "shop" / "initial")
         else:
             ingest_initial(start, url=url)
     with console.status("loading Airflow DAGs"):
@@ -66,7 +66,7 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, forc
             day = start + timedelta(days=offset)
             sim.write_day(day)
             if shop_url:
-                apply_changes(shop_url, Path(settings.landing) / "shop" / day.isoformat())
+                apply_changes(shop_url, storage_path(settings.landing) / "shop" / day.isoformat())
             if not force and day_is_current(day, url, orders_folder="shop_db" if shop_url else "shop"):
                 skipped += 1
                 progress.advance(bar, len(airflow_env.DAG_ORDER))
@@ -241,7 +241,7 @@ def summarize(url: str, last_day: date, seconds: float, failures: list[str]) -> 
     if not report.exists() and not failures:  # days skipped as already processed
         from .report import write_report
 
-        report = Path(write_report(last_day, url)["index"])
+        report = storage_path(write_report(last_day, url)["index"])
     console.print(f"done in {seconds:.0f} s, {status}")
     if report.exists():
         console.print(f"marketing report: [bold]{report}[/]  (to mail: {report.with_name('email.eml')})")

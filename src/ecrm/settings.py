@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from upath import UPath
+
 
 def project_root() -> Path:
     """The repository root: ECRM_HOME, else the folder holding dbt_project/ above this file or the cwd."""
@@ -21,6 +23,26 @@ def project_root() -> Path:
         if (candidate / "dbt_project").is_dir():
             return candidate
     return Path.cwd()
+
+
+def storage_path(value: str | os.PathLike) -> Path | UPath:
+    """A folder the pipeline writes to: a local path, or any fsspec URL (s3://bucket/prefix, gs://...,
+    memory://...), so workers on different machines share one outbox and one reports folder.
+
+    Local folders (plain paths, file://) come back as a pathlib.Path, so the code that sets owner-only
+    modes and renames atomically keeps working; URLs come back as a UPath (credentials and endpoint
+    from the environment, as the storage's fsspec implementation reads them)."""
+    if isinstance(value, UPath) and not is_local(value):
+        return value
+    path = UPath(value)
+    if path.protocol in ("", "file", "local"):
+        return Path(path.path)
+    return path
+
+
+def is_local(path: os.PathLike) -> bool:
+    """True for a folder on this machine's disk (where file modes and atomic renames apply)."""
+    return isinstance(path, Path)
 
 
 # Placeholders, not anyone's address: `.invalid` is reserved (RFC 2606) and never delivered.
@@ -33,7 +55,7 @@ class Settings:
     root: Path
     warehouse_url: str | None  # None: use the embedded warehouse
     landing: str                # local folder or any fsspec URL (s3://bucket/prefix)
-    outbox: Path
+    outbox: Path | UPath        # local folder or any fsspec URL (ECRM_OUTBOX)
     data_dir: Path
     holdout_pct: int
     orders_lookback_days: int   # shop DB pull: re-read this many days for late refunds and edits
@@ -50,8 +72,9 @@ class Settings:
     # Simulated sources delivered as real systems do (ECRM_SIM_DELIVERY, comma-separated of shop, email,
     # weblogs; "none": every simulated file holds exactly its UTC day). See ecrm.simulate.delivery.
     sim_delivery: str = "shop,email,weblogs"
-    # The daily reports (ECRM_REPORTS): <reports>/DAY/index.html and email.html; default <data dir>/reports.
-    reports: Path | None = None
+    # The daily reports (ECRM_REPORTS, a local folder or any fsspec URL): <reports>/DAY/index.html and
+    # email.html; default <data dir>/reports.
+    reports: Path | UPath | None = None
     # The report's e-mail (<reports>/DAY/email.eml): From and To (comma-separated); the defaults are
     # placeholders under the reserved .invalid domain (ECRM_REPORT_FROM, ECRM_REPORT_TO); kept out of repr().
     report_from: str = field(default=PLACEHOLDER_REPORT_FROM, repr=False)
@@ -77,7 +100,7 @@ def get_settings() -> Settings:
         root=root,
         warehouse_url=os.environ.get("ECRM_WAREHOUSE_URL") or None,
         landing=os.environ.get("ECRM_LANDING", str(data_dir / "landing")),
-        outbox=Path(os.environ.get("ECRM_OUTBOX", data_dir / "outbox")),
+        outbox=storage_path(os.environ.get("ECRM_OUTBOX") or data_dir / "outbox"),
         data_dir=data_dir,
         holdout_pct=int(os.environ.get("ECRM_HOLDOUT_PCT", "10")),
         orders_lookback_days=int(os.environ.get("ECRM_ORDERS_LOOKBACK_DAYS", "3")),
@@ -89,7 +112,7 @@ def get_settings() -> Settings:
         visitor_key=os.environ.get("ECRM_VISITOR_KEY") or None,
         shop_timezone=os.environ.get("ECRM_SHOP_TIMEZONE") or "Europe/Berlin",
         sim_delivery=os.environ.get("ECRM_SIM_DELIVERY", "shop,email,weblogs"),
-        reports=Path(os.environ.get("ECRM_REPORTS") or data_dir / "reports"),
+        reports=storage_path(os.environ.get("ECRM_REPORTS") or data_dir / "reports"),
         report_from=os.environ.get("ECRM_REPORT_FROM") or PLACEHOLDER_REPORT_FROM,
         report_to=os.environ.get("ECRM_REPORT_TO") or PLACEHOLDER_REPORT_TO,
     )

@@ -49,13 +49,13 @@ class MailerConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> MailerConfig:
-        from ..settings import get_settings
+        from ..settings import get_settings, storage_path
 
         env = os.environ if env is None else env
         get = env.get
         config = cls(
             adapter=(get("ECRM_MAILER") or "outbox").strip().lower(),
-            outbox=Path(get("ECRM_OUTBOX") or get_settings().outbox),
+            outbox=storage_path(get("ECRM_OUTBOX") or get_settings().outbox),
             dry_run=_bool(get("ECRM_MAILER_DRY_RUN")),
             max_remove_share=float(get("ECRM_MAILER_MAX_REMOVE_SHARE") or 0.20),
             breaker_min_members=int(get("ECRM_MAILER_BREAKER_MIN_MEMBERS") or 10),

@@ -5,6 +5,10 @@ byte-identical files and a reader never sees half a file. The manifest carries e
 count and sha256 so the importer can verify what it picked up. The files carry e-mail addresses:
 they are created 0600 and the day folder 0700 (owner only, like the landing files), whatever the
 umask, and files or folders left by an older version are tightened on the next run.
+
+ECRM_OUTBOX may also be an fsspec URL (s3://bucket/outbox, ...): workers on other machines then write
+one shared outbox. There an object is replaced whole by one PUT (a reader never sees half of it) and
+access is the bucket's policy, not file modes (docs/scaling.md, "Shared storage").
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
+from upath import UPath
 
+from ..settings import is_local, storage_path
 from .config import MailerConfig
 from .types import Member, MemberResult
 
@@ -29,16 +35,22 @@ FILE_MODE = 0o600
 FOLDER_MODE = 0o700
 
 
-def day_folder(outbox: Path, day: date) -> Path:
-    """outbox/<day>, created (or tightened) to owner-only."""
+def day_folder(outbox: Path | UPath, day: date) -> Path | UPath:
+    """outbox/<day>, created (or tightened) to owner-only; on object storage a prefix, nothing to create."""
     folder = outbox / day.isoformat()
+    if not is_local(folder):
+        return folder
     folder.mkdir(parents=True, exist_ok=True, mode=FOLDER_MODE)
     if folder.stat().st_mode & 0o777 != FOLDER_MODE:
         folder.chmod(FOLDER_MODE)
     return folder
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path | UPath, data: bytes) -> None:
+    if not is_local(path):
+        if not (path.exists() and path.read_bytes() == data):  # unchanged: keep the object as it is
+            path.write_bytes(data)  # one PUT: readers see the old object or the new one, never a part
+        return
     if path.exists() and path.read_bytes() == data:
         if path.stat().st_mode & 0o777 != FILE_MODE:
             path.chmod(FILE_MODE)  # written by an older version: tighten, keep content and mtime
@@ -56,7 +68,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_outbox(outbox: Path, day: date, audiences: dict[str, list[tuple]], extra: dict | None = None) -> dict:
+def write_outbox(outbox: Path | UPath, day: date, audiences: dict[str, list[tuple]], extra: dict | None = None) -> dict:
     """Write outbox/<day>/<audience>.csv (rows of COLUMNS, sorted) and manifest.json; returns the manifest."""
     folder = day_folder(outbox, day)
     manifest: dict = {"as_of_date": day.isoformat(), "audiences": {}, **(extra or {})}
@@ -84,7 +96,7 @@ class OutboxAdapter:
     name = "outbox"
 
     def __init__(self, config: MailerConfig) -> None:
-        self.outbox = Path(config.outbox)
+        self.outbox = storage_path(config.outbox)
         self.target = config.target or "outbox"
         self.manifest: dict = {}
 

@@ -17,8 +17,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 import jinja2
+from upath import UPath
 
-from ..settings import PLACEHOLDER_REPORT_FROM, PLACEHOLDER_REPORT_TO
+from ..settings import PLACEHOLDER_REPORT_FROM, PLACEHOLDER_REPORT_TO, is_local
 from . import charts as chart_specs
 from . import mail
 from .data import LIFECYCLE_ORDER, SEGMENT_ORDER, ReportData
@@ -214,7 +215,12 @@ def vega_bundle(cache_dir: Path) -> str:
     return bundle
 
 
-def _write(path: Path, text: str | bytes) -> None:
+def _write(path: Path | UPath, text: str | bytes) -> None:
+    """Replace `path` whole: locally through a temp file and a rename, on object storage (ECRM_REPORTS is
+    a URL) by one PUT, which readers also see whole or not at all."""
+    if not is_local(path):
+        path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "wb") as f:
@@ -244,8 +250,9 @@ def subject(model: dict) -> str:
     return f"CRM daily report – {model['day_long']}{warning}"
 
 
-def render(data: ReportData, out_dir: Path, cache_dir: Path, sender: str = PLACEHOLDER_REPORT_FROM,
-           recipients: str = PLACEHOLDER_REPORT_TO, seconds: dict[str, float] | None = None) -> dict[str, Path]:
+def render(data: ReportData, out_dir: Path | UPath, cache_dir: Path, sender: str = PLACEHOLDER_REPORT_FROM,
+           recipients: str = PLACEHOLDER_REPORT_TO, seconds: dict[str, float] | None = None,
+           ) -> dict[str, Path | UPath]:
     """Write index.html, email.html and email.eml into out_dir; `seconds` (if given) receives the time of
     each part: model (specs and view), charts (PNGs), bundle (vega-embed, cached), templates, mail, write."""
     seconds = {} if seconds is None else seconds

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..settings import is_local
+
 SECONDS_PER_DAY = 86_400
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -96,7 +98,12 @@ def n_malformed(n_records: int, share: float = 0.003) -> int:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write via a temp file and ``os.replace`` so readers never see half a file; an identical
-    file is left untouched (keeps mtimes stable for loaders that look at them)."""
+    file is left untouched (keeps mtimes stable for loaders that look at them). On object storage
+    (a UPath) one PUT replaces the object whole."""
+    if not is_local(path):
+        if not (path.exists() and path.read_bytes() == data):
+            path.write_bytes(data)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and path.read_bytes() == data:
         return

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from ..settings import storage_path
 from . import campaigns as cmp
 from . import flows
 from .catalog import Catalog
@@ -66,7 +67,8 @@ class ShopSimulator:
 
             delivery = Delivery.parse(delivery, get_settings().shop_timezone)
         self.delivery = delivery
-        self.landing, self.outbox, self.truth = Path(landing), Path(outbox), Path(truth)
+        # local folders or fsspec URLs (s3://...), as the warehouse reads and writes them
+        self.landing, self.outbox, self.truth = (storage_path(p) for p in (landing, outbox, truth))
         self.start, self.seed, self.daily_uplift = start, seed, daily_uplift
         self.flow_daily_uplift = flow_daily_uplift
         self.epoch = add_days(start, -HISTORY_DAYS)
