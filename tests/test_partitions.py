@@ -68,6 +68,8 @@ def test_an_old_warehouse_is_partitioned_in_place_and_keeps_every_row(bare_db_ur
         # dbt's staging views read the raw tables: the upgrade re-points them (same view, new table)
         conn.execute("create schema staging; create view staging.stg_web__requests as "
                      "select requested_at, path from raw.web_requests")
+        conn.execute("drop role if exists partitions_reader; create role partitions_reader nologin; "
+                     "grant select on raw.email_events to partitions_reader")
         before = {table: fingerprint(conn, table) for table in TABLES}
     assert [m.file for m in migrate(bare_db_url)] == ["0006_partitioned_raw_history.sql"]
     with psycopg.connect(bare_db_url) as conn:
@@ -83,6 +85,7 @@ def test_an_old_warehouse_is_partitioned_in_place_and_keeps_every_row(bare_db_ur
             "raw.email_events_p20260929", "raw.email_events_p20260930", "raw.email_events_p20261001",
             "raw.email_events_p20261002"}
         assert conn.execute("select count(*) from staging.stg_web__requests").fetchone()[0] == 600
+        assert conn.execute("select has_table_privilege('partitions_reader', 'raw.email_events', 'select')").fetchone()[0]
         assert conn.execute("select to_regclass('raw.web_requests_unpartitioned')").fetchone()[0] is None
     assert migrate(bare_db_url) == []
 

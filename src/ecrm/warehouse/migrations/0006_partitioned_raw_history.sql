@@ -73,6 +73,7 @@ declare
     old_name text := table_name || '_unpartitioned';
     view_names text[];
     view_definitions text[];
+    grant_row record;
     day date;
 begin
     select coalesce(array_agg(v.name order by v.name), '{}'), coalesce(array_agg(v.definition order by v.name), '{}')
@@ -88,6 +89,12 @@ begin
                    schema_name, table_name, schema_name, old_name, key_column);
     execute format('create table %I.%I partition of %I.%I default',
                    schema_name, table_name || '_default', schema_name, table_name);
+    -- the table's grants (a reader role given raw.* by hand) go to the new one
+    for grant_row in select acl.privilege_type, acl.grantee from pg_class c, aclexplode(c.relacl) as acl
+                     where c.oid = format('%I.%I', schema_name, old_name)::regclass and acl.grantee <> c.relowner loop
+        execute format('grant %s on %I.%I to %s', grant_row.privilege_type, schema_name, table_name,
+                       case when grant_row.grantee = 0 then 'public' else quote_ident(grant_row.grantee::regrole::text) end);
+    end loop;
     for day in execute format('select distinct (%I at time zone ''UTC'')::date from %I.%I order by 1',
                               key_column, schema_name, old_name) loop
         perform ops.ensure_day_partitions(format('%I.%I', schema_name, table_name)::regclass, day, day);
