@@ -53,6 +53,11 @@ def fill(url: str, customers: int, history_days: int) -> dict[str, int]:
               "spd": sessions_per_day, "rcp": recipients}
     migrate(url)
     with psycopg.connect(url, autocommit=True) as conn:
+        # the days' partitions, as the loader creates them before a load (else the default one takes all)
+        from ecrm.warehouse.retention import PARTITIONED, ensure_partitions
+
+        for table in PARTITIONED:
+            ensure_partitions(conn, table, first, RUN_DAY + timedelta(days=1))
         conn.execute("""
             insert into raw.customers
             select 'c-' || lpad(i::text, 7, '0'), 'u' || i || '@example.com', 'N' || i, 'DE',

@@ -17,6 +17,9 @@ def _warehouse(args) -> None:
     if args.action == "migrate":
         _migrate()
         return
+    if args.action == "retention":
+        _retention(args)
+        return
     wh = EmbeddedWarehouse(get_settings().embedded_dir)
     if args.action == "start":
         print(wh.start())
@@ -48,6 +51,23 @@ def _migrate() -> None:
     for m in done:
         print(f"applied {m.file}")
     print(f"warehouse at migration {current:04d}" + ("" if done else " (up to date, nothing applied)"))
+
+
+def _retention(args) -> None:
+    """Detach and drop the raw history's day partitions older than --keep-days (docs/scaling.md, Retention)."""
+    from .warehouse import connect, resolve_url
+    from .warehouse.migrate import require_migrated
+    from .warehouse.retention import retention
+
+    if args.keep_days is None:
+        sys.exit("ecrm warehouse retention: --keep-days N is required")
+    with connect(resolve_url()) as conn:
+        require_migrated(conn)
+        dropped = retention(conn, args.keep_days, args.as_of, dry_run=args.dry_run)
+    verb = "would drop" if args.dry_run else "dropped"
+    for partition in dropped:
+        print(f"{verb} {partition.name} ({partition.day})")
+    print(f"{verb} {len(dropped)} day partition(s) older than {args.keep_days} days")
 
 
 def _simulate(args) -> None:
@@ -116,8 +136,12 @@ def _run(argv: list[str]) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     wh = sub.add_parser("warehouse", help="migrate the warehouse; start, stop, locate the embedded PostgreSQL")
-    wh.add_argument("action", choices=["start", "stop", "status", "url", "migrate"],
-                    help="migrate: create or upgrade the warehouse's tables (ECRM_WAREHOUSE_URL or the embedded one)")
+    wh.add_argument("action", choices=["start", "stop", "status", "url", "migrate", "retention"],
+                    help="migrate: create or upgrade the warehouse's tables (ECRM_WAREHOUSE_URL or the embedded one); "
+                         "retention: drop the raw history's day partitions older than --keep-days")
+    wh.add_argument("--keep-days", type=int, help="retention: keep this many days up to --as-of")
+    wh.add_argument("--as-of", type=parse_day, default=None, help="retention: the last day kept (default: today, UTC)")
+    wh.add_argument("--dry-run", action="store_true", help="retention: list the partitions, drop nothing")
     wh.set_defaults(func=_warehouse)
 
     default_start = date(2026, 10, 1)
@@ -191,6 +215,7 @@ KNOWN_ERRORS: tuple[tuple[str, str, int, str], ...] = (
     ("ecrm.publish", "PublishRefused", 19, "the built tables are not the run date's"),
     ("ecrm.report.data", "ReportDataMissing", 20, "the report's day (or the whole warehouse) is not built"),
     ("ecrm.mailer.http", "MailerError", 21, "the mailer push failed or its circuit breaker held an audience"),
+    ("ecrm.warehouse.retention", "RetentionRefused", 22, "retention would drop history the marts re-read"),
 )
 
 

@@ -317,6 +317,8 @@ def _run(conn, source: str, folder, interval, run_id, plan: Callable, window: Ca
     ingest_run = _begin_run(conn, source, folder, interval, run_id)
     try:
         files = [(kind, path, key, *_checksum(path)) for kind, path, key in plan()]
+        for kind in dict.fromkeys(k for k, *_ in files):
+            _ensure_day_partitions(conn, kind, window(kind))
         results: list[FileResult] = []
         with conn.transaction():
             conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"ecrm-load-{source}",))
@@ -334,6 +336,23 @@ def _run(conn, source: str, folder, interval, run_id, plan: Callable, window: Ca
         raise
     _end_run(conn, ingest_run, "succeeded", None)
     return results
+
+
+def _ensure_day_partitions(conn, kind: FileKind, window: tuple[datetime, datetime]) -> None:
+    """The day partitions of the days the file's lines may belong to (its window: the folder's day and
+    the lookback before it), created in their own short transaction before the load's: creating one
+    locks the table, which the load would otherwise hold until it commits. A row outside them (there
+    should be none: the window quarantines it) still lands, in the table's default partition."""
+    from ..warehouse.retention import PARTITIONED, ensure_partitions
+
+    table = f"raw.{kind.table}"
+    if table not in PARTITIONED:
+        return
+    start, end = (moment.astimezone(UTC) for moment in window)
+    with conn.transaction():
+        created = ensure_partitions(conn, table, start.date(), (end - timedelta(microseconds=1)).date())
+    if created:
+        log.info("%s: created %d day partition(s) for %s .. %s", table, created, start.date(), end.date())
 
 
 def _begin_run(conn, source: str, folder, interval, run_id) -> int:

@@ -133,6 +133,7 @@ def migrate(url: str, directory: Path | None = None) -> list[Migration]:
     with psycopg.connect(url, autocommit=True, application_name="ecrm-migrate") as conn:
         check_server_version(conn.info.server_version)
         if not _pending(applied(conn), wanted):
+            _partitions_ahead(conn)
             return []
         # Session-level lock on an autocommit connection: each statement after it takes a new
         # snapshot, so a migrate that waited here sees what the one before it committed.
@@ -151,7 +152,18 @@ def migrate(url: str, directory: Path | None = None) -> list[Migration]:
                 done.append(m)
         finally:
             conn.execute("select pg_advisory_unlock(hashtext(%s))", (LOCK,))
+        _partitions_ahead(conn)
     return done
+
+
+def _partitions_ahead(conn: psycopg.Connection) -> None:
+    """Today's and the next days' partitions of the raw history (ecrm.warehouse.retention), once the
+    migration that partitions it (0006) is applied; when they exist this reads the catalog only."""
+    from .retention import ensure_ahead
+
+    if conn.execute("select to_regprocedure('ops.ensure_day_partitions(regclass, date, date)')").fetchone()[0]:
+        with conn.transaction():
+            ensure_ahead(conn)
 
 
 def _apply(conn: psycopg.Connection, m: Migration) -> None:
