@@ -312,7 +312,7 @@ def test_two_days_on_celery_workers_match_dag_test_and_take_at_most_one_and_a_ha
 
     print(f"\n[celery] reference days with dag.test(): done after {time.monotonic() - began:.0f} s")
     cluster.wait(cluster.healthy, 240, "scheduler, triggerer and dag-processor to be healthy")
-    cluster.wait(lambda: _workers_ready(cluster), 120, "both Celery workers to be ready")
+    cluster.wait(lambda: _workers_ready(cluster), 300, "both Celery workers to be ready")  # 120 s was short on a loaded CI machine
     cluster.wait(lambda: cluster.request("GET", "/api/v2/dags")["total_entries"] == 5, 180,
                  "the five DAGs to be parsed")
     cluster.request("POST", "/api/v2/pools", {"name": "ecrm_warehouse", "slots": 4,
@@ -325,8 +325,12 @@ def test_two_days_on_celery_workers_match_dag_test_and_take_at_most_one_and_a_ha
         runs = _trigger_day(cluster, day)
         states = cluster.wait(lambda runs=runs: _finished(cluster, runs), 420, f"the five runs of {day}")
         tis = _task_instances(cluster, runs)
-        failed = {f"{t['dag_id']}.{t['task_id']}": t["state"] for t in tis if t["state"] != "success"}
+        # compliance_push runs only when the gate or the publish failed: skipped on a good day
+        expected = {("publish_segments", "compliance_push"): "skipped"}
+        failed = {f"{t['dag_id']}.{t['task_id']}": t["state"] for t in tis
+                  if t["state"] != expected.get((t["dag_id"], t["task_id"]), "success")}
         assert states == dict.fromkeys(runs, "success") and not failed, f"{day}: {states} {failed}\n{cluster.logs()}"
+        tis = [t for t in tis if t["state"] == "success"]  # what ran (a skipped task ran nowhere)
         hosts |= {t["hostname"] for t in tis}
         wall, work = _latency(day, tis)
         ratios[day] = wall / work

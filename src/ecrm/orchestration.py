@@ -139,9 +139,9 @@ def shop_db_url() -> str | None:
 
 
 # How often a waiting stage checks whether its inputs are in: one indexed query on ops.stage_runs,
-# run by the triggerer (no worker slot, no task process), so a few seconds cost nothing. The old
-# 300 s pokes made a day take 5x its work on a real scheduler (issue 27).
-WAIT_POLL_SECONDS = 5.0
+# run by the triggerer (no worker slot, no task process), so 2 s costs nothing (5 s left a small day at
+# 1.49x its work in tests/test_celery.py). The old 300 s pokes made a day take 5x its work (issue 27).
+WAIT_POLL_SECONDS = 2.0
 # The stages build_marts waits for: one per source of ecrm.pipeline.SOURCES (not imported here: DAG
 # files import this module at parse time, and ecrm.pipeline pulls in the whole product).
 INGEST_STAGES = ["ingest_shop", "ingest_weblogs", "ingest_email"]
