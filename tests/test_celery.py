@@ -191,6 +191,9 @@ def cluster_env(warehouse, tmp_path, airflow_home, monkeypatch):
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+           # INFO whatever earlier tests left in os.environ (airflow_env sets WARNING): the workers'
+           # readiness is read from their " ready." line, which Celery logs at INFO
+           "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
            "AIRFLOW_CONN_ECRM_WAREHOUSE": warehouse.create_database("celery_run"),
            "ECRM_DATA_DIR": str(tmp_path / "celery_data"),
            "ECRM_LANDING": str(tmp_path / "landing"),
