@@ -118,8 +118,11 @@ def run_variant(variant: str, kind: str, folder: Path, url: str) -> dict:
 
     interval = day_interval(DAY)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("drop schema if exists raw cascade; drop schema if exists quarantine cascade; "
-                     "drop schema if exists ops cascade; drop schema if exists bench cascade; create schema bench")
+        # every schema the migrations made (a partial drop leaves views a fresh 0001 cannot replace)
+        for (schema,) in conn.execute("select nspname from pg_namespace where nspname !~ '^pg_' "
+                                      "and nspname not in ('information_schema', 'public')").fetchall():
+            conn.execute(f'drop schema "{schema}" cascade')
+        conn.execute("create schema bench")
         migrate(url)
         if variant == "ecrm":
             source = "shop" if kind == "order_lines" else "weblogs"
