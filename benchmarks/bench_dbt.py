@@ -41,8 +41,9 @@ RUN_DAY = date(2026, 10, 1)
 WARM_UP_DAYS = 4
 
 
-def fill(url: str, customers: int, history_days: int) -> dict[str, int]:
-    """raw.* with `history_days` days before RUN_DAY and RUN_DAY itself, at a fixed daily volume."""
+def fill(url: str, customers: int, history_days: int, migrations_dir: Path | None = None) -> dict[str, int]:
+    """raw.* with `history_days` days before RUN_DAY and RUN_DAY itself, at a fixed daily volume
+    (on a warehouse migrated with `migrations_dir`'s migrations, default all of them)."""
     from ecrm.warehouse.migrate import migrate
 
     orders_per_day = max(1, customers * 6 // 1000)
@@ -51,13 +52,14 @@ def fill(url: str, customers: int, history_days: int) -> dict[str, int]:
     first = RUN_DAY - timedelta(days=history_days)
     params = {"n": customers, "first": first, "days": history_days, "opd": orders_per_day,
               "spd": sessions_per_day, "rcp": recipients}
-    migrate(url)
+    migrate(url, migrations_dir)
     with psycopg.connect(url, autocommit=True) as conn:
         # the days' partitions, as the loader creates them before a load (else the default one takes all)
         from ecrm.warehouse.retention import PARTITIONED, ensure_partitions
 
-        for table in PARTITIONED:
-            ensure_partitions(conn, table, first, RUN_DAY + timedelta(days=1))
+        if conn.execute("select to_regprocedure('ops.ensure_day_partitions(regclass, date, date)')").fetchone()[0]:
+            for table in PARTITIONED:
+                ensure_partitions(conn, table, first, RUN_DAY + timedelta(days=1))
         conn.execute("""
             insert into raw.customers
             select 'c-' || lpad(i::text, 7, '0'), 'u' || i || '@example.com', 'N' || i, 'DE',
