@@ -106,3 +106,18 @@ def test_celery_profile_runs_two_workers_on_a_redis_broker():
     # celery 5.7.0 breaks the scheduler ("cannot import name 'retry' from 'celery.backends.database'")
     assert "celery==5.6.3" in lock and "apache-airflow-providers-celery==3.26.0" in lock
     assert any(line.startswith("redis==") for line in lock)
+
+
+def test_image_holds_what_a_worker_reads():
+    """A pod or a remote worker gets no checkout: the image must carry the DAGs, the dbt project and
+    the GX suites, and point ECRM_HOME and the DAGs folder at them (docs/scaling.md)."""
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    copied = {parts[-2] for parts in (line.split() for line in lines) if parts and parts[0] == "COPY"}
+    for folder in ("src", "dags", "dbt_project", "expectations"):
+        assert folder in copied, f"the image does not COPY {folder}/"
+        assert (ROOT / folder).is_dir()
+    env = " ".join(line for line in lines if line.startswith(("ENV", "    ")))
+    assert "ECRM_HOME=/opt/ecrm" in env and "AIRFLOW__CORE__DAGS_FOLDER=/opt/ecrm/dags" in env
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {".venv", ".env", "data"} <= ignored, "the build context must leave out the venv, secrets and data"
+    assert not ({"dags", "dbt_project", "expectations", "src"} & ignored)
