@@ -440,20 +440,26 @@ def bundle_zip(bundle: Bundle, sqlalchemy_uri: str) -> bytes:
     return buf.getvalue()
 
 
+def api_headers(client, user: str, password: str) -> dict[str, str]:
+    """Headers for Superset's REST API: a JWT from /api/v1/security/login and the CSRF token (the
+    client keeps the session cookie the token belongs to)."""
+    r = client.post("/api/v1/security/login",
+                    json={"username": user, "password": password, "provider": "db", "refresh": True})
+    if r.status_code != 200:
+        raise BiError(f"Superset login as {user} failed ({r.status_code}): check ECRM_SUPERSET_ADMIN_*")
+    headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    csrf = client.get("/api/v1/security/csrf_token/", headers=headers)
+    csrf.raise_for_status()
+    return headers | {"X-CSRFToken": csrf.json()["result"], "Referer": str(client.base_url)}
+
+
 def import_bundle(url: str, user: str, password: str, bundle: Bundle, reader: str) -> dict:
     """POST /api/v1/assets/import/ (JWT + CSRF token); overwrites every asset of the bundle."""
     import httpx
 
     uri, db_password = superset_uri(reader)
     with httpx.Client(base_url=url, timeout=120) as client:
-        r = client.post("/api/v1/security/login",
-                        json={"username": user, "password": password, "provider": "db", "refresh": True})
-        if r.status_code != 200:
-            raise BiError(f"Superset login as {user} failed ({r.status_code}): check ECRM_SUPERSET_ADMIN_*")
-        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        csrf = client.get("/api/v1/security/csrf_token/", headers=headers)
-        csrf.raise_for_status()
-        headers |= {"X-CSRFToken": csrf.json()["result"], "Referer": url}
+        headers = api_headers(client, user, password)
         data = {"overwrite": "true"}
         if db_password is not None:
             data["passwords"] = json.dumps({DATABASE_FILE: db_password})
