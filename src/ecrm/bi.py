@@ -327,7 +327,7 @@ class SupersetConfig:
                    admin_user=os.environ.get("ECRM_SUPERSET_ADMIN_USER", "admin"),
                    admin_password=os.environ["ECRM_SUPERSET_ADMIN_PASSWORD"],
                    secret_key=os.environ["SUPERSET_SECRET_KEY"],
-                   home=Path(os.environ.get("ECRM_SUPERSET_HOME") or root / ".superset"),
+                   home=superset_home(),
                    venv=Path(os.environ.get("ECRM_SUPERSET_VENV") or root / ".superset-venv"))
 
     def __repr__(self) -> str:  # no secrets in logs
@@ -413,8 +413,13 @@ def start(cfg: SupersetConfig, timeout: float = 180) -> int:
     return proc.pid
 
 
-def stop(cfg: SupersetConfig) -> bool:
-    pid_file = cfg.home / "superset.pid"
+def superset_home() -> Path:
+    return Path(os.environ.get("ECRM_SUPERSET_HOME") or project_root() / ".superset")
+
+
+def stop(home: Path | None = None) -> bool:
+    """Stop the Superset `start` left running (its process group); False when there is none."""
+    pid_file = Path(home or superset_home()) / "superset.pid"
     if not pid_file.exists():
         return False
     pid = int(pid_file.read_text())

@@ -157,7 +157,7 @@ def _bi(args) -> None:
 
         print(f"login {bi.create_login(resolve_url(), bi.reader_url())} has only {bi.BI_ROLE}")
     elif args.action == "stop":
-        print("stopped" if bi.stop(bi.SupersetConfig.from_env()) else "no Superset started by `ecrm bi deploy`")
+        print("stopped" if bi.stop() else "no Superset started by `ecrm bi deploy`")
     else:
         for url in bi.deploy(start_if_down=not args.no_start):
             print(url)
