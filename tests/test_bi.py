@@ -223,6 +223,30 @@ def test_a_login_with_more_than_the_bi_role_is_refused(built):
         bi.check_reader(url)
 
 
+def test_deploy_without_its_settings_or_with_a_wide_login_stops_with_exit_23(built, monkeypatch, capsys):
+    from ecrm.cli import main
+
+    url, reader = built
+    for key in ("ECRM_BI_READER_URL", "ECRM_SUPERSET_ADMIN_PASSWORD", "SUPERSET_SECRET_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(SystemExit) as stop:
+        main(["bi", "deploy"])
+    assert stop.value.code == 23
+    assert "ECRM_SUPERSET_ADMIN_PASSWORD and SUPERSET_SECRET_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("ECRM_SUPERSET_ADMIN_PASSWORD", "not-used")
+    monkeypatch.setenv("SUPERSET_SECRET_KEY", "not-used")
+    monkeypatch.setenv("ECRM_SUPERSET_URL", f"http://127.0.0.1:{_free_port()}")  # nothing there, nothing started
+    monkeypatch.setenv("ECRM_BI_READER_URL", url)  # the warehouse's superuser: refused before anything starts
+    with pytest.raises(SystemExit) as stop:
+        main(["bi", "deploy", "--no-start"])
+    assert stop.value.code == 23
+    err = capsys.readouterr().err
+    assert "must have only the ecrm_bi_reader role" in err and "privileged" in err
+    monkeypatch.setenv("ECRM_BI_READER_URL", reader)
+    main(["bi", "check"])  # the bundle's checks and every query, as the BI login
+    assert "bundle ok" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- slow: Superset and Chromium
 
 def _free_port() -> int:

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -353,6 +354,7 @@ def install(venv: Path | None = None, quiet: bool = True) -> Path:
     marker = venv / ".installed"
     if marker.exists() and marker.read_text().strip() == digest and (venv / "bin" / "superset").exists():
         return venv
+    (venv / TEMPLATE).unlink(missing_ok=True)  # made by the Superset being replaced
     python = venv / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
@@ -366,22 +368,37 @@ def install(venv: Path | None = None, quiet: bool = True) -> Path:
     return venv
 
 
-def _superset(cfg: SupersetConfig, *args: str) -> None:
+def _superset(cfg: SupersetConfig, *args: str) -> str:
     res = subprocess.run([str(cfg.superset), *args], env=cfg.env(), cwd=cfg.home, capture_output=True, text=True)
     if res.returncode != 0:
         tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-15:])
         raise BiError(f"`superset {args[0]}` failed ({res.returncode}):\n{tail}")
+    return res.stdout + res.stderr
+
+
+TEMPLATE = "metadata-template.db"  # in the venv: SQLite metadata after `db upgrade` + `init`, no users
 
 
 def init_metadata(cfg: SupersetConfig) -> None:
-    """`superset db upgrade`, the admin user (from ECRM_SUPERSET_ADMIN_*), `superset init`; idempotent."""
+    """`superset db upgrade` and `superset init`, then the admin user from ECRM_SUPERSET_ADMIN_*; idempotent.
+
+    With SQLite metadata (the default), a new metadata file starts as a copy of the venv's template:
+    the migrations and `init` depend only on the installed Superset, and take 40 s to 4 min here."""
     cfg.home.mkdir(parents=True, exist_ok=True)
-    _superset(cfg, "db", "upgrade")
-    _superset(cfg, "fab", "create-admin", "--username", cfg.admin_user, "--firstname", "Superset",
-              "--lastname", "Admin", "--email", f"{cfg.admin_user}@example.invalid", "--password", cfg.admin_password)
-    # an admin that existed keeps its old password: set the configured one
-    _superset(cfg, "fab", "reset-password", "--username", cfg.admin_user, "--password", cfg.admin_password)
-    _superset(cfg, "init")
+    sqlite = not os.environ.get("ECRM_SUPERSET_METADATA_URI")
+    metadata, template = cfg.home / "superset.db", cfg.venv / TEMPLATE
+    if sqlite and not metadata.exists() and template.exists():
+        shutil.copyfile(template, metadata)
+    else:
+        _superset(cfg, "db", "upgrade")
+        _superset(cfg, "init")
+        if sqlite and not template.exists() and metadata.exists():
+            shutil.copyfile(metadata, template)
+    out = _superset(cfg, "fab", "create-admin", "--username", cfg.admin_user, "--firstname", "Superset",
+                    "--lastname", "Admin", "--email", f"{cfg.admin_user}@example.invalid",
+                    "--password", cfg.admin_password)
+    if "already exist" in out:  # an admin that existed keeps its old password: set the configured one
+        _superset(cfg, "fab", "reset-password", "--username", cfg.admin_user, "--password", cfg.admin_password)
 
 
 def healthy(url: str) -> bool:
