@@ -347,25 +347,47 @@ class SupersetConfig:
 
 
 def install(venv: Path | None = None, quiet: bool = True) -> Path:
-    """Superset's own venv from bi/superset/requirements.txt (skipped when that file did not change)."""
+    """Superset's own venv from bi/superset/requirements.txt (skipped when that file did not change), with
+    its metadata template (build_template)."""
     venv = Path(venv or os.environ.get("ECRM_SUPERSET_VENV") or project_root() / ".superset-venv")
     requirements = bundle_dir() / "requirements.txt"
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
     marker = venv / ".installed"
-    if marker.exists() and marker.read_text().strip() == digest and (venv / "bin" / "superset").exists():
-        return venv
-    (venv / TEMPLATE).unlink(missing_ok=True)  # made by the Superset being replaced
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    q = ["-q"] if quiet else []
-    try:
-        subprocess.run([sys.executable, "-m", "uv", "pip", "install", *q, "--python", str(python),
-                        "--compile-bytecode", "-r", str(requirements)], check=True)
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        subprocess.run([str(python), "-m", "pip", "install", *q, "-r", str(requirements)], check=True)
-    marker.write_text(digest + "\n")
+    if not (marker.exists() and marker.read_text().strip() == digest and (venv / "bin" / "superset").exists()):
+        (venv / TEMPLATE).unlink(missing_ok=True)  # made by the Superset being replaced
+        python = venv / "bin" / "python"
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        q = ["-q"] if quiet else []
+        try:
+            subprocess.run([sys.executable, "-m", "uv", "pip", "install", *q, "--python", str(python),
+                            "--compile-bytecode", "-r", str(requirements)], check=True)
+        except (subprocess.CalledProcessError, FileNotFoundError):
+            subprocess.run([str(python), "-m", "pip", "install", *q, "-r", str(requirements)], check=True)
+        marker.write_text(digest + "\n")
+    if not (venv / TEMPLATE).exists():
+        build_template(venv)
     return venv
+
+
+def build_template(venv: Path) -> Path:
+    """The venv's SQLite metadata template: `superset db upgrade` + `superset init` in a scratch folder."""
+    import secrets
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="superset-template-") as scratch:
+        cfg = SupersetConfig(url=DEFAULT_URL, admin_user="", admin_password="", secret_key=secrets.token_urlsafe(32),
+                             home=Path(scratch), venv=venv)
+        saved = os.environ.pop("ECRM_SUPERSET_METADATA_URI", None)
+        try:
+            _superset(cfg, "db", "upgrade")
+            _superset(cfg, "init")
+        finally:
+            if saved is not None:
+                os.environ["ECRM_SUPERSET_METADATA_URI"] = saved
+        shutil.copyfile(cfg.home / "superset.db", venv / ".template.tmp")
+        os.replace(venv / ".template.tmp", venv / TEMPLATE)  # never half a template
+    return venv / TEMPLATE
 
 
 def _superset(cfg: SupersetConfig, *args: str) -> str:
@@ -392,8 +414,6 @@ def init_metadata(cfg: SupersetConfig) -> None:
     else:
         _superset(cfg, "db", "upgrade")
         _superset(cfg, "init")
-        if sqlite and not template.exists() and metadata.exists():
-            shutil.copyfile(metadata, template)
     out = _superset(cfg, "fab", "create-admin", "--username", cfg.admin_user, "--firstname", "Superset",
                     "--lastname", "Admin", "--email", f"{cfg.admin_user}@example.invalid",
                     "--password", cfg.admin_password)
