@@ -8,7 +8,7 @@ CUSTOMERS ?= 5000
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: demo test lint venv browser postgres15 warehouse-start warehouse-stop docs clean
+.PHONY: demo test lint venv browser postgres15 superset-venv superset warehouse-start warehouse-stop docs clean
 
 venv: $(VENV)/.installed
 
@@ -69,7 +69,18 @@ postgres15:
 	    exit 1; \
 	  fi; }
 
-test: venv lint browser postgres15
+# Superset 6.1 in its own virtual environment (its pins clash with Airflow's), from bi/superset/requirements.txt:
+# tests/test_bi.py's end-to-end test deploys the dashboards to it. Skipped when the requirements did not change.
+superset-venv: venv
+	$(BIN)/ecrm bi install
+
+# The dashboards (bi/superset): install, initialise and start Superset when nothing answers at ECRM_SUPERSET_URL
+# (default http://localhost:8088), then import the bundle. Needs ECRM_BI_READER_URL, ECRM_SUPERSET_ADMIN_PASSWORD
+# and SUPERSET_SECRET_KEY in the environment (docs/bi.md); `ecrm bi login` creates the BI login.
+superset: venv
+	$(BIN)/ecrm bi deploy
+
+test: venv lint browser postgres15 superset-venv
 	$(BIN)/python -m pytest
 
 # dbt docs + Great Expectations Data Docs, served at http://127.0.0.1:8080/
@@ -84,4 +95,5 @@ warehouse-stop: venv
 
 clean:
 	-$(BIN)/ecrm warehouse stop
-	rm -rf .ecrm .airflow data dbt_project/target dbt_project/logs
+	-$(BIN)/ecrm bi stop 2>/dev/null
+	rm -rf .ecrm .airflow .superset data dbt_project/target dbt_project/logs

@@ -131,6 +131,38 @@ def _demo(args) -> None:
     run_demo(args.days, args.start, args.customers, args.seed, force=args.force)
 
 
+def _bi(args) -> None:
+    from . import bi
+
+    if args.action == "install":
+        print(bi.install(quiet=False))
+    elif args.action == "check":
+        import psycopg
+
+        problems = bi.check_bundle(bi.load_bundle())
+        url = bi.reader_url()
+        bi.check_reader(url)
+        with psycopg.connect(url) as conn:
+            for label, query in bi.reader_queries(bi.load_bundle()):
+                try:
+                    conn.execute(query).fetchall()
+                except psycopg.Error as exc:
+                    conn.rollback()
+                    problems.append(f"{label}: {str(exc).splitlines()[0]}")
+        if problems:
+            raise bi.BiError("the bundle fails its checks:\n  " + "\n  ".join(problems))
+        print("bundle ok: every dataset and chart reads as the BI login")
+    elif args.action == "login":
+        from .warehouse import resolve_url
+
+        print(f"login {bi.create_login(resolve_url(), bi.reader_url())} has only {bi.BI_ROLE}")
+    elif args.action == "stop":
+        print("stopped" if bi.stop() else "no Superset started by `ecrm bi deploy`")
+    else:
+        for url in bi.deploy(start_if_down=not args.no_start):
+            print(url)
+
+
 def _run(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="ecrm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -188,6 +220,15 @@ def _run(argv: list[str]) -> None:
     docs.add_argument("--no-serve", action="store_true", help="build only")
     docs.set_defaults(func=_docs)
 
+    bi = sub.add_parser("bi", help="Superset dashboards as code (bi/superset): install, deploy, check, login, stop")
+    bi.add_argument("action", choices=["deploy", "install", "check", "login", "stop"],
+                    help="deploy: install Superset in .superset-venv, initialise and start it when nothing answers at "
+                         "ECRM_SUPERSET_URL, import the bundle (overwrite); install: the venv only; check: the bundle's "
+                         "checks and every dataset and chart query as ECRM_BI_READER_URL; login: create that login with "
+                         "only ecrm_bi_reader (as the warehouse's admin); stop: the Superset `deploy` started")
+    bi.add_argument("--no-start", action="store_true", help="deploy: fail when nothing answers at ECRM_SUPERSET_URL")
+    bi.set_defaults(func=_bi)
+
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of a known error too (anywhere on the command line)")
 
@@ -216,6 +257,7 @@ KNOWN_ERRORS: tuple[tuple[str, str, int, str], ...] = (
     ("ecrm.report.data", "ReportDataMissing", 20, "the report's day (or the whole warehouse) is not built"),
     ("ecrm.mailer.http", "MailerError", 21, "the mailer push failed or its circuit breaker held an audience"),
     ("ecrm.warehouse.retention", "RetentionRefused", 22, "retention would drop history the marts re-read"),
+    ("ecrm.bi", "BiError", 23, "`ecrm bi`: a setting is missing, the bundle fails its checks, or Superset refused it"),
 )
 
 
