@@ -198,7 +198,8 @@ def test_a_job_reports_its_datasets_its_parent_and_its_failure(tmp_path, monkeyp
     assert [(d["namespace"], d["name"]) for d in done["outputs"]] == [("postgres://warehouse.example:6543",
                                                                        "shopdw.raw.orders")]
     assert "secret" not in log.read_text() and "loader" not in log.read_text()
-    assert done["run"]["facets"]["parent"]["job"] == {"namespace": "scheduler", "name": "nightly.load"}
+    parent = done["run"]["facets"]["parent"]["job"]
+    assert (parent["namespace"], parent["name"]) == ("scheduler", "nightly.load")
     assert "a broken file" in events[3]["run"]["facets"]["errorMessage"]["message"]
 
 
