@@ -29,7 +29,12 @@ def main(url: str, data: Path, home: Path, day: date) -> dict:
     ingest_initial(day, url=url)
     sim.write_day(day)
     dags = airflow_env.load_dags()
-    return {dag_id: str(airflow_env.run_day(dags, dag_id, day).state) for dag_id in airflow_env.DAG_ORDER}
+    states: dict[str, str] = {}
+    for dag_id in airflow_env.DAG_ORDER:
+        states[dag_id] = str(airflow_env.run_day(dags, dag_id, day).state)
+        if states[dag_id] != "success":  # the next DAG's sensor would wait for it (up to 12 hours)
+            break
+    return states
 
 
 if __name__ == "__main__":
