@@ -40,8 +40,9 @@ def built(warehouse, tmp_path_factory):
                        "ECRM_REPORTS": str(data / "reports")})
     try:
         url = warehouse.create_database("metrics")
+        # exact UTC days (no delivery delays): day 1's push comes back as day 2's campaign events
         sim = ShopSimulator(landing=data / "landing", outbox=data / "outbox", truth=data / "truth", start=START,
-                            customers=400, seed=16)
+                            customers=400, seed=16, delivery="none")
         sim.write_initial()
         ingest_initial(START, url=url)
         for day in (DAY1, DAY2):
