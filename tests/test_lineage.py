@@ -134,7 +134,7 @@ def test_a_days_events_form_the_graph_from_landing_file_to_exposure(day_events):
     landing = {d for d in edges if _layer(d, facets) == "landing" and f"/{DAY.isoformat()}/" in d[1]}
     by_source = {source: [d for d in landing if f"/landing/{source}/" in d[1]] for source in ("shop", "weblogs", "email")}
     assert all(by_source.values()), by_source
-    for source, files in by_source.items():
+    for files in by_source.values():
         path = _path(edges, facets, sorted(files)[0])
         assert path, f"no path landing -> raw -> staging -> marts -> published -> exposure from {files[0]}"
         assert path[-1][1].endswith(".csv") and "/outbox/" in path[-1][1]
