@@ -5,9 +5,7 @@ with
 
 days as (
 
-    select
-        cast(day_start as date) as date_day
-
+    select cast(day_start as date) as date_day
     from generate_series(
         cast('2015-01-01' as date), cast('2040-12-31' as date), interval '1 day'
     ) as spine (day_start)
