@@ -16,7 +16,29 @@ from airflow.sdk import Asset, BaseSensorOperator, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
+from ecrm import lineage
+
 log = logging.getLogger("ecrm.alerts")
+
+
+def openlineage_task_parent() -> lineage.Parent | None:
+    """The OpenLineage run of the Airflow task this code runs in (None outside a task): the ids the
+    provider's listener gives the task and its DAG run (its lineage_* macros), so the loads', dbt's and
+    the publish's events (ecrm.lineage) are children of the task that ran them."""
+    from airflow.sdk import get_current_context
+
+    try:
+        ti = get_current_context()["ti"]
+    except Exception:  # noqa: BLE001 -- no task is running (CLI, tests)
+        return None
+    from airflow.providers.openlineage.plugins import macros
+
+    return lineage.Parent(macros.lineage_job_namespace(), macros.lineage_job_name(ti), macros.lineage_run_id(ti),
+                          macros.lineage_root_job_namespace(ti), macros.lineage_root_job_name(ti),
+                          macros.lineage_root_run_id(ti))
+
+
+lineage.set_parent_source(openlineage_task_parent)
 
 # A bare cron string would make a *trigger* timetable whose data interval is empty (Airflow 3):
 # the interval timetable gives each run the UTC day it is about.

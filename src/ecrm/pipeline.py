@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 
 from upath import UPath
 
-from . import transform
+from . import lineage, transform
 from .intervals import day_interval, interval_day
 from .load.ingest import day_folder, ingest
 from .mailer.sync import sync_audiences, sync_compliance
@@ -177,6 +177,11 @@ def build_marts(start: datetime, end: datetime, run_id: str | None = None, url: 
     return {"day": day.isoformat(), "dbt": counts, "forecast": forecast, **timing}
 
 
+PREDICT_INPUTS = ("intermediate.int_orders_as_of", "marts.fct_clv_model_fits")
+PREDICT_OUTPUTS = ("marts.fct_clv_model_fits", "marts.fct_customer_predictions_daily", "marts.fct_clv_forecast_daily",
+                   "marts.fct_clv_backtest_runs", "marts.fct_clv_backtest")
+
+
 def predict_customers(start: datetime, end: datetime, run_id: str | None = None, url: str | None = None) -> dict:
     """The lifetime-value forecast as of the day (ecrm.predict); build_marts runs it between the dbt
     models it reads and those that read it."""
@@ -184,9 +189,13 @@ def predict_customers(start: datetime, end: datetime, run_id: str | None = None,
 
     day = interval_day(start, end)
     started = time.monotonic()
-    with connect(url or resolve_url()) as conn:
+    url = url or resolve_url()
+    with connect(url) as conn, lineage.job("ecrm.predict", "the lifetime-value forecast (BG/NBD + Gamma-Gamma)") as run:
         require_migrated(conn)
         result = predict(conn, day)
+        if run:  # the valid orders in, the forecast's marts out (ecrm.predict.stage)
+            run.read(*(lineage.table(url, t) for t in PREDICT_INPUTS))
+            run.wrote(*(lineage.table(url, t) for t in PREDICT_OUTPUTS))
         result["seconds"] = {"predict": round(time.monotonic() - started, 3)}
         _mark_stage(conn, "predict", day, run_id, result)
     return result
@@ -345,7 +354,12 @@ def _push(conn, day: date, run_id: str | None) -> dict:
         detail["skipped"] = published.get("skipped") or (f"{later.isoformat()} is already published; "
                                                          "a past day is audited, not re-published")
     else:
-        mailer = sync_audiences(conn, day)  # ECRM_MAILER: outbox (default), listmonk or mailchimp
+        with lineage.job("ecrm.mailer_push", "push the published audiences to the mailer (dbt exposure "
+                                             "mailer_audience_push)") as run:
+            mailer = sync_audiences(conn, day)  # ECRM_MAILER: outbox (default), listmonk or mailchimp
+            if run:
+                run.read(lineage.table(lineage.conn_url(conn), "published.audience_members"))
+                run.wrote(*_mailer_datasets(mailer, day))
         detail.update({"audiences": published.get("audiences"),
                        "outbox": str(get_settings().outbox / day.isoformat()), "manifest": mailer.get("manifest"),
                        "mailer": {k: v for k, v in mailer.items() if k != "manifest"}})
@@ -356,9 +370,29 @@ def _push(conn, day: date, run_id: str | None) -> dict:
     return detail
 
 
+def _mailer_datasets(mailer: dict, day: date) -> list:
+    """OpenLineage datasets of what a mailer sync wrote: the outbox's audience files, or the ESP's audiences
+    (namespace `<adapter>://<target>`, name the audience); each marked as the dbt exposure mailer_audience_push."""
+    from openlineage.common.provider.dbt.facets import DbtExposure, DbtExposuresDatasetFacet
+
+    exposure = {"dbt_exposures": DbtExposuresDatasetFacet(exposures=[DbtExposure(
+        unique_id="exposure.ecrm.mailer_audience_push", name="mailer_audience_push", type="application")])}
+    if mailer.get("adapter") == "outbox":
+        folder = get_settings().outbox / day.isoformat()
+        files = [entry["file"] for entry in (mailer.get("manifest") or {}).get("audiences", {}).values()]
+        return [lineage.Dataset(d.namespace, d.name, exposure) for d in (lineage.file(folder / f) for f in files)]
+    adapter, _, where = str(mailer.get("target") or mailer.get("adapter")).partition(":")
+    return [lineage.Dataset(f"{mailer.get('adapter') or adapter}://{where or adapter}", audience, exposure)
+            for audience in mailer.get("audiences") or {}]
+
+
 def _push_compliance(conn, day: date, run_id: str | None) -> dict:
     clock = time.monotonic()
-    mailer = sync_compliance(conn, day)  # ECRM_MAILER: outbox (default), listmonk or mailchimp
+    with lineage.job("ecrm.mailer_compliance_push", "send the day's compliance removals to the mailer") as run:
+        mailer = sync_compliance(conn, day)  # ECRM_MAILER: outbox (default), listmonk or mailchimp
+        if run:
+            run.read(*(lineage.table(lineage.conn_url(conn), t) for t in ("raw.customers", "raw.email_events")))
+            run.wrote(*_mailer_datasets(mailer, day))
     audiences = mailer.get("audiences", {})
     detail = {"day": day.isoformat(), "mode": "compliance_only", "status": mailer.get("status"),
               "run_id": mailer.get("run_id"), "target": mailer.get("target"),

@@ -65,8 +65,24 @@ def publish(conn: psycopg.Connection, day: date, withheld: dict | None = None) -
 
     `withheld`: what the gate withheld (ecrm.quality.gate.withheld); {"forecast": {"reason", "checks"}}
     freezes the forecast's audiences at their last published members instead of publishing the day's."""
+    from . import lineage
+
+    with lineage.job("ecrm.publish", "publish the audited audiences and segments (write-audit-publish)") as run:
+        counts = _publish(conn, day, withheld or {})
+        if run:  # OpenLineage (ecrm.lineage): the audited sync and marts tables in, published.* out
+            url = lineage.conn_url(conn)
+            run.read(*(lineage.table(url, t) for t in PUBLISH_INPUTS))
+            run.wrote(*(lineage.table(url, t) for t in PUBLISHED))
+    return counts
+
+
+PUBLISH_INPUTS = ("sync.sync_audience_members", "sync.sync_holdout_members", "marts.dim_customers",
+                  "marts.fct_customer_rfm_daily", "marts.fct_segment_summary_daily")
+PUBLISHED = ("published.audience_members", "published.customer_segments", "published.segment_summary")
+
+
+def _publish(conn: psycopg.Connection, day: date, withheld: dict) -> dict[str, int]:
     require_migrated(conn)
-    withheld = withheld or {}
     with conn.transaction():
         # Readers keep seeing the previous tables until commit (MVCC); writers wait for us.
         conn.execute("lock table published.audience_members, published.customer_segments, "

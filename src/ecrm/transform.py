@@ -35,6 +35,7 @@ from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
 
+from . import lineage
 from .settings import dbt_env, get_settings
 from .warehouse.migrate import require_migrated
 
@@ -172,7 +173,16 @@ def run_dbt(args: list[str], url: str, project_dir: Path | None = None, env: dic
     try:
         runner = dbtRunner(callbacks=[_parse_listener(info), *(callbacks or [])])
         with dbt_environment(env):
-            result = runner.invoke([*args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)])
+            # OpenLineage (docs/lineage.md): None, and nothing imported, unless a transport is configured
+            dbt_lineage = lineage.dbt_run(project_dir, args)
+            try:
+                result = runner.invoke([*args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)])
+            except BaseException:
+                if dbt_lineage:
+                    dbt_lineage.finish(success=False)
+                raise
+            if dbt_lineage:  # inside dbt's environment: the processor renders profiles.yml's env_var()
+                dbt_lineage.finish(success=result.success)
     finally:
         info["seconds"] = round(time.monotonic() - started, 3)
         if info["parse"] is None:

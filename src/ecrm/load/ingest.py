@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg.copy import QueuedLibpqWriter
 
+from .. import lineage
 from ..sources import FileError, Reject, RowBlock, email, shop, weblogs
 from ..sources.common import MAX_FIELD, MAX_LINE
 from ..warehouse import ensure_visitor_key
@@ -311,6 +312,13 @@ def _run(conn, source: str, folder, interval, run_id, plan: Callable, window: Ca
 
     Whatever ends the load early closes its run as `failed` with a `failed` ledger row: a FileError
     names the file; anything else (a bug) names the folder and keeps its traceback."""
+    with lineage.job(f"ecrm.ingest.{source}", f"load {source}'s landing files into raw.*") as run:
+        results = _run_files(conn, source, folder, interval, run_id, plan, window, permits, reload, run)
+    return results
+
+
+def _run_files(conn, source: str, folder, interval, run_id, plan: Callable, window: Callable, permits: Permits,
+               reload: bool, run) -> list[FileResult]:
     require_migrated(conn)
     with conn.transaction():
         ensure_visitor_key(conn)  # ECRM_VISITOR_KEY, stored before dbt builds what the load brings
@@ -335,6 +343,13 @@ def _run(conn, source: str, folder, interval, run_id, plan: Callable, window: Ca
                         f"{folder}: unexpected {type(exc).__name__}: {_first_line(exc)}", ingest_run)
         raise
     _end_run(conn, ingest_run, "succeeded", None)
+    if run:  # OpenLineage (ecrm.lineage): per file kind, its landing files in, its raw table and the quarantine out
+        url = lineage.conn_url(conn)
+        for kind in dict.fromkeys(k for k, *_ in files):
+            tables = [f"raw.{kind.table}", *(["raw.order_status_history"] if kind.name == "orders" else []),
+                      "quarantine.rejected_rows"]
+            run.child(f"ecrm.ingest.{source}.{kind.name}", [lineage.file(p) for k, p, *_ in files if k is kind],
+                      [lineage.table(url, t) for t in tables], f"load {kind.name} files into raw.{kind.table}")
     return results
 
 

@@ -27,6 +27,17 @@ def pull_window(conn: psycopg.Connection, source: str, interval: tuple[datetime,
 
 def extract(shop_url: str, folder, window: tuple[datetime, datetime], schema: str = "shop") -> dict[str, int]:
     """Write <table>.csv for each shop table into `folder`; returns bytes written per table."""
+    from .. import lineage
+
+    with lineage.job("ecrm.extract.shop_db", "pull the shop database's changed rows into landing files") as run:
+        written = _extract(shop_url, folder, window, schema)
+        if run:  # the shop's tables in, the landing files out (ecrm.lineage names both)
+            run.read(*(lineage.table(shop_url, f"{schema}.{name}") for name in SPECS))
+            run.wrote(*(lineage.file(folder / f"{name}.csv") for name in SPECS))
+    return written
+
+
+def _extract(shop_url: str, folder, window: tuple[datetime, datetime], schema: str) -> dict[str, int]:
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, int] = {}
     with psycopg.connect(shop_url) as shop:
