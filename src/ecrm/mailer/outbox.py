@@ -147,8 +147,10 @@ CHANGES_SQL = """
 select c.action, c.audience, c.customer_id, s.email, s.first_name, c.segment, c.reason
 from mailer.sync_changes as c
 inner join mailer.sync_runs as r on r.run_id = c.run_id and r.audience = c.audience
-left join mailer.audience_state as s
-    on s.target = r.target and s.audience = c.audience and s.email_hash = c.email_hash
+left join lateral (  -- by primary key, per change: the day's changes are a few percent of the state
+    select email, first_name from mailer.audience_state as s
+    where s.target = r.target and s.audience = c.audience and s.email_hash = c.email_hash
+) as s on true
 where r.target = %(target)s and r.day = %(day)s and c.result = 'sent'
 order by c.audience, c.action, c.customer_id, c.email_hash
 """

@@ -19,6 +19,11 @@ One run = one day and one target (ESP account/list):
    anyone twice. A run that was killed (status still ``running`` when the next run gets the target's
    lock) is marked ``abandoned`` by that next run, and its pending changes ``not_sent``.
 
+An adapter with ``set_wise = True`` (the outbox, which sends nothing per batch) gets the same run as
+statements instead of batches: the plan in a temporary table, one transaction per phase that applies it
+to the state and marks its audit rows ``sent`` with the batch keys the batches would have had
+(``_send_set_wise``); tests/test_mailer_setwise.py holds both paths to the same rows and files.
+
 ``sync_compliance`` is the same run in mode ``compliance_only``, for a day whose quality gate blocked
 the publish: nothing new is published, but the people who unsubscribed, complained, hard-bounced or
 withdrew consent that day are still owed their removal. Its plan is only those removals, of the members
