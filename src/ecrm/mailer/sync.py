@@ -121,7 +121,9 @@ def _plan_query(conn: psycopg.Connection, day: date, target: str, mode: str) -> 
 
 def _load_plan(conn: psycopg.Connection, day: date, target: str, mode: str = FULL) -> list[PlannedChange]:
     query, params = _plan_query(conn, day, target, mode)
-    rows = conn.execute(query, params).fetchall()
+    with conn.transaction():
+        roomy_statements(conn)
+        rows = conn.execute(query, params).fetchall()
     plan = []
     for action, audience, customer_id, email, first_name, segment, email_hash, attrs_hash, reason, esp_id in rows:
         plan.append(PlannedChange(action, audience, Member(email, email_hash, customer_id, first_name, segment,
