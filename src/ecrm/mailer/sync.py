@@ -235,8 +235,8 @@ def _abandon_dead_runs(conn, target: str, run_id: int) -> list[int]:
             {"run": run_id, "target": target}).fetchall()]
         if dead:
             conn.execute(
-                "update mailer.sync_changes set result = 'not_sent', error = 'abandoned: run ' || run_id::text || "
-                "' died before the ESP confirmed this change; reconciled by run ' || %s::text "
+                "update mailer.sync_changes set result = 'not_sent', batch_key = null, error = 'abandoned: run ' || "
+                "run_id::text || ' died before the ESP confirmed this change; reconciled by run ' || %s::text "
                 "where run_id = any(%s) and result = 'pending'", (run_id, sorted(set(dead))))
     dead = sorted(set(dead))
     if dead:
@@ -385,7 +385,7 @@ def _sync(conn: psycopg.Connection, day: date, adapter: Adapter, config: MailerC
 
         if set_wise:
             with conn.transaction():
-                _insert_changes_set_wise(conn, run_id, tripped)
+                _insert_changes_set_wise(conn, run_id, adapter.target, config.batch_size, tripped)
         else:
             with conn.transaction(), conn.cursor() as cur:
                 cur.executemany(
@@ -395,7 +395,8 @@ def _sync(conn: psycopg.Connection, day: date, adapter: Adapter, config: MailerC
                       c.reason, *initial(c)) for c in plan])
         facts = adapter.begin(conn, day)
         if set_wise:
-            error = _send_set_wise(conn, run_id, day, adapter.target, config, summary, set(tripped))
+            _send_set_wise(conn, run_id, day, adapter.target, summary, set(tripped))
+            error = None
         else:
             error = _send(conn, run_id, day, adapter, config, plan, summary, set(tripped))
         conn.execute("update mailer.sync_changes set result = 'not_sent', error = %s where run_id = %s "
@@ -459,35 +460,69 @@ def _plan_into_table(conn: psycopg.Connection, day: date, target: str, mode: str
     return counts
 
 
-def _insert_changes_set_wise(conn: psycopg.Connection, run_id: int, tripped: dict[str, str]) -> None:
+def _insert_changes_set_wise(conn: psycopg.Connection, run_id: int, target: str, batch_size: int,
+                             tripped: dict[str, str]) -> None:
     """One audit row per planned change, as the ESP path writes them: blocked members `excluded`, the
-    ordinary changes of a refused audience `not_sent` with the breaker's reason, the rest `pending`."""
+    ordinary changes of a refused audience `not_sent` with the breaker's reason, the rest `pending`,
+    each with the batch key the ESP path would give its batch (batches of `batch_size` per audience,
+    action and phase, ordered by email hash: ``batch_key``), so the phases only flip `pending` to
+    `sent`. (A run that dies leaves its `pending` rows to the next run, which marks them `not_sent`
+    and clears their keys: a key is only kept for what was sent.)"""
     held = "t.why is not null and not p.compliance and p.action <> 'blocked'"
-    conn.execute(
-        "insert into mailer.sync_changes (run_id, audience, action, email_hash, customer_id, segment, reason, result, "
-        f"error) select %(run)s, p.audience, p.action, p.email_hash, p.customer_id, p.segment, p.reason, "
-        f"case when p.action = 'blocked' then 'excluded' when {held} then 'not_sent' else 'pending' end, "
-        f"case when {held} then 'held back by the circuit breaker: ' || t.why end "
-        f"from {PLAN_TABLE} as p left join unnest(%(audiences)s::text[], %(why)s::text[]) as t (audience, why) "
-        "on t.audience = p.audience",
-        {"run": run_id, "audiences": list(tripped), "why": list(tripped.values())})
+    conn.execute(f"""
+        with rows as (
+            select p.*, t.why,
+                   case when p.action = 'blocked' then 'excluded' when {held} then 'not_sent' else 'pending' end
+                       as result
+            from {PLAN_TABLE} as p
+            left join unnest(%(audiences)s::text[], %(why)s::text[]) as t (audience, why) on t.audience = p.audience
+        ),
+        numbered as (
+            select audience, action, compliance, email_hash, customer_id, attrs_hash,
+                   (row_number() over (partition by audience, action, compliance
+                                       order by email_hash collate "C", customer_id collate "C") - 1)
+                       / %(size)s as batch
+            from rows
+            where result = 'pending'
+        ),
+        keys as (
+            select audience, action, compliance, batch,
+                   left(encode(sha256(convert_to(%(target)s || chr(31) || audience || chr(31) || action
+                       || string_agg(chr(30) || email_hash || ':' || attrs_hash, ''
+                                     order by email_hash collate "C", customer_id collate "C"), 'UTF8')),
+                        'hex'), 40) as batch_key
+            from numbered
+            group by audience, action, compliance, batch
+        )
+        insert into mailer.sync_changes (run_id, audience, action, email_hash, customer_id, segment, reason, result,
+                                         error, batch_key)
+        select %(run)s, r.audience, r.action, r.email_hash, r.customer_id, r.segment, r.reason, r.result,
+               case when r.result = 'not_sent' then 'held back by the circuit breaker: ' || r.why end, k.batch_key
+        from rows as r
+        left join numbered as n
+            on n.audience = r.audience and n.action = r.action and n.email_hash = r.email_hash
+               and n.customer_id = r.customer_id
+        left join keys as k
+            on k.audience = n.audience and k.action = n.action and k.compliance = n.compliance and k.batch = n.batch""",
+        {"run": run_id, "target": target, "size": batch_size, "audiences": list(tripped),
+         "why": list(tripped.values())})
 
 
 # The phases of the ESP path (_send), as statements: 1. every audience's compliance removals, 2. the adds,
-# updates and churn removals of the audiences the breaker did not refuse.
-_PHASES = ("p.compliance", "not p.compliance and p.action <> 'blocked' and p.audience <> all(%(refused)s::text[])")
+# updates and churn removals of the audiences the breaker did not refuse (their audit rows: all still pending).
+_PHASES = (("p.compliance", "c.action = 'remove' and c.reason = any(%(compliance_reasons)s::text[])"),
+           ("not p.compliance and p.action <> 'blocked' and p.audience <> all(%(refused)s::text[])", "true"))
 
 
-def _send_set_wise(conn: psycopg.Connection, run_id: int, day: date, target: str, config: MailerConfig,
-                   summary: dict, refused: set[str]) -> None:
+def _send_set_wise(conn: psycopg.Connection, run_id: int, day: date, target: str, summary: dict,
+                   refused: set[str]) -> None:
     """Apply each phase to mailer.audience_state and mark its audit rows `sent`, one transaction per
     phase (phase 1 is committed before phase 2 starts, as the ESP path confirms every compliance
-    removal before any add). The audit rows get the batch keys the ESP path would give them (batches
-    of `batch_size` per audience, action and phase, ordered by email hash), so the audit reads the
-    same whichever path wrote it. A crash between the phases leaves phase 1 committed; the next run
-    plans from the state and sends only what is left, as after a killed ESP push."""
-    params = {"run": run_id, "day": day, "target": target, "refused": sorted(refused), "size": config.batch_size}
-    for where in _PHASES:
+    removal before any add). A crash between the phases leaves phase 1 committed; the next run plans
+    from the state and sends only what is left, as after a killed ESP push."""
+    params = {"run": run_id, "day": day, "target": target, "refused": sorted(refused),
+              "compliance_reasons": sorted(COMPLIANCE_REASONS)}
+    for where, audited in _PHASES:
         with conn.transaction():
             conn.execute(f"""
                 insert into mailer.audience_state as s (target, audience, email_hash, customer_id, email, first_name,
@@ -508,36 +543,14 @@ def _send_set_wise(conn: psycopg.Connection, run_id: int, day: date, target: str
                 where p.action = 'remove' and {where}
                     and s.target = %(target)s and s.audience = p.audience and s.email_hash = p.email_hash""", params)
             sent = conn.execute(f"""
-                with numbered as (
-                    select p.audience, p.action, p.compliance, p.email_hash, p.customer_id, p.attrs_hash,
-                           (row_number() over (partition by p.audience, p.action, p.compliance
-                                               order by p.email_hash collate "C", p.customer_id collate "C") - 1)
-                               / %(size)s as batch
-                    from {PLAN_TABLE} as p
-                    where {where}
-                ),
-                keys as (
-                    select audience, action, compliance, batch,
-                           left(encode(sha256(convert_to(%(target)s || chr(31) || audience || chr(31) || action
-                               || string_agg(chr(30) || email_hash || ':' || attrs_hash, ''
-                                             order by email_hash collate "C", customer_id collate "C"), 'UTF8')),
-                                'hex'), 40) as batch_key
-                    from numbered
-                    group by audience, action, compliance, batch
-                ),
-                updated as (
-                    update mailer.sync_changes as c
-                    set result = 'sent', error = null, batch_key = k.batch_key, sent_at = statement_timestamp()
-                    from numbered as n
-                    inner join keys as k using (audience, action, compliance, batch)
-                    where c.run_id = %(run)s and c.audience = n.audience and c.action = n.action
-                        and c.email_hash = n.email_hash and c.customer_id = n.customer_id
+                with updated as (
+                    update mailer.sync_changes as c set result = 'sent', sent_at = statement_timestamp()
+                    where c.run_id = %(run)s and c.result = 'pending' and {audited}
                     returning c.audience
                 )
                 select audience, count(*) from updated group by audience""", params).fetchall()
         for audience, n in sent:
             summary[audience]["sent"] += n
-    return None
 
 
 def _batches(changes: list[PlannedChange], size: int) -> list[tuple[str, str, list[PlannedChange]]]:
