@@ -26,6 +26,7 @@ from upath import UPath
 
 from ..settings import is_local, storage_path
 from .config import MailerConfig
+from .state import roomy_statements
 from .types import Member, MemberResult
 
 COLUMNS = ("customer_id", "email", "first_name", "segment")
@@ -69,7 +70,8 @@ def write_atomic(path: Path | UPath, data: bytes) -> None:
 
 
 def write_outbox(outbox: Path | UPath, day: date, audiences: dict[str, list[tuple]], extra: dict | None = None) -> dict:
-    """Write outbox/<day>/<audience>.csv (rows of COLUMNS, sorted) and manifest.json; returns the manifest."""
+    """Write outbox/<day>/<audience>.csv (rows of COLUMNS, sorted) and manifest.json from rows in memory;
+    returns the manifest. (The adapter streams the same files from the database: OutboxAdapter.end.)"""
     folder = day_folder(outbox, day)
     manifest: dict = {"as_of_date": day.isoformat(), "audiences": {}, **(extra or {})}
     for audience in sorted(audiences):
@@ -86,6 +88,81 @@ def write_outbox(outbox: Path | UPath, day: date, audiences: dict[str, list[tupl
     return manifest
 
 
+def _same_content(path: Path | UPath, size: int, digest: str) -> bool:
+    """Does the file or object at `path` hold exactly these bytes (same size, same sha256)?"""
+    try:
+        if path.stat().st_size != size:
+            return False
+    except FileNotFoundError:
+        return False
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            sha.update(block)
+    return sha.hexdigest() == digest
+
+
+def copy_to_file(conn: psycopg.Connection, path: Path | UPath, query: str, params: dict | tuple = ()) -> dict:
+    """Stream `COPY (query) TO STDOUT` into `path` with the guarantees of write_atomic: locally a 0600
+    temp file renamed over the old one (a reader never sees half a file), on object storage one PUT of
+    the whole object; an unchanged file or object is not rewritten (locally its mode is tightened).
+    Returns {"rows", "sha256"} (rows as COPY counted them)."""
+    sha, size = hashlib.sha256(), 0
+    local = is_local(path)
+    if local:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)  # an existing .tmp keeps its old mode through O_CREAT
+        sink = os.fdopen(fd, "wb")
+    else:
+        sink = io.BytesIO()
+    with conn.cursor() as cur:
+        try:
+            with sink, cur.copy(f"copy ({query}) to stdout with (format csv, header)", params) as copy:
+                for chunk in copy:
+                    sha.update(chunk)
+                    size += len(chunk)
+                    sink.write(chunk)
+                data = None if local else sink.getvalue()
+        except BaseException:
+            if local:
+                tmp.unlink(missing_ok=True)
+            raise
+        rows = cur.rowcount
+    digest = sha.hexdigest()
+    if _same_content(path, size, digest):  # unchanged: keep the file (and its mtime) as the ESP last saw it
+        if local:
+            tmp.unlink()
+            if path.stat().st_mode & 0o777 != FILE_MODE:
+                path.chmod(FILE_MODE)  # written by an older version: tighten, keep content and mtime
+    elif local:
+        os.replace(tmp, path)
+    else:
+        path.write_bytes(data)  # one PUT: readers see the old object or the new one, never a part
+    return {"rows": rows, "sha256": digest}
+
+
+# The day's confirmed changes (of every run of the target that day), as changes.csv lists them.
+CHANGES_SQL = """
+select c.action, c.audience, c.customer_id, s.email, s.first_name, c.segment, c.reason
+from mailer.sync_changes as c
+inner join mailer.sync_runs as r on r.run_id = c.run_id and r.audience = c.audience
+left join lateral (  -- by primary key, per change: the day's changes are a few percent of the state
+    select email, first_name from mailer.audience_state as s
+    where s.target = r.target and s.audience = c.audience and s.email_hash = c.email_hash
+) as s on true
+where r.target = %(target)s and r.day = %(day)s and c.result = 'sent'
+order by c.audience, c.action, c.customer_id, c.email_hash
+"""
+# An audience's file: its members as the ESP has them, sorted by customer id and address (byte order).
+AUDIENCE_SQL = """
+select customer_id, email, first_name, segment
+from mailer.audience_state
+where target = %(target)s and audience = %(audience)s and is_member
+order by customer_id collate "C", email collate "C"
+"""
+
+
 class OutboxAdapter:
     """Files for ESPs that import them: outbox/<day>/<audience>.csv with the full audience as pushed
     (the simulator sends campaigns to it) + manifest.json, plus changes.csv with the day's adds,
@@ -94,6 +171,7 @@ class OutboxAdapter:
     and a rerun rewrites byte-identical files (unchanged files are not even touched)."""
 
     name = "outbox"
+    set_wise = True  # the sync applies the diff with statements (ecrm.mailer.sync._send_set_wise); apply() is unused
 
     def __init__(self, config: MailerConfig) -> None:
         self.outbox = storage_path(config.outbox)
@@ -113,36 +191,27 @@ class OutboxAdapter:
         # The published audiences: the day's after a full push (the sync checked that published holds
         # `day`), the last published day's after a compliance-only push (the day's gate blocked): then
         # the files hold those audiences as the ESP now has them, the day's compliance removals applied.
+        # Each file is one COPY TO streamed from mailer.audience_state / the audit, never rows in Python.
         published = conn.execute("select max(as_of_date) from published.audience_members").fetchone()[0]
-        audiences: dict[str, list[tuple]] = {a: [] for (a,) in conn.execute(
-            "select distinct audience from published.audience_members")}
-        for audience, *row in conn.execute(
-                "select audience, customer_id, email, first_name, segment from mailer.audience_state "
-                "where target = %s and is_member order by audience, customer_id", (self.target,)):
-            if audience in audiences:
-                audiences[audience].append(tuple(row))
-        changes = conn.execute(
-            """
-            select c.action, c.audience, c.customer_id, s.email, s.first_name, c.segment, coalesce(c.reason, '')
-            from mailer.sync_changes as c
-            inner join mailer.sync_runs as r on r.run_id = c.run_id and r.audience = c.audience
-            left join mailer.audience_state as s
-                on s.target = r.target and s.audience = c.audience and s.email_hash = c.email_hash
-            where r.target = %s and r.day = %s and c.result = 'sent'
-            order by c.audience, c.action, c.customer_id, c.email_hash
-            """, (self.target, day)).fetchall()
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(("action", "audience", "customer_id", "email", "first_name", "segment", "reason"))
-        writer.writerows(changes)
-        data = buffer.getvalue().encode()
+        audiences = [a for (a,) in conn.execute("select distinct audience from published.audience_members")]
         folder = day_folder(self.outbox, day)
-        write_atomic(folder / "changes.csv", data)
-        extra: dict = {"changes": {"file": "changes.csv", "rows": len(changes),
-                                   "sha256": hashlib.sha256(data).hexdigest()}}
+        with conn.transaction():  # the audiences' sorts in memory (set local: until the end of these reads)
+            return self._write_files(conn, day, folder, published, audiences)
+
+    def _write_files(self, conn: psycopg.Connection, day: date, folder: Path | UPath, published: date | None,
+                     audiences: list[str]) -> dict:
+        roomy_statements(conn)
+        changes = copy_to_file(conn, folder / "changes.csv", CHANGES_SQL, {"target": self.target, "day": day})
+        manifest: dict = {"as_of_date": day.isoformat(), "audiences": {},
+                          "changes": {"file": "changes.csv", **changes}}
         if published is not None and published != day:
-            extra |= {"mode": "compliance_only", "published_as_of": published.isoformat()}
-        self.manifest = write_outbox(self.outbox, day, audiences, extra)
+            manifest |= {"mode": "compliance_only", "published_as_of": published.isoformat()}
+        for audience in sorted(audiences):
+            written = copy_to_file(conn, folder / f"{audience}.csv", AUDIENCE_SQL,
+                                   {"target": self.target, "audience": audience})
+            manifest["audiences"][audience] = {"file": f"{audience}.csv", **written}
+        write_atomic(folder / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+        self.manifest = manifest
         return {"manifest": self.manifest}
 
     def close(self) -> None:

@@ -19,6 +19,11 @@ One run = one day and one target (ESP account/list):
    anyone twice. A run that was killed (status still ``running`` when the next run gets the target's
    lock) is marked ``abandoned`` by that next run, and its pending changes ``not_sent``.
 
+An adapter with ``set_wise = True`` (the outbox, which sends nothing per batch) gets the same run as
+statements instead of batches: the plan in a temporary table, one transaction per phase that applies it
+to the state and marks its audit rows ``sent`` with the batch keys the batches would have had
+(``_send_set_wise``); tests/test_mailer_setwise.py holds both paths to the same rows and files.
+
 ``sync_compliance`` is the same run in mode ``compliance_only``, for a day whose quality gate blocked
 the publish: nothing new is published, but the people who unsubscribed, complained, hard-bounced or
 withdrew consent that day are still owed their removal. Its plan is only those removals, of the members
@@ -45,7 +50,7 @@ from ..warehouse.migrate import require_migrated
 from .adapters import adapter_from_config
 from .config import MailerConfig
 from .http import MailerError
-from .state import COMPLIANCE_PLAN_SQL, COMPLIANCE_REASONS, plan_sql
+from .state import COMPLIANCE_PLAN_SQL, COMPLIANCE_REASONS, plan_sql, roomy_statements
 from .types import ACTIONS, Adapter, Member, MemberResult
 
 log = logging.getLogger(__name__)
@@ -106,12 +111,19 @@ def _published_check(conn: psycopg.Connection, day: date) -> None:
 FULL, COMPLIANCE_ONLY = "full", "compliance_only"  # mailer.sync_runs.mode
 
 
-def _load_plan(conn: psycopg.Connection, day: date, target: str, mode: str = FULL) -> list[PlannedChange]:
+def _plan_query(conn: psycopg.Connection, day: date, target: str, mode: str) -> tuple[str, dict]:
+    """The diff's SQL and parameters: the published audiences' (full) or the day's compliance removals."""
     if mode == COMPLIANCE_ONLY:
         day_end = datetime.combine(day + timedelta(days=1), clock_time(0), tzinfo=UTC)
-        rows = conn.execute(COMPLIANCE_PLAN_SQL, {"target": target, "day_end": day_end}).fetchall()
-    else:
-        rows = conn.execute(plan_sql(conn), {"day": day, "target": target, "email_re": EMAIL_PATTERN}).fetchall()
+        return COMPLIANCE_PLAN_SQL, {"target": target, "day_end": day_end}
+    return plan_sql(conn), {"day": day, "target": target, "email_re": EMAIL_PATTERN}
+
+
+def _load_plan(conn: psycopg.Connection, day: date, target: str, mode: str = FULL) -> list[PlannedChange]:
+    query, params = _plan_query(conn, day, target, mode)
+    with conn.transaction():
+        roomy_statements(conn)
+        rows = conn.execute(query, params).fetchall()
     plan = []
     for action, audience, customer_id, email, first_name, segment, email_hash, attrs_hash, reason, esp_id in rows:
         plan.append(PlannedChange(action, audience, Member(email, email_hash, customer_id, first_name, segment,
@@ -121,13 +133,19 @@ def _load_plan(conn: psycopg.Connection, day: date, target: str, mode: str = FUL
     return plan
 
 
-def _summaries(conn: psycopg.Connection, target: str, plan: list[PlannedChange]) -> dict[str, dict]:
-    before = dict(conn.execute("select audience, count(*) from mailer.audience_state where target = %s "
-                               "and is_member group by audience", (target,)).fetchall())
+def _plan_counts(plan: list[PlannedChange]) -> dict[str, Counter]:
     counts: dict[str, Counter] = defaultdict(Counter)
     for change in plan:
         counts[change.audience][change.action] += 1
         counts[change.audience]["compliance"] += change.compliance
+    return counts
+
+
+def _summaries(conn: psycopg.Connection, target: str, counts: dict[str, Counter]) -> dict[str, dict]:
+    """Per audience: members before/after, adds, updates, removes (of which compliance), excluded."""
+    before = dict(conn.execute("select audience, count(*) from mailer.audience_state where target = %s "
+                               "and is_member group by audience", (target,)).fetchall())
+    counts = defaultdict(Counter, counts)
     summary = {}
     for audience in sorted(set(before) | set(counts)):
         c, n = counts[audience], before.get(audience, 0)
@@ -217,8 +235,8 @@ def _abandon_dead_runs(conn, target: str, run_id: int) -> list[int]:
             {"run": run_id, "target": target}).fetchall()]
         if dead:
             conn.execute(
-                "update mailer.sync_changes set result = 'not_sent', error = 'abandoned: run ' || run_id::text || "
-                "' died before the ESP confirmed this change; reconciled by run ' || %s::text "
+                "update mailer.sync_changes set result = 'not_sent', batch_key = null, error = 'abandoned: run ' || "
+                "run_id::text || ' died before the ESP confirmed this change; reconciled by run ' || %s::text "
                 "where run_id = any(%s) and result = 'pending'", (run_id, sorted(set(dead))))
     dead = sorted(set(dead))
     if dead:
@@ -320,11 +338,20 @@ def _sync(conn: psycopg.Connection, day: date, adapter: Adapter, config: MailerC
     lock_key = f"ecrm-mailer:{adapter.target}"
     if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (lock_key,)).fetchone()[0]:
         raise MailerError(f"another mailer sync for {adapter.target} is running; try again when it has finished")
+    # An adapter that only renders what the state holds (the outbox) takes the set-wise path: the plan,
+    # the audit rows and the state changes are statements over a temporary table, not rows through
+    # Python; a dry run prints members, so it loads the plan as the ESP path does.
+    set_wise = bool(getattr(adapter, "set_wise", False)) and not config.dry_run
     try:
         run_id = conn.execute("select nextval('mailer.sync_run_seq')").fetchone()[0]
         abandoned = [] if config.dry_run else _abandon_dead_runs(conn, adapter.target, run_id)
-        plan = _load_plan(conn, day, adapter.target, mode)
-        summary = _summaries(conn, adapter.target, plan)
+        if set_wise:  # the diff stays in the database: a temporary table, summed there
+            counts = _plan_into_table(conn, day, adapter.target, mode)
+            plan: list[PlannedChange] = []
+        else:
+            plan = _load_plan(conn, day, adapter.target, mode)
+            counts = _plan_counts(plan)
+        summary = _summaries(conn, adapter.target, counts)
         if mode == COMPLIANCE_ONLY:  # only the audiences it removes from (a rerun: none)
             summary = {a: s for a, s in summary.items() if s["removes"]}
         report = {"day": day.isoformat(), "adapter": adapter.name, "target": adapter.target, "run_id": run_id,
@@ -356,14 +383,22 @@ def _sync(conn: psycopg.Connection, day: date, adapter: Adapter, config: MailerC
                 return "not_sent", "held back by the circuit breaker: " + tripped[c.audience]
             return "pending", None
 
-        with conn.transaction(), conn.cursor() as cur:
-            cur.executemany(
-                "insert into mailer.sync_changes (run_id, audience, action, email_hash, customer_id, segment, reason, "
-                "result, error) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [(run_id, c.audience, c.action, c.member.email_hash, c.member.customer_id, c.member.segment, c.reason,
-                  *initial(c)) for c in plan])
+        if set_wise:
+            with conn.transaction():
+                _insert_changes_set_wise(conn, run_id, adapter.target, config.batch_size, tripped)
+        else:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(
+                    "insert into mailer.sync_changes (run_id, audience, action, email_hash, customer_id, segment, "
+                    "reason, result, error) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [(run_id, c.audience, c.action, c.member.email_hash, c.member.customer_id, c.member.segment,
+                      c.reason, *initial(c)) for c in plan])
         facts = adapter.begin(conn, day)
-        error = _send(conn, run_id, day, adapter, config, plan, summary, set(tripped))
+        if set_wise:
+            _send_set_wise(conn, run_id, day, adapter.target, summary, set(tripped))
+            error = None
+        else:
+            error = _send(conn, run_id, day, adapter, config, plan, summary, set(tripped))
         conn.execute("update mailer.sync_changes set result = 'not_sent', error = %s where run_id = %s "
                      "and result = 'pending'", (str(error) if error else "run ended before this batch", run_id))
         if error is None:
@@ -391,7 +426,131 @@ def _sync(conn: psycopg.Connection, day: date, adapter: Adapter, config: MailerC
                 "compliance removal were sent. " + "; ".join(tripped.values()), report)
         return report
     finally:
+        if set_wise:
+            conn.execute(f"drop table if exists pg_temp.{PLAN_TABLE}")
         conn.execute("select pg_advisory_unlock(hashtext(%s))", (lock_key,))
+
+
+# ----- the set-wise path (adapters with `set_wise = True`: the outbox) -----
+
+PLAN_TABLE = "ecrm_mailer_plan"  # a temporary table: this session's plan, dropped at the end of the run
+_PLAN_COLUMNS = "action, audience, customer_id, email, first_name, segment, email_hash, attrs_hash, reason, esp_id"
+
+
+def _plan_into_table(conn: psycopg.Connection, day: date, target: str, mode: str) -> dict[str, Counter]:
+    """The plan (the same SQL as the ESP path's) into a temporary table, with each change's phase
+    (`compliance`: a removal the person is owed); returns the counts per audience and action."""
+    query, params = _plan_query(conn, day, target, mode)
+    conn.execute(f"drop table if exists pg_temp.{PLAN_TABLE}")
+    conn.execute(f"create temporary table {PLAN_TABLE} (action text not null, audience text not null, "
+                 "customer_id text not null, email text, first_name text, segment text, email_hash text not null, "
+                 "attrs_hash text, reason text, esp_id text, compliance boolean not null)")
+    with conn.transaction():
+        roomy_statements(conn)
+        conn.execute(f"insert into {PLAN_TABLE} select p.*, p.action = 'remove' and coalesce(p.reason = any("
+                     f"%(compliance_reasons)s::text[]), false) from ({query}) as p",
+                     {**params, "compliance_reasons": sorted(COMPLIANCE_REASONS)})
+    conn.execute(f"analyze {PLAN_TABLE}")
+    counts: dict[str, Counter] = {}
+    for audience, action, n, compliance in conn.execute(
+            f"select audience, action, count(*), count(*) filter (where compliance) from {PLAN_TABLE} "
+            "group by audience, action"):
+        counts.setdefault(audience, Counter())[action] += n
+        counts[audience]["compliance"] += compliance
+    return counts
+
+
+def _insert_changes_set_wise(conn: psycopg.Connection, run_id: int, target: str, batch_size: int,
+                             tripped: dict[str, str]) -> None:
+    """One audit row per planned change, as the ESP path writes them: blocked members `excluded`, the
+    ordinary changes of a refused audience `not_sent` with the breaker's reason, the rest `pending`,
+    each with the batch key the ESP path would give its batch (batches of `batch_size` per audience,
+    action and phase, ordered by email hash: ``batch_key``), so the phases only flip `pending` to
+    `sent`. (A run that dies leaves its `pending` rows to the next run, which marks them `not_sent`
+    and clears their keys: a key is only kept for what was sent.)"""
+    held = "t.why is not null and not p.compliance and p.action <> 'blocked'"
+    conn.execute(f"""
+        with rows as (
+            select p.*, t.why,
+                   case when p.action = 'blocked' then 'excluded' when {held} then 'not_sent' else 'pending' end
+                       as result
+            from {PLAN_TABLE} as p
+            left join unnest(%(audiences)s::text[], %(why)s::text[]) as t (audience, why) on t.audience = p.audience
+        ),
+        numbered as (
+            select audience, action, compliance, email_hash, customer_id, attrs_hash,
+                   (row_number() over (partition by audience, action, compliance
+                                       order by email_hash collate "C", customer_id collate "C") - 1)
+                       / %(size)s as batch
+            from rows
+            where result = 'pending'
+        ),
+        keys as (
+            select audience, action, compliance, batch,
+                   left(encode(sha256(convert_to(%(target)s || chr(31) || audience || chr(31) || action
+                       || string_agg(chr(30) || email_hash || ':' || attrs_hash, ''
+                                     order by email_hash collate "C", customer_id collate "C"), 'UTF8')),
+                        'hex'), 40) as batch_key
+            from numbered
+            group by audience, action, compliance, batch
+        )
+        insert into mailer.sync_changes (run_id, audience, action, email_hash, customer_id, segment, reason, result,
+                                         error, batch_key)
+        select %(run)s, r.audience, r.action, r.email_hash, r.customer_id, r.segment, r.reason, r.result,
+               case when r.result = 'not_sent' then 'held back by the circuit breaker: ' || r.why end, k.batch_key
+        from rows as r
+        left join numbered as n
+            on n.audience = r.audience and n.action = r.action and n.email_hash = r.email_hash
+               and n.customer_id = r.customer_id
+        left join keys as k
+            on k.audience = n.audience and k.action = n.action and k.compliance = n.compliance and k.batch = n.batch""",
+        {"run": run_id, "target": target, "size": batch_size, "audiences": list(tripped),
+         "why": list(tripped.values())})
+
+
+# The phases of the ESP path (_send), as statements: 1. every audience's compliance removals, 2. the adds,
+# updates and churn removals of the audiences the breaker did not refuse (their audit rows: all still pending).
+_PHASES = (("p.compliance", "c.action = 'remove' and c.reason = any(%(compliance_reasons)s::text[])"),
+           ("not p.compliance and p.action <> 'blocked' and p.audience <> all(%(refused)s::text[])", "true"))
+
+
+def _send_set_wise(conn: psycopg.Connection, run_id: int, day: date, target: str, summary: dict,
+                   refused: set[str]) -> None:
+    """Apply each phase to mailer.audience_state and mark its audit rows `sent`, one transaction per
+    phase (phase 1 is committed before phase 2 starts, as the ESP path confirms every compliance
+    removal before any add). A crash between the phases leaves phase 1 committed; the next run plans
+    from the state and sends only what is left, as after a killed ESP push."""
+    params = {"run": run_id, "day": day, "target": target, "refused": sorted(refused),
+              "compliance_reasons": sorted(COMPLIANCE_REASONS)}
+    for where, audited in _PHASES:
+        with conn.transaction():
+            conn.execute(f"""
+                insert into mailer.audience_state as s (target, audience, email_hash, customer_id, email, first_name,
+                    segment, attrs_hash, is_member, esp_id, first_added_day, last_pushed_day, last_run_id)
+                select %(target)s, p.audience, p.email_hash, p.customer_id, p.email, p.first_name, p.segment,
+                       p.attrs_hash, true, p.esp_id, %(day)s, %(day)s, %(run)s
+                from {PLAN_TABLE} as p
+                where p.action in ('add', 'update') and {where}
+                on conflict (target, audience, email_hash) do update set customer_id = excluded.customer_id,
+                    email = excluded.email, first_name = excluded.first_name, segment = excluded.segment,
+                    attrs_hash = excluded.attrs_hash, is_member = true, esp_id = coalesce(excluded.esp_id, s.esp_id),
+                    last_pushed_day = excluded.last_pushed_day, removed_day = null,
+                    last_run_id = excluded.last_run_id, updated_at = now()""", params)
+            conn.execute(f"""
+                update mailer.audience_state as s
+                set is_member = false, removed_day = %(day)s, last_run_id = %(run)s, updated_at = now()
+                from {PLAN_TABLE} as p
+                where p.action = 'remove' and {where}
+                    and s.target = %(target)s and s.audience = p.audience and s.email_hash = p.email_hash""", params)
+            sent = conn.execute(f"""
+                with updated as (
+                    update mailer.sync_changes as c set result = 'sent', sent_at = statement_timestamp()
+                    where c.run_id = %(run)s and c.result = 'pending' and {audited}
+                    returning c.audience
+                )
+                select audience, count(*) from updated group by audience""", params).fetchall()
+        for audience, n in sent:
+            summary[audience]["sent"] += n
 
 
 def _batches(changes: list[PlannedChange], size: int) -> list[tuple[str, str, list[PlannedChange]]]:
