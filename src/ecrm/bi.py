@@ -378,20 +378,18 @@ def build_template(venv: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="superset-template-") as scratch:
         cfg = SupersetConfig(url=DEFAULT_URL, admin_user="", admin_password="", secret_key=secrets.token_urlsafe(32),
                              home=Path(scratch), venv=venv)
-        saved = os.environ.pop("ECRM_SUPERSET_METADATA_URI", None)
-        try:
-            _superset(cfg, "db", "upgrade")
-            _superset(cfg, "init")
-        finally:
-            if saved is not None:
-                os.environ["ECRM_SUPERSET_METADATA_URI"] = saved
+        # the template is always SQLite in the scratch folder, whatever metadata URI the caller set
+        env = {k: v for k, v in cfg.env().items() if k != "ECRM_SUPERSET_METADATA_URI"}
+        _superset(cfg, "db", "upgrade", env=env)
+        _superset(cfg, "init", env=env)
         shutil.copyfile(cfg.home / "superset.db", venv / ".template.tmp")
         os.replace(venv / ".template.tmp", venv / TEMPLATE)  # never half a template
     return venv / TEMPLATE
 
 
-def _superset(cfg: SupersetConfig, *args: str) -> str:
-    res = subprocess.run([str(cfg.superset), *args], env=cfg.env(), cwd=cfg.home, capture_output=True, text=True)
+def _superset(cfg: SupersetConfig, *args: str, env: dict[str, str] | None = None) -> str:
+    res = subprocess.run([str(cfg.superset), *args], env=env or cfg.env(), cwd=cfg.home, capture_output=True,
+                         text=True)
     if res.returncode != 0:
         tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-15:])
         raise BiError(f"`superset {args[0]}` failed ({res.returncode}):\n{tail}")
