@@ -25,6 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHART_SUITE = "docs_chart_probe"
+SLOW = pytest.mark.slow  # ≈ 85 s together: dbt's cold parse and GX's import build the site once
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,7 @@ def site(warehouse, tmp_path_factory):
         httpd.server_close()
 
 
+@SLOW
 def test_the_vendored_assets_carry_their_licences(site):
     folder, _ = site
     from ecrm.quality.docs_assets import PACKAGES, VENDOR
@@ -100,6 +102,7 @@ STYLE = """() => {
 }"""
 
 
+@SLOW
 def test_the_docs_open_styled_with_charts_and_nothing_from_outside(site, chromium, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -163,3 +166,40 @@ def _without_dbt_template_urls(problems: list[str]) -> list[str]:
     for _ in range(sum(p.startswith("404") for p in known)):
         rest.remove("error: Failed to load resource: the server responded with a status of 404 (File not found)")
     return rest
+
+
+def test_a_tarball_that_does_not_match_its_pinned_integrity_is_refused(tmp_path):
+    """A registry (or mirror) serving other bytes than the pinned ones never reaches the docs, and a
+    corrupted cached copy is fetched again rather than used."""
+    from dataclasses import replace
+
+    from ecrm.quality.docs_assets import PACKAGES, AssetError, fetch_tarball
+
+    real = next(p for p in PACKAGES if p.name == "bootstrap-datepicker")  # the smallest tarball (≈ 120 KB)
+    forged = replace(real, integrity="sha512-" + "A" * 86 + "==")
+    with pytest.raises(AssetError, match="does not match the pinned integrity"):
+        fetch_tarball(forged, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / f"{real.folder}.tgz").write_bytes(b"truncated")
+    assert fetch_tarball(real, tmp_path)[:2] == b"\x1f\x8b"  # gzip, fetched again and checked
+    assert (tmp_path / f"{real.folder}.tgz").stat().st_size > 100_000
+
+
+def test_a_page_still_loading_from_outside_fails_the_build(tmp_path):
+    """Known CDN URLs become relative paths (their CDN integrity attributes dropped); an unknown one (a
+    new GX template) stops the build with its URL rather than shipping a page that breaks offline."""
+    from ecrm.quality.docs_assets import AssetError, rewrite_pages
+
+    jquery = tmp_path / "_vendor" / "jquery@3.7.1" / "dist" / "jquery.min.js"
+    jquery.parent.mkdir(parents=True)
+    jquery.write_text("/* jQuery */")
+    page = tmp_path / "validations" / "a" / "b.html"
+    page.parent.mkdir(parents=True)
+    page.write_text('<script src="https://code.jquery.com/jquery-3.7.1.min.js" integrity="sha384-x" '
+                    'crossorigin="anonymous"></script><a href="https://greatexpectations.io">GX</a>')
+    rewrite_pages(tmp_path, {"https://code.jquery.com/jquery-3.7.1.min.js": jquery})
+    assert page.read_text() == ('<script src="../../_vendor/jquery@3.7.1/dist/jquery.min.js"></script>'
+                                '<a href="https://greatexpectations.io">GX</a>')  # a link is no load
+    (tmp_path / "style.css").write_text("body { background: url('https://cdn.example.com/bg.png') }")
+    with pytest.raises(AssetError, match=r"style.css: url\('https://cdn.example.com/bg.png"):
+        rewrite_pages(tmp_path, {"https://code.jquery.com/jquery-3.7.1.min.js": jquery})
