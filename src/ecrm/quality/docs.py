@@ -3,7 +3,9 @@
 `python -m ecrm.quality.docs [--port 8080] [--no-serve]` (or `ecrm docs` once wired into the CLI)
 writes .ecrm/docs/{index.html, dbt/index.html, gx/...} and serves it on http://127.0.0.1:8080/.
 dbt's `docs generate --static` gives one self-contained HTML file (manifest and catalog inlined),
-so the dbt part needs no server-side JSON; GX's site is static HTML already.
+so the dbt part needs no server-side JSON; GX's site is static HTML already. The CDN assets GX's
+pages load (bootstrap, jQuery, font-awesome, vega) are vendored into gx/_vendor/ from the npm
+registry and the pages rewritten to them (docs_assets.py), so the site opens behind a firewall.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def _latest_run_date(url: str) -> date:
 def build_docs(url: str, out_dir: Path | None = None, run_date: date | None = None) -> Path:
     """Build dbt docs and GX Data Docs into one folder; returns it."""
     from ..transform import run_dbt
+    from .docs_assets import vendor_docs_assets
     from .gate import gx_context
 
     settings = get_settings()
@@ -66,14 +69,25 @@ def build_docs(url: str, out_dir: Path | None = None, run_date: date | None = No
     sites = context.build_data_docs()  # renders every stored validation result and suite
     site = Path(next(iter(sites.values())).removeprefix("file://")).parent
     shutil.copytree(site, out / "gx")
+    vendor_docs_assets(out / "gx")  # GX's pages load bootstrap, jQuery, font-awesome, vega from CDNs
     (out / "index.html").write_text(INDEX.format(run_date=run_date.isoformat()))
     return out
 
 
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 (the stdlib's name)
+        pass
+
+
+def docs_server(folder: Path, port: int = 8080, host: str = "127.0.0.1", quiet: bool = False) -> ThreadingHTTPServer:
+    """An HTTP server for `folder` (port 0: any free port); the caller runs serve_forever()."""
+    handler = _QuietHandler if quiet else SimpleHTTPRequestHandler
+    return ThreadingHTTPServer((host, port), partial(handler, directory=str(folder)))
+
+
 def serve(folder: Path, port: int = 8080, host: str = "127.0.0.1") -> None:
     """Serve `folder` until interrupted (local only: 127.0.0.1 by default)."""
-    handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
-    with ThreadingHTTPServer((host, port), handler) as httpd:
+    with docs_server(folder, port, host) as httpd:
         print(f"docs at http://{host}:{port}/  (Ctrl-C stops)", flush=True)
         try:
             httpd.serve_forever()
