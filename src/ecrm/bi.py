@@ -342,7 +342,8 @@ def metric_sql(manifest: dict, name: str) -> tuple[str, set[tuple[str, str]]]:
         if kind == "derived":
             parts = inputs(params["metrics"])
             pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(parts, key=len, reverse=True))) + r")\b")
-            sql = pattern.sub(lambda m: term(parts[m.group(1)]), " ".join(params["expr"].split()))
+            expr = re.sub(r"\(\s+", "(", re.sub(r"\s+\)", ")", " ".join(params["expr"].split())))
+            sql = pattern.sub(lambda m: term(parts[m.group(1)]), expr)
             return sql, set().union(*(p[1] for p in parts.values())), False
         raise MetricError(f"metric {metric_name} is a {kind} metric")
 
