@@ -692,13 +692,20 @@ def import_bundle(url: str, user: str, password: str, bundle: Bundle, reader: st
         return r.json()
 
 
+def prepared_bundle(project_dir: Path | None = None, root: Path | None = None, check: bool = True) -> Bundle:
+    """The bundle as deploy sends it: `dbt parse` of the project, every MetricFlow metric's expression
+    generated from the semantic manifest, and (check) the bundle's checks passed."""
+    manifest = semantic_manifest(project_dir, parse=True)  # the metrics as dbt defines them now
+    bundle = resolve_metrics(load_bundle(root), manifest)
+    if check and (problems := check_bundle(bundle, semantic=manifest)):
+        raise BiError("the bundle fails its checks:\n  " + "\n  ".join(problems))
+    return bundle
+
+
 def deploy(cfg: SupersetConfig | None = None, start_if_down: bool = True, check: bool = True) -> list[str]:
     """Check the bundle and the reader login, bring Superset up when needed, import; the dashboards' URLs."""
     cfg = cfg or SupersetConfig.from_env()
-    manifest = semantic_manifest(parse=True)  # the metrics as dbt defines them now
-    bundle = resolve_metrics(load_bundle(), manifest)
-    if check and (problems := check_bundle(bundle, semantic=manifest)):
-        raise BiError("the bundle fails its checks:\n  " + "\n  ".join(problems))
+    bundle = prepared_bundle(check=check)
     reader = reader_url()
     check_reader(reader)
     if not healthy(cfg.url):
