@@ -6,7 +6,9 @@ days: the weekly campaign goes out on the second, its e-mail events reach the ma
 chart field is a column or saved metric of its dataset, no identifier, each dashboard reads exactly
 its dbt exposure's tables at the exposure's URL), every dataset column and metric and every chart's
 query runs as the BI login, the ratio metrics equal the marts' own rates, and the checks fail a
-chart on an identifier or a table outside the exposure. Slow (`slow`): Superset from its own venv
+chart on an identifier or a table outside the exposure. Metrics defined once: every ratio a dashboard
+shows is generated from dbt's semantic manifest (a `dbt parse`, no warehouse), a changed metric in the
+semantic yml changes what deploy sends, and a hand-written metric that differs from MetricFlow's fails. Slow (`slow`): Superset from its own venv
 on a free port with SQLite metadata in a temp folder, the bundle deployed through the REST assets
 import, every dashboard opened at its exposure's URL in headless Chromium (no chart error, every
 chart with rows, no request to another host; the telemetry pixel refused by the CSP), a changed chart
@@ -16,12 +18,14 @@ re-deployed and updated, and the connection proven to be the BI login (identifie
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import secrets
 import shutil
 import socket
 import time
+import zipfile
 from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -81,6 +85,16 @@ def built(warehouse, tmp_path_factory):
                 os.environ[key] = value
 
 
+@pytest.fixture(scope="module")
+def semantic() -> dict:
+    """dbt's semantic manifest (`dbt parse` when target/ is missing or older than a model file)."""
+    return bi.semantic_manifest()
+
+
+def _resolved() -> bi.Bundle:
+    return bi.resolve_metrics(bi.load_bundle())
+
+
 @pytest.fixture
 def bundle_copy(tmp_path) -> Path:
     target = tmp_path / "bundle"
@@ -109,13 +123,109 @@ def test_the_bundle_passes_its_checks_and_each_dashboard_is_its_exposure():
     assert urlsplit(bundle.database["sqlalchemy_uri"]).password == bi.MASK
     assert "password" not in bundle.database
     # the named ratios are sum(numerator) / nullif(sum(denominator), 0), never an average of a rate
-    metrics = [(m["metric_name"], m["expression"]) for ds in bundle.datasets.values() for m in ds["metrics"]]
+    metrics = [(m["metric_name"], m["expression"]) for ds in _resolved().datasets.values() for m in ds["metrics"]]
     names = {"bounce_rate", "session_conversion_rate", "open_rate", "click_rate", "buyer_rate", "repeat_rate",
-             "top20_revenue_share", "holdout_lift"}
+             "top_customers_revenue_share", "holdout_lift"}
     assert names <= {name for name, _ in metrics}
     for name, expr in metrics:
         if name in names or name.endswith(("_rate", "_share")):
             assert expr.lstrip("(").startswith("sum(") and "/ nullif(" in expr and "avg(" not in expr.lower(), name
+
+
+def test_every_ratio_a_dashboard_shows_is_generated_from_the_semantic_manifest(semantic):
+    bundle = bi.load_bundle()
+    generated, problems = bi.metricflow_metrics(bundle, semantic)
+    assert problems == []
+    resolved = bi.resolve_metrics(bundle, semantic)
+    used = {(chart["dataset_uuid"], name) for dash in bundle.dashboards.values()
+            for chart in bundle.dashboard_charts(dash) for name in bi.chart_fields(chart["params"])[1]}
+    ratios = {(uuid, name) for uuid, name in used if "/" in bi.dataset_fields(resolved.datasets[uuid])[1][name]}
+    assert len(ratios) >= 15, ratios  # rates, shares, lifts and their intervals of the three dashboards
+    assert ratios <= set(generated), sorted(ratios - set(generated))
+    for uuid, name in ratios:  # in git they carry only the placeholder: nothing to drift
+        assert bi.dataset_fields(bundle.datasets[uuid])[1][name] == bi.PLACEHOLDER.format(name=name)
+    by_name = {(resolved.datasets[u]["table_name"], n): bi.dataset_fields(resolved.datasets[u])[1][n]
+               for u, n in generated}
+    # the ratio of MetricFlow's measures, the derived lift from its input metrics
+    assert by_name["fct_web_kpis_daily", "bounce_rate"] == "sum(bounced_sessions) * 1.0 / nullif(sum(sessions), 0)"
+    assert by_name["dim_customers", "repeat_rate"] == (
+        "sum(case when is_repeat_buyer then 1 else 0 end) * 1.0 "
+        "/ nullif(sum(case when valid_order_count >= 1 then 1 else 0 end), 0)")
+    assert by_name["fct_campaign_kpis", "holdout_lift"] == (
+        "(sum(converters) * 1.0 / nullif(sum(delivered), 0)) "
+        "- (sum(holdout_converters) * 1.0 / nullif(sum(holdout_customers), 0))")
+    # and what deploy imports is the resolved bundle: the dataset files carry the generated SQL
+    sent = yaml.safe_load(resolved.files[resolved.paths[next(
+        u for u, d in resolved.datasets.items() if d["table_name"] == "fct_web_kpis_daily")]])
+    assert {m["metric_name"]: m["expression"] for m in sent["metrics"]}["bounce_rate"] == by_name[
+        "fct_web_kpis_daily", "bounce_rate"]
+
+
+def test_a_metric_changed_in_the_semantic_yml_changes_what_deploy_sends(tmp_path, semantic):
+    project = tmp_path / "dbt_project"
+    shutil.copytree(ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    (project / "target").mkdir()  # dbt's saved parse (the semantic fixture made it): the copy parses partially
+    for saved in (ROOT / "dbt_project" / "target").glob("partial_parse.msgpack"):
+        shutil.copy2(saved, project / "target")
+
+    def sent(project_dir: Path) -> dict[str, str]:
+        bundle = bi.prepared_bundle(project_dir)  # dbt parse + generation + checks, as deploy does
+        with zipfile.ZipFile(io.BytesIO(bi.bundle_zip(bundle, "postgresql+psycopg2://x@h/db"))) as z:
+            doc = yaml.safe_load(z.read("ecrm_bundle/datasets/ecrm_warehouse/fct_campaign_kpis.yaml"))
+        return {m["metric_name"]: m["expression"] for m in doc["metrics"]}
+
+    before = sent(project)
+    assert before["open_rate"] == "sum(human_openers) * 1.0 / nullif(sum(delivered), 0)"
+    semantic_yml = project / "models" / "marts" / "campaigns" / "_campaigns__semantic.yml"
+    text = semantic_yml.read_text()
+    old = "      numerator: human_openers\n      denominator: delivered\n"
+    assert text.count(old) == 1
+    # open rate redefined as click-to-open: clickers / human openers
+    semantic_yml.write_text(text.replace(old, "      numerator: clickers\n      denominator: human_openers\n"))
+    after = sent(project)
+    assert after["open_rate"] == "sum(clickers) * 1.0 / nullif(sum(human_openers), 0)"
+    assert {k: v for k, v in after.items() if k != "open_rate"} == {k: v for k, v in before.items() if k != "open_rate"}
+    # the repository's own manifest is untouched by the copy's parse
+    assert bi.semantic_manifest(parse=False)["metrics"] == semantic["metrics"]
+
+
+def test_a_hand_written_metric_named_like_a_metricflow_metric_fails_the_check(bundle_copy, semantic):
+    datasets = bundle_copy / "datasets" / "ecrm_warehouse"
+    generated = "sum(bounced_sessions) * 1.0 / nullif(sum(sessions), 0)"
+
+    def set_metric(name, expression):
+        def change(doc):
+            next(m for m in doc["metrics"] if m["metric_name"] == name)["expression"] = expression
+        return change
+    # a re-exported bundle carries the generated SQL itself: that passes (same definition)
+    _edit(datasets / "fct_web_kpis_daily.yaml", set_metric("bounce_rate", generated.upper().replace(" ", "  ")))
+    assert bi.check_bundle(bi.load_bundle(bundle_copy), semantic=semantic) == []
+    # a ratio re-derived by hand, differently: fails, and says what to write instead
+    _edit(datasets / "fct_web_kpis_daily.yaml",
+          set_metric("bounce_rate", "sum(bounced_sessions) * 1.0 / nullif(sum(page_views), 0)"))
+    _edit(datasets / "fct_campaign_kpis.yaml", set_metric("holdout_lift", "avg(absolute_lift)"))
+    # a metric named like MetricFlow's on another table than its semantic model's
+    _edit(datasets / "fct_web_sessions.yaml", set_metric("channel_bounce_rate", "metricflow('bounce_rate')"))
+
+    def add_bounce(doc):
+        doc["metrics"].append(dict(doc["metrics"][0], metric_name="bounce_rate", expression=generated))
+    _edit(datasets / "fct_web_sessions.yaml", add_bounce)
+    problems = bi.check_bundle(bi.load_bundle(bundle_copy), semantic=semantic)
+    assert ("dataset fct_web_kpis_daily: metric bounce_rate is written by hand (sum(bounced_sessions) * 1.0 / "
+            "nullif(sum(page_views), 0)) and differs from MetricFlow's definition (" + generated + "); set its "
+            "expression to metricflow('bounce_rate')") in problems
+    assert any(p.startswith("dataset fct_campaign_kpis: metric holdout_lift is written by hand (avg(absolute_lift))")
+               for p in problems), problems
+    assert ("dataset fct_web_sessions: metric bounce_rate is MetricFlow's metric on marts.fct_web_kpis_daily, not on "
+            "marts.fct_web_sessions: it cannot be generated here (rename the Superset metric)") in problems
+    assert ("dataset fct_web_sessions: metric channel_bounce_rate's placeholder names another metric "
+            "(metricflow('bounce_rate'))") in problems
+    assert ("dataset fct_campaign_kpis: metric holdout_lift averages a rate (avg(absolute_lift)); "
+            "use sum(num)/nullif(sum(den), 0)") in problems
+    assert len(problems) == 5, problems
+    # deploy leaves what it cannot generate as it is, and refuses the bundle
+    resolved = bi.resolve_metrics(bi.load_bundle(bundle_copy), semantic)
+    assert bi.check_bundle(resolved, semantic=semantic) == problems
 
 
 def test_every_dataset_and_chart_reads_as_the_bi_login(built):
@@ -123,7 +233,7 @@ def test_every_dataset_and_chart_reads_as_the_bi_login(built):
     bi.check_reader(reader)  # only ecrm_bi_reader, nothing privileged
     empty, failed = [], []
     with psycopg.connect(reader) as conn:
-        for label, query in bi.reader_queries(bi.load_bundle()):
+        for label, query in bi.reader_queries(_resolved()):
             try:
                 rows = conn.execute(query).fetchall()
             except psycopg.Error as exc:
@@ -139,24 +249,33 @@ def test_every_dataset_and_chart_reads_as_the_bi_login(built):
 def test_the_ratio_metrics_equal_the_marts_rates(built):
     """Each dataset metric, grouped as the mart's grain, gives the mart's own rate column."""
     url, reader = built
-    bundle = bi.load_bundle()
+    bundle = _resolved()  # the expressions deploy sends, generated from the semantic manifest
     metric = {(ds["table_name"], m["metric_name"]): m["expression"]
               for ds in bundle.datasets.values() for m in ds["metrics"]}
     cases = [("fct_web_kpis_daily", "kpi_date", "bounce_rate", "bounce_rate"),
              ("fct_web_kpis_daily", "kpi_date", "session_conversion_rate", "session_conversion_rate"),
+             ("fct_web_kpis_daily", "kpi_date", "engagement_rate", "engagement_rate"),
              ("fct_campaign_kpis", "campaign_id", "open_rate", "open_rate"),
              ("fct_campaign_kpis", "campaign_id", "click_rate", "click_rate"),
              ("fct_campaign_kpis", "campaign_id", "buyer_rate", "conversion_rate"),
+             ("fct_campaign_kpis", "campaign_id", "holdout_buyer_rate", "holdout_conversion_rate"),
              ("fct_campaign_kpis", "campaign_id", "holdout_lift", "absolute_lift"),
              ("fct_campaign_kpis", "campaign_id", "holdout_lift_ci_lower", "absolute_lift_ci_lower"),
              ("fct_campaign_kpis", "campaign_id", "holdout_lift_ci_upper", "absolute_lift_ci_upper"),
-             ("fct_rfm_kpis_daily", "snapshot_date", "top20_revenue_share", "top_customers_revenue_share")]
+             ("fct_flow_kpis", "flow, entry_date", "flow_treated_conversion_rate", "treated_conversion_rate"),
+             ("fct_flow_kpis", "flow, entry_date", "flow_holdout_conversion_rate", "holdout_conversion_rate"),
+             ("fct_flow_kpis", "flow, entry_date", "flow_holdout_lift", "absolute_lift"),
+             ("fct_flow_kpis", "flow, entry_date", "flow_holdout_lift_ci_lower", "absolute_lift_ci_lower"),
+             ("fct_flow_kpis", "flow, entry_date", "flow_holdout_lift_ci_upper", "absolute_lift_ci_upper"),
+             ("fct_segment_summary_daily", "snapshot_date, segment", "customer_share", "customer_share"),
+             ("fct_segment_summary_daily", "snapshot_date, segment", "revenue_share", "revenue_share"),
+             ("fct_rfm_kpis_daily", "snapshot_date", "top_customers_revenue_share", "top_customers_revenue_share")]
     with psycopg.connect(url) as conn:
         for table, grain, name, column in cases:
             rows = conn.execute(f"select {grain}, round(({metric[table, name]})::numeric, 6), "
-                                f"round(max({column})::numeric, 6) from marts.{table} group by 1").fetchall()
+                                f"round(max({column})::numeric, 6) from marts.{table} group by {grain}").fetchall()
             assert rows, table
-            assert all(a == b for _, a, b in rows), (name, rows)
+            assert all(r[-2] == r[-1] for r in rows), (name, rows)
         # repeat rate: repeat buyers among customers with a valid order
         ours, = conn.execute(f"select {metric['dim_customers', 'repeat_rate']} from marts.dim_customers").fetchone()
         theirs, = conn.execute("select count(*) filter (where valid_order_count >= 2)::numeric "
@@ -175,7 +294,7 @@ def test_a_chart_on_an_identifier_fails_the_check(built, bundle_copy):
         col = copy.deepcopy(doc["columns"][0])
         doc["columns"].append(dict(col, column_name="email", type="TEXT", is_dttm=False))
     _edit(dataset, add_email)
-    bundle = bi.load_bundle(bundle_copy)
+    bundle = bi.resolve_metrics(bi.load_bundle(bundle_copy))
     problems = bi.check_bundle(bundle)
     assert "dataset dim_customers: column email is an identifier" in problems
     assert "chart 'Customers per lifecycle stage over time': shows identifier column customer_id" in problems
@@ -270,7 +389,7 @@ def superset(built, tmp_path_factory):
     initialised = time.monotonic()
     bi.start(cfg)
     try:
-        assert bi.import_bundle(cfg.url, cfg.admin_user, cfg.admin_password, bi.load_bundle(), reader) == {
+        assert bi.import_bundle(cfg.url, cfg.admin_user, cfg.admin_password, bi.prepared_bundle(), reader) == {
             "message": "OK"}
         print(f"\nsuperset: venv {installed - started:.0f} s, metadata {initialised - installed:.0f} s, "
               f"up and deployed {time.monotonic() - initialised:.0f} s")
@@ -364,7 +483,7 @@ def test_redeploying_a_changed_chart_updates_it_and_the_connection_is_the_bi_log
     _, reader = built
     _edit(bundle_copy / "charts" / "site_sessions.yaml", lambda d: (
         d.update(slice_name="Sessions per day (changed)"), d["params"].update(metrics=["sessions"])))
-    changed = bi.load_bundle(bundle_copy)
+    changed = bi.prepared_bundle(root=bundle_copy)
     uuid = next(c["uuid"] for c in changed.charts.values() if c["slice_name"] == "Sessions per day (changed)")
     assert bi.import_bundle(superset.url, superset.admin_user, superset.admin_password, changed, reader) == {
         "message": "OK"}

@@ -11,6 +11,11 @@ password goes in the import request and is stored by Superset encrypted, never i
 `check_bundle` is the static part of the test suite's check: every chart field is a column or saved
 metric of its dataset, no dataset or chart exposes an identifier, ratios are sum/sum metrics (never
 avg of a rate), and each dashboard reads exactly its dbt exposure's tables at the exposure's URL.
+
+Metrics defined once (docs/metrics.md): a dataset metric named like a MetricFlow metric keeps only the
+placeholder `metricflow('<name>')` in git; `resolve_metrics` writes its SQL from dbt's semantic manifest
+(target/semantic_manifest.json of `dbt parse`) before the import, and `check_bundle` fails a metric it
+cannot generate for its dataset's table or whose hand-written SQL differs from the generated one.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class Bundle:
     charts: dict[str, dict] = field(default_factory=dict)      # uuid -> chart yaml
     dashboards: dict[str, dict] = field(default_factory=dict)  # uuid -> dashboard yaml
     files: dict[str, str] = field(default_factory=dict)        # path in the bundle -> text
+    paths: dict[str, str] = field(default_factory=dict)        # uuid -> path in the bundle
 
     def dataset_of(self, chart: dict) -> dict | None:
         return self.datasets.get(chart.get("dataset_uuid", ""))
@@ -85,6 +91,7 @@ def load_bundle(root: Path | None = None) -> Bundle:
         kind, doc = name.split("/")[0], yaml.safe_load(text)
         if kind in ("datasets", "charts", "dashboards"):
             getattr(bundle, kind)[doc["uuid"]] = doc
+            bundle.paths[doc["uuid"]] = name
     return bundle
 
 
@@ -139,11 +146,12 @@ _AVG_OF_RATE = re.compile(r"\bavg\s*\(\s*[\w.\"]*(rate|share|lift)\w*", re.IGNOR
 
 
 def check_bundle(bundle: Bundle, exposure_map: dict[str, dict] | None = None,
-                 identifiers: set[str] | None = None) -> list[str]:
-    """Everything wrong with the bundle, one sentence each (empty: fine)."""
+                 identifiers: set[str] | None = None, semantic: dict | None = None) -> list[str]:
+    """Everything wrong with the bundle, one sentence each (empty: fine). `semantic`: dbt's semantic
+    manifest (default: `semantic_manifest()`, parsed again when a model file is newer)."""
     exposure_map = exposures() if exposure_map is None else exposure_map
     identifiers = identifier_columns() if identifiers is None else identifiers
-    problems: list[str] = []
+    _, problems = metricflow_metrics(bundle, semantic_manifest() if semantic is None else semantic)
     for ds in bundle.datasets.values():
         name = ds["table_name"]
         if ds.get("database_uuid") != bundle.database["uuid"]:
@@ -151,6 +159,7 @@ def check_bundle(bundle: Bundle, exposure_map: dict[str, dict] | None = None,
         if ds.get("sql"):
             problems.append(f"dataset {name}: virtual (SQL) datasets hide their tables from the exposure check")
         columns, metrics = dataset_fields(ds)
+        metrics = {m: e for m, e in metrics.items() if not placeholder(e)}  # checked by metricflow_metrics
         for col, expr in columns.items():
             if col.lower() in identifiers:
                 problems.append(f"dataset {name}: column {col} is an identifier")
@@ -228,6 +237,177 @@ def reader_queries(bundle: Bundle) -> list[tuple[str, str]]:
         group = f" group by {', '.join(str(i + 1) for i in range(len(dims)))}" if dims and mets else ""
         out.append((f"chart {chart['slice_name']!r}",
                     f'select {select} from {ds["schema"]}.{ds["table_name"]}{group} limit 50'))
+    return out
+
+
+# ---------------------------------------------------------------- metrics from MetricFlow
+
+PLACEHOLDER = "metricflow('{name}')"  # a dataset metric's expression in git when dbt defines the metric
+_PLACEHOLDER = re.compile(r"^\s*metricflow\(\s*'([^']*)'\s*\)\s*$", re.IGNORECASE)
+# MetricFlow's measure aggregations a Superset metric can carry as one SQL aggregate
+_AGG = {"sum": "sum({})", "min": "min({})", "max": "max({})", "average": "avg({})", "count": "count({})",
+        "count_distinct": "count(distinct {})", "sum_boolean": "sum(case when {} then 1 else 0 end)"}
+
+
+class MetricError(ValueError):
+    """A MetricFlow metric that has no single-table SQL expression (filters, offsets, cumulative...)."""
+
+
+def placeholder(expr: str | None) -> str | None:
+    """The metric name of a `metricflow('name')` placeholder, None for any other expression."""
+    m = _PLACEHOLDER.match(expr or "")
+    return m.group(1) if m else None
+
+
+def semantic_manifest_path(project_dir: Path | None = None) -> Path:
+    return Path(project_dir or project_root() / "dbt_project") / "target" / "semantic_manifest.json"
+
+
+def parse_project(project_dir: Path | None = None) -> Path:
+    """`dbt parse` in-process (no warehouse connection): writes target/semantic_manifest.json."""
+    from dbt.cli.main import dbtRunner
+
+    from .settings import dbt_env
+    from .transform import dbt_environment
+
+    project_dir = Path(project_dir or project_root() / "dbt_project")
+    # the connection is not opened by a parse; profiles.yml only needs its variables set
+    env = {k: os.environ.get(k) or v for k, v in dbt_env("postgresql://postgres@127.0.0.1:5432/ecrm").items()}
+    env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = os.environ.get("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    with dbt_environment(env):
+        result = dbtRunner().invoke(["parse", "--quiet", "--project-dir", str(project_dir),
+                                     "--profiles-dir", str(project_dir)])
+    if not result.success:
+        raise BiError(f"`dbt parse` of {project_dir} failed: {result.exception}")
+    return semantic_manifest_path(project_dir)
+
+
+def semantic_manifest(project_dir: Path | None = None, parse: bool | None = None) -> dict:
+    """dbt's semantic manifest. parse=None: `dbt parse` only when it is missing or older than a file of
+    models/ or dbt_project.yml; True: always (deploy); False: never."""
+    project_dir = Path(project_dir or project_root() / "dbt_project")
+    path = semantic_manifest_path(project_dir)
+    if parse is None:
+        sources = [project_dir / "dbt_project.yml", *(project_dir / "models").rglob("*.yml")]
+        parse = not path.exists() or max(p.stat().st_mtime for p in sources) > path.stat().st_mtime
+    if parse:
+        parse_project(project_dir)
+    elif not path.exists():
+        raise BiError(f"{path} is missing: run `dbt parse` in {project_dir}")
+    return json.loads(path.read_text())
+
+
+def metric_sql(manifest: dict, name: str) -> tuple[str, set[tuple[str, str]]]:
+    """(the SQL aggregate of MetricFlow metric `name` over one row set, {(schema, table)} it reads).
+
+    simple: its measure's agg(expr); ratio: numerator * 1.0 / nullif(denominator, 0); derived: its
+    expression with each input metric's SQL in place. Raises MetricError for what SQL cannot carry."""
+    measures = {m["name"]: (m, sm) for sm in manifest.get("semantic_models", []) for m in sm.get("measures") or []}
+    metrics = {m["name"]: m for m in manifest.get("metrics", [])}
+
+    def build(metric_name: str, seen: tuple) -> tuple[str, set, bool]:  # sql, tables, one aggregate call
+        if metric_name not in metrics:
+            raise MetricError(f"dbt has no metric {metric_name}")
+        if metric_name in seen:
+            raise MetricError(f"metric {metric_name} refers to itself")
+        metric, seen = metrics[metric_name], (*seen, metric_name)
+        kind, params = metric["type"], metric["type_params"]
+        if metric.get("filter"):
+            raise MetricError(f"metric {metric_name} has a filter")
+        if kind == "simple":
+            ref = params["measure"]
+            if ref.get("filter") or ref.get("join_to_timespine") or ref.get("fill_nulls_with") is not None:
+                raise MetricError(f"metric {metric_name}'s measure has a filter or a time-spine join")
+            measure, model = measures[ref["name"]]
+            if measure["agg"] not in _AGG or measure.get("non_additive_dimension"):
+                raise MetricError(f"measure {measure['name']} ({measure['agg']}) is not one SQL aggregate")
+            relation = model["node_relation"]
+            sql = _AGG[measure["agg"]].format(" ".join((measure.get("expr") or measure["name"]).split()))
+            return sql, {(relation["schema_name"], relation["alias"])}, True
+
+        def inputs(refs: list[dict]) -> dict[str, tuple[str, set, bool]]:
+            out = {}
+            for ref in refs:
+                if ref.get("filter") or ref.get("offset_window") or ref.get("offset_to_grain"):
+                    raise MetricError(f"metric {metric_name}'s input {ref['name']} has a filter or an offset")
+                out[ref.get("alias") or ref["name"]] = build(ref["name"], seen)
+            return out
+
+        def term(part: tuple[str, set, bool]) -> str:
+            return part[0] if part[2] else f"({part[0]})"
+        if kind == "ratio":
+            parts = inputs([params["numerator"], params["denominator"]])
+            (num, den) = parts.values()
+            return f"{term(num)} * 1.0 / nullif({den[0]}, 0)", num[1] | den[1], False
+        if kind == "derived":
+            parts = inputs(params["metrics"])
+            pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(parts, key=len, reverse=True))) + r")\b")
+            expr = re.sub(r"\(\s+", "(", re.sub(r"\s+\)", ")", " ".join(params["expr"].split())))
+            sql = pattern.sub(lambda m: term(parts[m.group(1)]), expr)
+            return sql, set().union(*(p[1] for p in parts.values())), False
+        raise MetricError(f"metric {metric_name} is a {kind} metric")
+
+    sql, tables, _ = build(name, ())
+    return sql, tables
+
+
+def _same_sql(a: str, b: str) -> bool:
+    def norm(s: str) -> str:
+        return re.sub(r"\s*([(),*/+-])\s*", r"\1", " ".join(s.lower().split()))
+    return norm(a) == norm(b)
+
+
+def metricflow_metrics(bundle: Bundle, manifest: dict) -> tuple[dict[tuple[str, str], str], list[str]]:
+    """({(dataset uuid, metric): generated SQL}, problems) for the dataset metrics named like a
+    MetricFlow metric. A metric on another table than its semantic model's, one MetricFlow cannot
+    express in SQL, or a hand-written expression that differs from the generated one is a problem."""
+    defined = {m["name"] for m in manifest.get("metrics", [])}
+    generated, problems = {}, []
+    for uuid, ds in bundle.datasets.items():
+        table, label = (ds["schema"], ds["table_name"]), f"dataset {ds['table_name']}"
+        for met in ds.get("metrics", []):
+            name, expr = met["metric_name"], met.get("expression") or ""
+            named = placeholder(expr)
+            if named is not None and named != name:
+                problems.append(f"{label}: metric {name}'s placeholder names another metric ({expr})")
+                continue
+            if name not in defined:
+                if named is not None or not expr.strip():
+                    problems.append(f"{label}: metric {name} has no expression and dbt defines no metric {name}")
+                continue
+            try:
+                sql, tables = metric_sql(manifest, name)
+            except MetricError as exc:
+                problems.append(f"{label}: metric {name} cannot be generated from MetricFlow: {exc}")
+                continue
+            if tables != {table}:
+                where = ", ".join(sorted(f"{s}.{t}" for s, t in tables))
+                problems.append(f"{label}: metric {name} is MetricFlow's metric on {where}, not on "
+                                f"{table[0]}.{table[1]}: it cannot be generated here (rename the Superset metric)")
+                continue
+            if named is None and expr.strip() and not _same_sql(expr, sql):
+                problems.append(f"{label}: metric {name} is written by hand ({expr}) and differs from MetricFlow's "
+                                f"definition ({sql}); set its expression to {PLACEHOLDER.format(name=name)}")
+                continue
+            generated[uuid, name] = sql
+    return generated, problems
+
+
+def resolve_metrics(bundle: Bundle, manifest: dict | None = None) -> Bundle:
+    """The bundle with every generatable MetricFlow metric's expression written from the semantic
+    manifest (datasets and their files); what cannot be generated is left as it is (check_bundle says so)."""
+    import copy
+
+    generated, _ = metricflow_metrics(bundle, semantic_manifest() if manifest is None else manifest)
+    out = copy.deepcopy(bundle)
+    for uuid, ds in out.datasets.items():
+        changed = False
+        for met in ds.get("metrics", []):
+            if (uuid, met["metric_name"]) in generated:
+                changed |= met.get("expression") != generated[uuid, met["metric_name"]]
+                met["expression"] = generated[uuid, met["metric_name"]]
+        if changed:
+            out.files[out.paths[uuid]] = yaml.safe_dump(ds, sort_keys=False)
     return out
 
 
@@ -510,12 +690,20 @@ def import_bundle(url: str, user: str, password: str, bundle: Bundle, reader: st
         return r.json()
 
 
+def prepared_bundle(project_dir: Path | None = None, root: Path | None = None, check: bool = True) -> Bundle:
+    """The bundle as deploy sends it: `dbt parse` of the project, every MetricFlow metric's expression
+    generated from the semantic manifest, and (check) the bundle's checks passed."""
+    manifest = semantic_manifest(project_dir, parse=True)  # the metrics as dbt defines them now
+    bundle = resolve_metrics(load_bundle(root), manifest)
+    if check and (problems := check_bundle(bundle, semantic=manifest)):
+        raise BiError("the bundle fails its checks:\n  " + "\n  ".join(problems))
+    return bundle
+
+
 def deploy(cfg: SupersetConfig | None = None, start_if_down: bool = True, check: bool = True) -> list[str]:
     """Check the bundle and the reader login, bring Superset up when needed, import; the dashboards' URLs."""
     cfg = cfg or SupersetConfig.from_env()
-    bundle = load_bundle()
-    if check and (problems := check_bundle(bundle)):
-        raise BiError("the bundle fails its checks:\n  " + "\n  ".join(problems))
+    bundle = prepared_bundle(check=check)
     reader = reader_url()
     check_reader(reader)
     if not healthy(cfg.url):

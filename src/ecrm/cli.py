@@ -139,11 +139,13 @@ def _bi(args) -> None:
     elif args.action == "check":
         import psycopg
 
-        problems = bi.check_bundle(bi.load_bundle())
+        manifest = bi.semantic_manifest(parse=True)  # the metrics as dbt defines them now
+        bundle = bi.resolve_metrics(bi.load_bundle(), manifest)
+        problems = bi.check_bundle(bundle, semantic=manifest)
         url = bi.reader_url()
         bi.check_reader(url)
         with psycopg.connect(url) as conn:
-            for label, query in bi.reader_queries(bi.load_bundle()):
+            for label, query in bi.reader_queries(bundle):
                 try:
                     conn.execute(query).fetchall()
                 except psycopg.Error as exc:
