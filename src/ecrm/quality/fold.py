@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
+import queue
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 from psycopg import sql
@@ -159,18 +162,10 @@ def _name(e) -> str:
     return (e.configuration.meta or {}).get("name") or e.configuration.type
 
 
-def _metrics(conn: psycopg.Connection, expectations: list, asset, suite: str = "") -> list[dict]:
-    """Per expectation, the metrics its GX `_validate` reads, from one scan plus the few extra queries."""
-    batch = batch_from(asset)
-
-    def execute(what: str, query: sql.Composable) -> psycopg.Cursor:
-        started = time.perf_counter()
-        cur = conn.execute(query)
-        last_timings.append((suite, what, time.perf_counter() - started))
-        return cur
-
+def _scan_slots(expectations: list) -> tuple[list[sql.Composable], list[tuple[int, str, int]]]:
+    """The select list of a suite's one scan and, per slot, (expectation index, what, position)."""
     selects = [sql.SQL("count(*)")]
-    slots: list[tuple[int, str, int]] = []  # (expectation index, what, position in the scan)
+    slots: list[tuple[int, str, int]] = []
     for i, e in enumerate(expectations):
         cfg = e.configuration
         if cfg.type in COLUMN_MAP and cfg.type != "expect_column_values_to_be_unique":
@@ -187,15 +182,66 @@ def _metrics(conn: psycopg.Connection, expectations: list, asset, suite: str = "
             selects.append(sql.SQL("count(*) filter (where {f})").format(f=sql.SQL(" or ").join(
                 sql.SQL("{c} is not null").format(c=sql.Identifier(c)) for c in cols)))
             slots.append((i, "filtered", len(selects) - 1))
+    return selects, slots
+
+
+def statements(expectations: list, asset) -> dict[str, tuple[str, sql.Composable, str]]:
+    """The suite's independent statements: key -> (label, query, kind), kind `row` (fetch one row) or
+    `columns` (the result's column names). They may run in any order, on any connection."""
+    batch = batch_from(asset)
+    selects, slots = _scan_slots(expectations)
     in_scan = len({i for i, _, _ in slots}) + sum(
         e.configuration.type == "expect_table_row_count_to_be_between" for e in expectations)
-    row = execute(f"scan ({in_scan} checks)",
-                  sql.SQL("select {s} from {b}").format(s=sql.SQL(", ").join(selects), b=batch)).fetchone()
+    out = {"scan": (f"scan ({in_scan} checks)",
+                    sql.SQL("select {s} from {b}").format(s=sql.SQL(", ").join(selects), b=batch), "row")}
+    for i, e in enumerate(expectations):
+        cfg = e.configuration
+        if cfg.type == "expect_table_columns_to_match_set" and "columns" not in out:
+            out["columns"] = (_name(e), sql.SQL("select * from {b} limit 0").format(b=batch), "columns")
+        elif cfg.type == "unexpected_rows_expectation":
+            query = substitute(cfg.kwargs["unexpected_rows_query"], asset)
+            out[f"rows {i}"] = (_name(e), sql.SQL("SELECT COUNT(*) as unexpected_row_count FROM ({q}) AS "
+                                                  "substituted_batch_subquery").format(q=query), "row")
+        elif cfg.type in ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"):
+            out[f"duplicates {i}"] = (_name(e), _duplicates(batch, _key(cfg)), "row")
+    return out
+
+
+def execute(conn: psycopg.Connection, suite: str, statement: tuple[str, sql.Composable, str]):
+    """Run one statement of `statements()`; its seconds go to last_timings."""
+    label, query, kind = statement
+    started = time.perf_counter()
+    cur = conn.execute(query)
+    value = [d.name for d in cur.description] if kind == "columns" else cur.fetchone()
+    last_timings.append((suite, label, time.perf_counter() - started))
+    return value
+
+
+def _metrics(conn: psycopg.Connection, expectations: list, asset, suite: str = "",
+             done: dict | None = None) -> list[dict]:
+    """Per expectation, the metrics its GX `_validate` reads: from the suite's statements (`done`: those
+    already run, key -> value) and, for a failed column check only, its sample of unexpected values."""
+    batch = batch_from(asset)
+    todo = statements(expectations, asset)
+    done = dict(done or {})
+
+    def value(key: str):
+        if key not in done:
+            done[key] = execute(conn, suite, todo[key])
+        return done[key]
+
+    def sample(e, query: sql.Composable) -> list:
+        started = time.perf_counter()
+        rows = conn.execute(query).fetchall()
+        last_timings.append((suite, f"{_name(e)} (sample)", time.perf_counter() - started))
+        return rows
+
+    _, slots = _scan_slots(expectations)
+    row = value("scan")
     n = row[0]
     found: list[dict] = [{} for _ in expectations]
     for i, what, pos in slots:
         found[i][what] = row[pos]
-    columns = None
     out: list[dict] = []
     for i, e in enumerate(expectations):
         cfg = e.configuration
@@ -203,40 +249,33 @@ def _metrics(conn: psycopg.Connection, expectations: list, asset, suite: str = "
         if cfg.type == "expect_table_row_count_to_be_between":
             out.append({"table.row_count": n})
         elif cfg.type == "expect_table_columns_to_match_set":
-            if columns is None:
-                cur = execute(_name(e), sql.SQL("select * from {b} limit 0").format(b=batch))
-                columns = [d.name for d in cur.description]
-            out.append({"table.columns": columns})
+            out.append({"table.columns": value("columns")})
         elif cfg.type == "unexpected_rows_expectation":
-            query = substitute(cfg.kwargs["unexpected_rows_query"], asset)
-            count = execute(_name(e), sql.SQL("SELECT COUNT(*) as unexpected_row_count FROM ({q}) AS "
-                                         "substituted_batch_subquery").format(q=query)).fetchone()[0]
-            out.append({"unexpected_rows_query.table": None, "unexpected_rows_query.row_count": count})
+            out.append({"unexpected_rows_query.table": None, "unexpected_rows_query.row_count": value(f"rows {i}")[0]})
         elif cfg.type in COLUMN_MAP:
             metric = COLUMN_MAP[cfg.type]
             col = sql.Identifier(cfg.kwargs["column"])
             if cfg.type == "expect_column_values_to_be_unique":
-                unexpected = execute(_name(e), _duplicates(batch, _key(cfg))).fetchone()[0]
-                sample = sql.SQL("select {c} from {b} where {c} in (select {c} from {b} where {c} is not null "
-                                 "group by {c} having count(*) > 1) limit {k}").format(
-                                     c=col, b=batch, k=sql.Literal(PARTIAL_UNEXPECTED_COUNT))
+                unexpected = value(f"duplicates {i}")[0]
+                query = sql.SQL("select {c} from {b} where {c} in (select {c} from {b} where {c} is not null "
+                                "group by {c} having count(*) > 1) limit {k}").format(
+                                    c=col, b=batch, k=sql.Literal(PARTIAL_UNEXPECTED_COUNT))
             else:
                 unexpected = got["unexpected"]
-                sample = sql.SQL("select {c} from {b} where {u} limit {k}").format(
+                query = sql.SQL("select {c} from {b} where {u} limit {k}").format(
                     c=col, b=batch, u=_unexpected(cfg), k=sql.Literal(PARTIAL_UNEXPECTED_COUNT))
-            values = [r[0] for r in execute(_name(e), sample).fetchall()] if unexpected else []
+            values = [r[0] for r in sample(e, query)] if unexpected else []
             out.append({"table.row_count": n, "column_values.nonnull.unexpected_count": got["nulls"],
                         f"{metric}.unexpected_count": unexpected, f"{metric}.unexpected_values": values})
         elif cfg.type == "expect_compound_columns_to_be_unique":
             cols = _key(cfg)
-            unexpected = execute(_name(e), _duplicates(batch, cols)).fetchone()[0]
+            unexpected = value(f"duplicates {i}")[0]
             values = []
             if unexpected:
                 idents = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-                cur = execute(_name(e), sql.SQL(
+                values = [dict(zip(cols, r, strict=True)) for r in sample(e, sql.SQL(
                     "select {k} from {b} where ({k}) in (select {k} from {b} group by {k} having count(*) > 1) "
-                    "limit {n}").format(k=idents, b=batch, n=sql.Literal(PARTIAL_UNEXPECTED_COUNT)))
-                values = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+                    "limit {n}").format(k=idents, b=batch, n=sql.Literal(PARTIAL_UNEXPECTED_COUNT)))]
             out.append({"table.row_count": n, "compound_columns.unique.unexpected_count": unexpected,
                         "compound_columns.unique.unexpected_values": values,
                         "compound_columns.unique.filtered_row_count": got["filtered"]})
@@ -245,7 +284,7 @@ def _metrics(conn: psycopg.Connection, expectations: list, asset, suite: str = "
     return out
 
 
-def validate_suite(conn: psycopg.Connection, vd, run_id):
+def validate_suite(conn: psycopg.Connection, vd, run_id, done: dict | None = None):
     """The suite of validation definition `vd` against its batch, as GX's ExpectationSuiteValidationResult."""
     from great_expectations import __version__ as gx_version
     from great_expectations.core.expectation_validation_result import (
@@ -258,7 +297,7 @@ def validate_suite(conn: psycopg.Connection, vd, run_id):
     asset = vd.batch_definition.data_asset
     expectations = list(suite.expectations)
     try:
-        metrics = _metrics(conn, expectations, asset, suite.name)
+        metrics = _metrics(conn, expectations, asset, suite.name, done)
     except psycopg.Error as exc:
         raise FoldError(str(exc)) from exc
     runtime = {"result_format": {"result_format": "SUMMARY", "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT}}
@@ -283,8 +322,9 @@ def validate_suite(conn: psycopg.Connection, vd, run_id):
                     "unsuccessful_expectations": stats.unsuccessful_expectations,
                     "success_percent": stats.success_percent},
         meta={"great_expectations_version": gx_version,
-              "batch_spec": {"query": getattr(asset, "query", None), "table_name": getattr(asset, "table_name", None),
-                             "engine": "ecrm folded scan"},
+              "batch_spec": {"data_asset_name": asset.name, "query": getattr(asset, "query", None),
+                             "table_name": getattr(asset, "table_name", None),
+                             "validated_by": "ecrm.quality.fold (one scan per suite)"},
               "batch_markers": {}, "active_batch_definition": {"datasource_name": asset.datasource.name,
                                                                "data_asset_name": asset.name,
                                                                "batch_definition_name": vd.batch_definition.name},
@@ -293,11 +333,60 @@ def validate_suite(conn: psycopg.Connection, vd, run_id):
         batch_id=batch_id)
 
 
+def workers() -> int:
+    """Connections the gate's statements run on at once (ECRM_GATE_WORKERS, default 2: the machine's cores)."""
+    from .config import GateConfigError
+
+    raw = os.environ.get("ECRM_GATE_WORKERS") or "2"
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 16:
+        raise GateConfigError(f"ECRM_GATE_WORKERS must be a whole number from 1 to 16, not {raw!r}")
+    return n
+
+
+def _connect(url: str, settings: dict[str, str]) -> psycopg.Connection:
+    conn = psycopg.connect(url, autocommit=True)
+    for name, value in settings.items():
+        conn.execute("select set_config(%s, %s, false)", (name, value))
+    return conn
+
+
+def _run_statements(url: str, settings: dict[str, str], jobs: list[tuple[str, str, tuple]], n: int) -> dict:
+    """Run independent statements on `n` connections; (suite, key) -> value or the exception it raised."""
+    pool: queue.SimpleQueue = queue.SimpleQueue()
+    conns = [_connect(url, settings) for _ in range(min(n, len(jobs)) or 1)]
+    for conn in conns:
+        pool.put(conn)
+
+    def one(job: tuple[str, str, tuple]):
+        suite, _, statement = job
+        conn = pool.get()
+        try:
+            return execute(conn, suite, statement)
+        except psycopg.Error as exc:
+            return exc
+        finally:
+            pool.put(conn)
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(conns)) as executor:
+            values = list(executor.map(one, jobs))
+    finally:
+        for conn in conns:
+            conn.close()
+    return {(suite, key): v for (suite, key, _), v in zip(jobs, values, strict=True)}
+
+
 def run(context, checkpoint, url: str, settings: dict[str, str]) -> dict:
     """Validate every suite of `checkpoint`; store each result as a checkpoint run would.
 
     Returns {ValidationResultIdentifier: ExpectationSuiteValidationResult}, in the checkpoint's order.
-    `settings` are the ecrm.* session settings the suites' SQL reads (run date, thresholds).
+    `settings` are the ecrm.* session settings the suites' SQL reads (run date, thresholds). The
+    suites' statements (scans, uniqueness, custom SQL) are independent: they run on `workers()`
+    connections at once; a failed check's sample is fetched afterwards.
     """
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
@@ -305,35 +394,53 @@ def run(context, checkpoint, url: str, settings: dict[str, str]) -> dict:
         ValidationResultIdentifier,
     )
 
+    from .gate import scrub
+
     run_id = RunIdentifier(run_time=datetime.datetime.now(datetime.UTC))
     last_timings.clear()
     store = context.validation_results_store
+    definitions = list(checkpoint.validation_definitions)
+    jobs: list[tuple[str, str, tuple]] = []
+    planned: dict[str, Exception | None] = {}
+    for vd in definitions:
+        if not foldable(vd.suite):
+            continue
+        try:
+            todo = statements(list(vd.suite.expectations), vd.batch_definition.data_asset)
+        except Exception as exc:  # noqa: BLE001 - a suite the fold cannot read: GX validates it
+            planned[vd.suite.name] = exc
+            continue
+        planned[vd.suite.name] = None
+        jobs += [(vd.suite.name, key, statement) for key, statement in todo.items()]
+    values = _run_statements(url, settings, jobs, workers())
     out = {}
-    with psycopg.connect(url, autocommit=True) as conn:
-        for name, value in settings.items():
-            conn.execute("select set_config(%s, %s, false)", (name, value))
-        for vd in checkpoint.validation_definitions:
-            result = None
-            if foldable(vd.suite):
-                try:
-                    result = validate_suite(conn, vd, run_id)
-                except FoldError as exc:
-                    log.info("suite %s validated by GX: its folded queries failed (%s)", vd.suite.name,
-                             str(exc).splitlines()[0][:200])
+    with _connect(url, settings) as conn:
+        for vd in definitions:
+            name, result, problem = vd.suite.name, None, None
+            if name in planned:
+                done = {key: v for (s, key), v in values.items() if s == name}
+                problem = planned[name] or next((v for v in done.values() if isinstance(v, Exception)), None)
+                if problem is None:
+                    try:
+                        result = validate_suite(conn, vd, run_id, done)
+                    except Exception as exc:  # noqa: BLE001 - GX validates it instead, and reports its errors its way
+                        problem = exc
+                if problem is not None:
+                    log.warning("suite %s validated by GX: its folded queries failed (%s)", name,
+                                scrub(str(problem).splitlines()[0][:200]) if str(problem) else type(problem).__name__)
+            suite_id = ExpectationSuiteIdentifier(name=name)
             if result is None:
                 started = time.perf_counter()
-                result = vd.run(run_id=run_id, result_format=checkpoint.result_format)  # GX stores it itself
-                batch_id = result.batch_id or result.meta.get("active_batch_definition", {}).get("data_asset_name")
-                last_timings.append((vd.suite.name, "validated by GX", time.perf_counter() - started))
+                result = vd.run(checkpoint_id=checkpoint.id, run_id=run_id,
+                                result_format=checkpoint.result_format)  # GX stores it itself
+                last_timings.append((name, "validated by GX", time.perf_counter() - started))
+                key = ValidationResultIdentifier(expectation_suite_identifier=suite_id, run_id=run_id,
+                                                 batch_identifier=result.batch_id)
             else:
-                batch_id = result.batch_id
-            result.meta["checkpoint_id"] = checkpoint.id
-            suite_id = ExpectationSuiteIdentifier(name=vd.suite.name)
-            key = ValidationResultIdentifier(expectation_suite_identifier=suite_id, run_id=run_id,
-                                             batch_identifier=batch_id)
-            if "engine" in (result.meta.get("batch_spec") or {}):
-                store.store_validation_results(suite_validation_result=result,
-                                               suite_validation_result_identifier=key,
+                result.meta["checkpoint_id"] = checkpoint.id
+                key = ValidationResultIdentifier(expectation_suite_identifier=suite_id, run_id=run_id,
+                                                 batch_identifier=result.batch_id)
+                store.store_validation_results(suite_validation_result=result, suite_validation_result_identifier=key,
                                                expectation_suite_identifier=suite_id)
             out[key] = result
     return out
