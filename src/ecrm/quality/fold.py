@@ -150,8 +150,8 @@ def _key(cfg) -> list[str]:
 def _duplicates(batch: sql.Composable, cols: list[str]) -> sql.Composable:
     """Rows whose value (tuple) occurs more than once: GX's `column_values.unique` / `compound_columns.unique`."""
     idents = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-    filtered = sql.SQL(" and " if len(cols) == 1 else " or ").join(
-        sql.SQL("{c} is not null").format(c=sql.Identifier(c)) for c in cols)
+    # GX joins the counts back on equality, so a key with any NULL is never a duplicate
+    filtered = sql.SQL(" and ").join(sql.SQL("{c} is not null").format(c=sql.Identifier(c)) for c in cols)
     return sql.SQL("select coalesce(sum(n), 0)::bigint from (select count(*) as n from {b} where {f} group by {k} "
                    "having count(*) > 1) as duplicated").format(b=batch, f=filtered, k=idents)
 
@@ -241,7 +241,7 @@ def _metrics(conn: psycopg.Connection, expectations: list, asset, suite: str = "
     n = row[0]
     found: list[dict] = [{} for _ in expectations]
     for i, what, pos in slots:
-        found[i][what] = row[pos]
+        found[i][what] = row[pos] if n else None  # GX sums over no rows: None, not 0 ("None of 0 unexpected")
     out: list[dict] = []
     for i, e in enumerate(expectations):
         cfg = e.configuration
@@ -256,7 +256,7 @@ def _metrics(conn: psycopg.Connection, expectations: list, asset, suite: str = "
             metric = COLUMN_MAP[cfg.type]
             col = sql.Identifier(cfg.kwargs["column"])
             if cfg.type == "expect_column_values_to_be_unique":
-                unexpected = value(f"duplicates {i}")[0]
+                unexpected = value(f"duplicates {i}")[0]  # GX counts these: 0 on no rows
                 query = sql.SQL("select {c} from {b} where {c} in (select {c} from {b} where {c} is not null "
                                 "group by {c} having count(*) > 1) limit {k}").format(
                                     c=col, b=batch, k=sql.Literal(PARTIAL_UNEXPECTED_COUNT))
