@@ -162,13 +162,44 @@ def _name(e) -> str:
     return (e.configuration.meta or {}).get("name") or e.configuration.type
 
 
+# A custom check that only filters its own batch: `select <columns> from {batch} where <condition> limit N`.
+# Its row count is least(rows matching, N), which the suite's scan can count beside the column checks.
+_FILTER_ONLY = re.compile(r"^\s*select\s+(?P<cols>[\w\s,.*]+?)\s+from\s+\{batch\}\s+where\s+(?P<cond>.+?)"
+                          r"\s+limit\s+(?P<limit>\d+)\s*$", re.IGNORECASE | re.DOTALL)
+_NOT_A_FILTER = re.compile(r"\{batch\}|\b(limit|group\s+by|order\s+by|union|intersect|except|having|window|"
+                           r"subselect|distinct)\b|;", re.IGNORECASE)
+
+
+def filter_only(query: str) -> tuple[str, int] | None:
+    """(condition, limit) when the custom query is a plain filter of its batch, else None."""
+    m = _FILTER_ONLY.match(query.rstrip("; \t\r\n\v\f"))
+    if not m or re.search(r"\bdistinct\b", m["cols"], re.IGNORECASE):
+        return None
+    cond = m["cond"]
+    if _NOT_A_FILTER.search(cond):
+        return None
+    depth = 0
+    for ch in cond:  # balanced parentheses: the condition is one expression
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return None
+    if depth:
+        return None
+    return cond.replace("{{", "{").replace("}}", "}"), int(m["limit"])
+
+
 def _scan_slots(expectations: list) -> tuple[list[sql.Composable], list[tuple[int, str, int]]]:
     """The select list of a suite's one scan and, per slot, (expectation index, what, position)."""
     selects = [sql.SQL("count(*)")]
     slots: list[tuple[int, str, int]] = []
     for i, e in enumerate(expectations):
         cfg = e.configuration
-        if cfg.type in COLUMN_MAP and cfg.type != "expect_column_values_to_be_unique":
+        if cfg.type == "unexpected_rows_expectation" and (found := filter_only(cfg.kwargs["unexpected_rows_query"])):
+            cond, limit = found
+            selects.append(sql.SQL("least(count(*) filter (where {c}), {n})").format(c=sql.SQL(cond),
+                                                                                    n=sql.Literal(limit)))
+            slots.append((i, "rows", len(selects) - 1))
+        elif cfg.type in COLUMN_MAP and cfg.type != "expect_column_values_to_be_unique":
             col = sql.Identifier(cfg.kwargs["column"])
             selects.append(sql.SQL("count(*) filter (where {u})").format(u=_unexpected(cfg)))
             slots.append((i, "unexpected", len(selects) - 1))
@@ -198,7 +229,7 @@ def statements(expectations: list, asset) -> dict[str, tuple[str, sql.Composable
         cfg = e.configuration
         if cfg.type == "expect_table_columns_to_match_set" and "columns" not in out:
             out["columns"] = (_name(e), sql.SQL("select * from {b} limit 0").format(b=batch), "columns")
-        elif cfg.type == "unexpected_rows_expectation":
+        elif cfg.type == "unexpected_rows_expectation" and not filter_only(cfg.kwargs["unexpected_rows_query"]):
             query = substitute(cfg.kwargs["unexpected_rows_query"], asset)
             out[f"rows {i}"] = (_name(e), sql.SQL("SELECT COUNT(*) as unexpected_row_count FROM ({q}) AS "
                                                   "substituted_batch_subquery").format(q=query), "row")
@@ -240,8 +271,8 @@ def _metrics(conn: psycopg.Connection, expectations: list, asset, suite: str = "
     row = value("scan")
     n = row[0]
     found: list[dict] = [{} for _ in expectations]
-    for i, what, pos in slots:
-        found[i][what] = row[pos] if n else None  # GX sums over no rows: None, not 0 ("None of 0 unexpected")
+    for i, what, pos in slots:  # GX sums over no rows: None, not 0 ("None of 0 unexpected"); counts rows: 0
+        found[i][what] = row[pos] if n or what == "rows" else None
     out: list[dict] = []
     for i, e in enumerate(expectations):
         cfg = e.configuration
@@ -251,7 +282,8 @@ def _metrics(conn: psycopg.Connection, expectations: list, asset, suite: str = "
         elif cfg.type == "expect_table_columns_to_match_set":
             out.append({"table.columns": value("columns")})
         elif cfg.type == "unexpected_rows_expectation":
-            out.append({"unexpected_rows_query.table": None, "unexpected_rows_query.row_count": value(f"rows {i}")[0]})
+            count = got["rows"] if "rows" in got else value(f"rows {i}")[0]
+            out.append({"unexpected_rows_query.table": None, "unexpected_rows_query.row_count": count})
         elif cfg.type in COLUMN_MAP:
             metric = COLUMN_MAP[cfg.type]
             col = sql.Identifier(cfg.kwargs["column"])
