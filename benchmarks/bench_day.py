@@ -148,7 +148,21 @@ def run_ecrm_day(url: str, day: date) -> dict[str, float]:
                 "select extract(epoch from max(checked_at) - min(started_at)) from ops.quality_results, "
                 "(select started_at from ops.build_runs where action = 'gate' order by build_id desc limit 1) b "
                 "where run_date = %s", (day,)).fetchone()[0] or 0)
+    print_gate_top()
     return seconds
+
+
+def print_gate_top(n: int = 8) -> None:
+    """The gate's costliest statements of the run just timed (issue 30 item 6): a suite's folded scan or
+    one check's own query, with its seconds (ecrm.quality.fold.last_timings)."""
+    from ecrm.quality import fold
+
+    if not fold.last_timings:
+        return
+    total = sum(t for _, _, t in fold.last_timings)
+    print(f"gate: {len(fold.last_timings)} statements, {total:.2f} s in SQL; top {n}:")
+    for suite, what, t in sorted(fold.last_timings, key=lambda x: -x[2])[:n]:
+        print(f"  {t:7.2f} s  {suite}.{what}")
 
 
 def run_limits(url: str, landing: Path, day: date, outbox: Path) -> dict[str, float]:

@@ -321,3 +321,71 @@ def test_rerunning_an_old_day_checks_that_day(day2):
                             "and suite = 'audience_members' and expectation = 'built_for_run_date'",
                             (DAY1,)).fetchone()[0]
     assert str(DAY2) in observed
+
+
+def _gate_results(url: str, engine: str, monkeypatch, day: date = DAY2) -> dict[str, tuple]:
+    """(suite.check) -> (column, observed, passed) from the checkpoint run by `engine` (nothing recorded)."""
+    from ecrm.quality.gate import run_checkpoint
+
+    monkeypatch.setenv("ECRM_GATE_ENGINE", engine)
+    rows, _ = run_checkpoint(url, day)
+    results = {f"{r.suite}.{r.expectation}": (r.column, r.observed, r.passed) for r in rows}
+    assert len(results) == len(rows)  # one result per check
+    return results
+
+
+def test_folded_checks_fail_for_exactly_the_rows_gx_failed(day2, monkeypatch):
+    """Issue 30: the gate validates each suite's checks in one scan of its table instead of GX's query per
+    check. On a clean day and on a day with one bad row in each of three tables (a negative order amount
+    and an order updated before it was created in raw.orders, an R score of 9 in the day's segments, a
+    malformed address in an audience), every check gives the same verdict and the same observed value
+    as GX's own run of the same suites, only the checks those rows break fail, and the stage blocks
+    naming them and quarantines exactly those rows."""
+    url, conn, _ = day2
+    folded, by_gx = _gate_results(url, "folded", monkeypatch), _gate_results(url, "gx", monkeypatch)
+    assert folded == by_gx
+    assert len(folded) > 100
+
+    start, end = day_interval(DAY2)
+    bad_amount, bad_update = [o for (o,) in conn.execute(
+        "select order_id from raw.orders where created_at >= %s and created_at < %s order by order_id limit 2",
+        (start, end))]
+    conn.execute("update raw.orders set total_amount = -5 where order_id = %s", (bad_amount,))
+    conn.execute("update raw.orders set updated_at = created_at - interval '1 hour' where order_id = %s", (bad_update,))
+    customer = conn.execute("select min(customer_id) from marts.fct_customer_rfm_daily where snapshot_date = %s",
+                            (DAY2,)).fetchone()[0]
+    conn.execute("update marts.fct_customer_rfm_daily set r_score = 9 where snapshot_date = %s and customer_id = %s",
+                 (DAY2, customer))
+    audience, member = conn.execute("select audience, customer_id from sync.sync_audience_members "
+                                    "order by audience, customer_id limit 1").fetchone()
+    conn.execute("update sync.sync_audience_members set email = 'no-at-sign.example.com' "
+                 "where audience = %s and customer_id = %s", (audience, member))
+    bad = {"raw_orders.total_amount_in_range", "raw_orders.updated_not_before_created",
+           "customer_segments.r_score_in_range", "audience_members.email_valid"}
+
+    folded, by_gx = _gate_results(url, "folded", monkeypatch), _gate_results(url, "gx", monkeypatch)
+    assert folded == by_gx
+    assert {name for name, (_, _, passed) in folded.items() if not passed} == bad
+    orders = conn.execute("select count(*) from raw.orders where created_at >= %s and created_at < %s "
+                          "or updated_at >= %s and updated_at < %s", (start, end, start, end)).fetchone()[0]
+    assert folded["raw_orders.total_amount_in_range"] == (
+        "total_amount", f"1 of {orders} unexpected, e.g. [Decimal('-5.00')]", False)
+    assert folded["raw_orders.updated_not_before_created"] == (None, "1", False)
+    assert folded["customer_segments.r_score_in_range"][1].startswith("1 of ")
+    assert folded["customer_segments.r_score_in_range"][1].endswith(" unexpected, e.g. [9]")
+    assert folded["audience_members.email_valid"][1].endswith(", e.g. ['sha256:"
+                                                               f"{hashlib.sha256(b'no-at-sign.example.com').hexdigest()[:12]}']")
+
+    monkeypatch.setenv("ECRM_GATE_ENGINE", "folded")
+    monkeypatch.setenv("ECRM_GATE_DATA_DOCS", "1")
+    assert_blocked(day2, bad)
+    # GX's Data Docs render the folded results like any checkpoint run's: the failed amount check's page
+    site = Path(os.environ["ECRM_GX_PROJECT_DIR"]) / "gx" / "uncommitted" / "data_docs" / "local_site"
+    pages = [p.read_text() for p in (site / "validations" / "raw_orders").rglob("*.html")]
+    assert any("total_amount" in page and "1 unexpected values found" in page and "-5.0" in page
+               for page in pages), len(pages)
+    quarantined = {(e, json_key) for e, json_key in conn.execute(
+        "select expectation, row_key::text from ops.quality_quarantine where run_date = %s", (DAY2,))}
+    assert {e for e, _ in quarantined} == {name.split(".")[1] for name in bad}
+    assert ("total_amount_in_range", f'{{"order_id": "{bad_amount}"}}') in quarantined
+    assert ("updated_not_before_created", f'{{"order_id": "{bad_update}"}}') in quarantined

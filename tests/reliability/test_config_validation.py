@@ -42,6 +42,23 @@ def test_known_gate_variables_are_accepted_and_a_bad_number_is_named(monkeypatch
         load_config(ROOT / "expectations" / "gate.yml")
 
 
+def test_the_gate_engine_and_workers_are_named_settings_and_checked(monkeypatch):
+    """ECRM_GATE_ENGINE (folded | gx) and ECRM_GATE_WORKERS (issue 30) are known names; a value that means
+    nothing is an error before any check runs, never a silent default."""
+    from ecrm.quality import fold, gate
+
+    monkeypatch.setenv("ECRM_GATE_ENGINE", "gx")
+    monkeypatch.setenv("ECRM_GATE_WORKERS", "3")
+    load_config(ROOT / "expectations" / "gate.yml")
+    assert gate.gate_engine() == "gx" and fold.workers() == 3
+    monkeypatch.setenv("ECRM_GATE_ENGINE", "fast")
+    with pytest.raises(GateConfigError, match="ECRM_GATE_ENGINE must be one of folded, gx"):
+        gate.gate_engine()
+    monkeypatch.setenv("ECRM_GATE_WORKERS", "two")
+    with pytest.raises(GateConfigError, match="ECRM_GATE_WORKERS must be a whole number"):
+        fold.workers()
+
+
 # --- migrations -----------------------------------------------------------------------------------
 
 @pytest.fixture

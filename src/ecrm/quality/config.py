@@ -34,8 +34,9 @@ SEVERITIES = ("blocking", "warning")
 ENV_SEVERITY = "ECRM_GATE_SEVERITY"
 ENV_PREFIX = "ECRM_GATE_"
 # ECRM_GATE_* variables that are not thresholds (the thresholds are ECRM_GATE_<SETTING> of gate.yml's settings).
-# ECRM_GATE_DATA_DOCS is read by gate.py; the rest here.
-ENV_NAMES = (ENV_SEVERITY, "ECRM_GATE_CONFIG", "ECRM_GATE_QUARANTINE_LIMIT", "ECRM_GATE_DATA_DOCS")
+# ECRM_GATE_DATA_DOCS and ECRM_GATE_ENGINE are read by gate.py, ECRM_GATE_WORKERS by fold.py; the rest here.
+ENV_NAMES = (ENV_SEVERITY, "ECRM_GATE_CONFIG", "ECRM_GATE_QUARANTINE_LIMIT", "ECRM_GATE_DATA_DOCS", "ECRM_GATE_ENGINE",
+             "ECRM_GATE_WORKERS")
 # One item ends at `;`, or at a `,` that is followed by the next `name=`: a reason may hold commas.
 _ITEM_SPLIT = re.compile(r";|,(?=\s*[A-Za-z0-9_.\-]+\s*=)")
 
