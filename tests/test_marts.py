@@ -42,6 +42,8 @@ REDERIVED_TABLES = {
     "intermediate.int_campaign_recipients": "campaign_recipient_id",
     "intermediate.int_attribution_daily": "order_date",
     "intermediate.int_campaign_funnel": "campaign_id",
+    "marts.fct_discount_performance_daily": "order_date, discount_code",
+    "marts.fct_discount_campaigns": "campaign_id",
 }
 # derived from the snapshot history (a full refresh of everything keeps only the last snapshot)
 TRANSITION_TABLE, TRANSITION_KEY = "marts.fct_segment_transitions", "transition_date, customer_id"
@@ -67,6 +69,10 @@ AS_OF_COLUMNS = {
     # computed_for_date: the day the row was last recomputed, not part of the facts
     "intermediate.int_customer_order_windows": "customer_id, orders_365d, revenue_365d",
     "intermediate.int_customer_web_activity": "customer_id, last_seen_at, web_sessions_30d, web_sessions_90d",
+    # computed_for_date: the day the campaign was last recomputed
+    "marts.fct_discount_campaigns": "campaign_id, treated_customers, holdout_customers, treated_orders, "
+                                    "holdout_orders, discount_given, incremental_orders, incremental_orders_ci_lower, "
+                                    "return_per_discount",
 }
 
 
@@ -92,7 +98,7 @@ def clone(warehouse, url: str, name: str) -> str:
     return warehouse.url(name)
 
 
-def simulate(tmp_path, customers: int, seed: int):
+def simulate(tmp_path, customers: int, seed: int, **options):
     from ecrm.simulate import ShopSimulator
 
     data = tmp_path / "data"
@@ -102,7 +108,7 @@ def simulate(tmp_path, customers: int, seed: int):
     # "a rebuilt past day equals its first build" needs every page view of the day in that build;
     # late files are tested on their own (test_a_late_log_file_rebuilds_its_day_and_only_that)
     sim = ShopSimulator(landing=data / "landing", outbox=data / "outbox", truth=data / "truth", start=START,
-                        customers=customers, seed=seed, delivery="shop,email")
+                        customers=customers, seed=seed, delivery="shop,email", **options)
     sim.write_initial()
     return sim, data
 
@@ -122,7 +128,10 @@ def history(warehouse, tmp_path_factory):
     """DAYS simulated days built one by one (incremental); yields (url, snapshots per day)."""
     from ecrm import pipeline, transform
 
-    sim, _ = simulate(tmp_path_factory.mktemp("marts"), customers=500, seed=11)
+    from ecrm.simulate.campaigns import DiscountPlan
+
+    # every campaign carries a code, so the discount marts have a campaign to keep incrementally
+    sim, _ = simulate(tmp_path_factory.mktemp("marts"), customers=500, seed=11, discounts=DiscountPlan(every=1, offset=0))
     url = warehouse.create_database("marts_history")
     pipeline.ingest_initial(START, url=url)
     as_of = {}
