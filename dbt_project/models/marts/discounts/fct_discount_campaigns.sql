@@ -229,8 +229,8 @@ final as (
         campaigns.sent_at + interval '{{ window_days + 60 }} days' <= {{ as_of_ts() }} as is_60d_after_complete,
         coalesce(differences.n_treated, 0) as treated_customers,
         coalesce(differences.n_holdout, 0) as holdout_customers,
-        coalesce(differences.orders_window_sum_treated, 0) as treated_orders,
-        coalesce(differences.orders_window_sum_holdout, 0) as holdout_orders,
+        coalesce(differences.orders_window_sum_treated, 0)::bigint as treated_orders,
+        coalesce(differences.orders_window_sum_holdout, 0)::bigint as holdout_orders,
         coalesce(differences.net_window_sum_treated, 0)::numeric(14, 2) as treated_net_revenue,
         coalesce(differences.net_window_sum_holdout, 0)::numeric(14, 2) as holdout_net_revenue,
         coalesce(differences.discount_given, 0)::numeric(14, 2) as discount_given
