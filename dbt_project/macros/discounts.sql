@@ -64,7 +64,7 @@
 {% macro delete_discount_campaigns_to_recompute() -%}
     {%- if is_incremental() -%}
 delete from {{ this }}
-where sent_at >= {{ as_of_ts() }} - interval '{{ 2 * (var("attribution_window_days") | int) + 60 }} days'
+where sent_date > {{ run_date() }} - {{ 2 * (var("attribution_window_days") | int) + 60 }}
     {%- else -%}
 select 1
     {%- endif -%}

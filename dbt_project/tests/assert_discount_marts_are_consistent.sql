@@ -2,8 +2,8 @@
 -- interval contains its estimate; a code's customers split into new and returning; gross revenue
 -- is net revenue plus discounts. Returns the offending rows.
 select
-    'fct_discount_campaigns' as model,
-    campaign_id as row_key
+    'fct_discount_campaigns' as model_name,
+    campaign_id as offending_row
 from {{ ref('fct_discount_campaigns') }}
 where
     computed_for_date = {{ run_date() }}
@@ -19,8 +19,8 @@ where
 union all
 
 select
-    'fct_discount_performance_daily' as model,
-    order_date::text || ' ' || discount_code as row_key
+    'fct_discount_performance_daily' as model_name,
+    order_date::text || ' ' || discount_code as offending_row
 from {{ ref('fct_discount_performance_daily') }}
 where
     order_date >= {{ run_date() }} - {{ var('attribution_window_days') | int }}

@@ -70,10 +70,12 @@ customer_orders as (
         -- discounts as far as known (issue 29): orders whose export said whether a discount was used,
         -- and those that used any (amount, coupon or code, free shipping included)
         count(*) filter (
-            where is_valid_order and {{ order_has_discount('discount_amount', 'coupon_code', 'discount_codes') }} is not null
+            where is_valid_order
+            and {{ order_has_discount('discount_amount', 'coupon_code', 'discount_codes') }} is not null
         ) as discount_known_order_count,
         count(*) filter (
-            where is_valid_order and {{ order_has_discount('discount_amount', 'coupon_code', 'discount_codes') }}
+            where is_valid_order
+            and {{ order_has_discount('discount_amount', 'coupon_code', 'discount_codes') }}
         ) as any_discount_order_count
 
     from orders

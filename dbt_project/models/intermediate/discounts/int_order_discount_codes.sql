@@ -32,9 +32,10 @@ final as (
             code.value ->> 'code' as discount_code,
             code.value ->> 'type' as discount_type,
             (code.value ->> 'amount')::numeric(14, 2) as code_discount_amount
-        from jsonb_array_elements(
-            case when jsonb_typeof(orders.discount_codes) = 'array' then orders.discount_codes else '[]' end
-        ) as code (value)
+        from
+            jsonb_array_elements(
+                case when jsonb_typeof(orders.discount_codes) = 'array' then orders.discount_codes else '[]' end
+            ) as code (value)
 
         union all
 

@@ -31,10 +31,10 @@ campaigns as (
     select * from {{ ref('stg_esp__campaigns') }}
     where
         discount_code is not null
-        and sent_at < {{ as_of_ts() }}
         {%- if is_incremental() %}
-        and sent_at >= {{ as_of_ts() }} - interval '{{ reach_days }} days'
+        and sent_date > {{ run_date() }} - {{ reach_days }}
         {%- endif %}
+        and sent_at < {{ as_of_ts() }}
 
 ),
 
@@ -106,7 +106,10 @@ members as (
     select
         arms.*,
         campaigns.sent_at,
-        campaigns.discount_code
+        campaigns.discount_code,
+        campaigns.sent_at + interval '{{ window_days }} days' as window_end,
+        campaigns.sent_at + interval '{{ window_days + 30 }} days' as after_30d_end,
+        campaigns.sent_at + interval '{{ window_days + 60 }} days' as after_60d_end
 
     from (
         select * from treated
@@ -118,56 +121,72 @@ members as (
 
 ),
 
+code_discounts as (
+
+    -- what the campaign's code took off its treated members' orders in the window
+    select
+        members.campaign_id,
+        members.customer_id,
+        sum(codes.code_discount_amount) as discount_window
+
+    from members
+    inner join {{ ref('int_order_discount_codes') }} as codes
+        on
+            members.customer_id = codes.customer_id
+            and members.discount_code = codes.discount_code
+            and codes.is_valid_order
+            and members.sent_at <= codes.ordered_at
+            and members.sent_at + interval '{{ window_days }} days' > codes.ordered_at
+    where
+        members.arm = 'treated'
+        -- only the orders of the campaigns' windows (index on ordered_at), not every order
+        and codes.ordered_at >= (select min(campaigns.sent_at) as first_sent_at from campaigns)
+        and codes.ordered_at < (
+            select max(campaigns.sent_at) as last_sent_at from campaigns
+        ) + interval '{{ window_days }} days'
+    group by members.campaign_id, members.customer_id
+
+),
+
 member_figures as (
 
-    -- each member's orders from the send to 60 days after the window (index on customer_id)
+    -- each member's valid orders from the send to 60 days after the window (index on customer_id)
     select
         members.campaign_id,
         members.arm,
         members.customer_id,
+        coalesce(code_discounts.discount_window, 0) as discount_window,
         coalesce(figures.orders_window, 0) as orders_window,
         coalesce(figures.net_window, 0) as net_window,
-        coalesce(figures.discount_window, 0) as discount_window,
         coalesce(figures.orders_30d, 0) as orders_30d,
         coalesce(figures.net_30d, 0) as net_30d,
         coalesce(figures.orders_60d, 0) as orders_60d,
         coalesce(figures.net_60d, 0) as net_60d
 
     from members
+    left join code_discounts
+        on
+            members.campaign_id = code_discounts.campaign_id
+            and members.customer_id = code_discounts.customer_id
     left join lateral (
         select
-            count(*) filter (where in_window) as orders_window,
-            sum(total_amount) filter (where in_window) as net_window,
-            -- the discount this campaign's code gave (only its holders can use it)
-            sum(code_discount) filter (where in_window) as discount_window,
-            count(*) filter (where after_days < 30) as orders_30d,
-            sum(total_amount) filter (where after_days < 30) as net_30d,
-            count(*) filter (where after_days < 60) as orders_60d,
-            sum(total_amount) filter (where after_days < 60) as net_60d
-        from (
-            select
-                orders.total_amount,
-                orders.ordered_at < members.sent_at + interval '{{ window_days }} days' as in_window,
-                case
-                    when orders.ordered_at >= members.sent_at + interval '{{ window_days }} days'
-                        then extract(epoch from orders.ordered_at - members.sent_at) / 86400.0 - {{ window_days }}
-                end as after_days,
-                (
-                    select sum((code.value ->> 'amount')::numeric)
-                    from jsonb_array_elements(
-                        case when jsonb_typeof(orders.discount_codes) = 'array' then orders.discount_codes else '[]' end
-                    ) as code (value)
-                    where code.value ->> 'code' = members.discount_code
-                ) as code_discount
-            from {{ ref('int_orders_as_of') }} as orders
-            where
-                orders.customer_id = members.customer_id
-                and orders.is_valid_order
-                and orders.ordered_at >= members.sent_at
-                and orders.ordered_at < members.sent_at + interval '{{ window_days + 60 }} days'
-                and orders.ordered_at < {{ as_of_ts() }}
-            offset 0  -- noqa: AM09
-        ) as member_orders
+            count(*) filter (where orders.ordered_at < members.window_end) as orders_window,
+            sum(orders.total_amount) filter (where orders.ordered_at < members.window_end) as net_window,
+            count(*) filter (
+                where orders.ordered_at >= members.window_end and orders.ordered_at < members.after_30d_end
+            ) as orders_30d,
+            sum(orders.total_amount) filter (
+                where orders.ordered_at >= members.window_end and orders.ordered_at < members.after_30d_end
+            ) as net_30d,
+            count(*) filter (where orders.ordered_at >= members.window_end) as orders_60d,
+            sum(orders.total_amount) filter (where orders.ordered_at >= members.window_end) as net_60d
+        from {{ ref('int_orders_as_of') }} as orders
+        where
+            orders.customer_id = members.customer_id
+            and orders.is_valid_order
+            and orders.ordered_at >= members.sent_at
+            and orders.ordered_at < members.after_60d_end
+            and orders.ordered_at < {{ as_of_ts() }}
     ) as figures on true
 
 ),
@@ -176,15 +195,15 @@ arms as (
 
     select
         campaign_id,
+        {%- for figure in ['orders_window', 'net_window', 'orders_30d', 'net_30d', 'orders_60d', 'net_60d'] %}
+        {%- for arm in ['treated', 'holdout'] %}
+        coalesce(sum({{ figure }}) filter (where arm = '{{ arm }}'), 0) as {{ figure }}_sum_{{ arm }},
+        coalesce(sum({{ figure }} ^ 2) filter (where arm = '{{ arm }}'), 0) as {{ figure }}_sumsq_{{ arm }},
+        {%- endfor %}
+        {%- endfor %}
         count(*) filter (where arm = 'treated') as n_treated,
         count(*) filter (where arm = 'holdout') as n_holdout,
         coalesce(sum(discount_window) filter (where arm = 'treated'), 0) as discount_given
-        {%- for figure in ['orders_window', 'net_window', 'orders_30d', 'net_30d', 'orders_60d', 'net_60d'] %}
-        {%- for arm in ['treated', 'holdout'] %},
-        coalesce(sum({{ figure }}) filter (where arm = '{{ arm }}'), 0) as {{ figure }}_sum_{{ arm }},
-        coalesce(sum({{ figure }} ^ 2) filter (where arm = '{{ arm }}'), 0) as {{ figure }}_sumsq_{{ arm }}
-        {%- endfor %}
-        {%- endfor %}
 
     from member_figures
     group by campaign_id
@@ -233,14 +252,14 @@ final as (
         coalesce(differences.orders_window_sum_holdout, 0)::bigint as holdout_orders,
         coalesce(differences.net_window_sum_treated, 0)::numeric(14, 2) as treated_net_revenue,
         coalesce(differences.net_window_sum_holdout, 0)::numeric(14, 2) as holdout_net_revenue,
-        coalesce(differences.discount_given, 0)::numeric(14, 2) as discount_given
+        coalesce(differences.discount_given, 0)::numeric(14, 2) as discount_given,
         {%- for name in ['incremental_orders_per_treated', 'incremental_orders', 'incremental_net_revenue',
                          'pull_forward_orders_per_treated_30d', 'pull_forward_net_revenue_30d',
-                         'pull_forward_orders_per_treated_60d', 'pull_forward_net_revenue_60d'] %},
+                         'pull_forward_orders_per_treated_60d', 'pull_forward_net_revenue_60d'] %}
         round(differences.{{ name }}, 6)::numeric(16, 6) as {{ name }},
         round(differences.{{ name }} - 1.96 * differences.{{ name }}_se, 6)::numeric(16, 6) as {{ name }}_ci_lower,
-        round(differences.{{ name }} + 1.96 * differences.{{ name }}_se, 6)::numeric(16, 6) as {{ name }}_ci_upper
-        {%- endfor %},
+        round(differences.{{ name }} + 1.96 * differences.{{ name }}_se, 6)::numeric(16, 6) as {{ name }}_ci_upper,
+        {%- endfor %}
         round(
             differences.incremental_net_revenue / nullif(differences.discount_given, 0), 6
         )::numeric(16, 6) as return_per_discount,

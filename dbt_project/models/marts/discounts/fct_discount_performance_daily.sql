@@ -55,7 +55,7 @@ first_orders as (
     select
         orders.order_id,
         not exists (
-            select 1 from {{ ref('int_orders_as_of') }} as earlier
+            select 1 as found from {{ ref('int_orders_as_of') }} as earlier
             where
                 earlier.customer_id = orders.customer_id
                 and earlier.is_valid_order
