@@ -317,3 +317,40 @@ def test_shop_csv_blocks_and_multi_line_values_across_block_ends(tmp_path, copy_
     assert copy_values(fast) == slow
     assert [line for line, _ in slow][24:28] == [26, 27, 30, 31]  # a 3-line value is reported where it starts
     assert sum(len(b) for b in fast if not isinstance(b, tuple)) >= 20
+
+
+def test_discount_codes_load_as_json_and_missing_discounts_stay_unknown(conn, tmp_path):
+    """Issue 29: several codes per order (Shopify's discount_codes) load normalised; the legacy
+    coupon_code column keeps loading; an older export without discount columns loads them as NULL
+    (unknown), never as 0; a campaign's discount_code lands with the campaign."""
+    import json
+
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "customers.csv").write_text(CUSTOMERS_HEADER)
+    codes = json.dumps([{"code": "SPRING15", "amount": 4.5, "type": "percentage"},
+                        {"code": "FREESHIP", "amount": "4.95", "type": "shipping"}])
+    (folder / "orders.csv").write_text(
+        ORDERS_HEADER.rstrip("\n") + ",discount_codes\n"
+        + f"o-1,c-1,a@example.com,{TS},{TS},paid,EUR,25.50,4.50,SPRING15,\"{codes.replace(chr(34), chr(34) * 2)}\"\n"
+        + f"o-2,c-1,a@example.com,{TS},{TS},paid,EUR,30.00,0.00,,\n"
+        + f"o-3,c-1,a@example.com,{TS},{TS},paid,EUR,27.00,3.00,WELCOME10,\n")
+    (folder / "order_lines.csv").write_text(LINES_HEADER)
+    ingest(conn, "shop", folder, INTERVAL, "test")
+    older = tmp_path / "older"  # an export of before discounts were exported at all
+    older.mkdir()
+    (older / "customers.csv").write_text(CUSTOMERS_HEADER)
+    (older / "orders.csv").write_text("order_id,customer_id,email,created_at,updated_at,status,currency,total_amount\n"
+                                      f"o-4,c-1,a@example.com,{TS},{TS},paid,EUR,12.00\n")
+    (older / "order_lines.csv").write_text("order_id,line_number,product_id,product_name,category,quantity,"
+                                           f"unit_price,updated_at\no-4,1,p-1,Mug,Kitchen,1,12.00,{TS}\n")
+    ingest(conn, "shop", older, INTERVAL, "test")
+    got = {r[0]: r[1:] for r in conn.execute(
+        "select order_id, discount_amount::text, coupon_code, discount_codes from raw.orders order by 1")}
+    assert got["o-1"] == ("4.50", "SPRING15", [{"code": "SPRING15", "type": "percentage", "amount": "4.50"},
+                                               {"code": "FREESHIP", "type": "shipping", "amount": "4.95"}])
+    assert got["o-2"] == ("0.00", None, None)
+    assert got["o-3"] == ("3.00", "WELCOME10", None)
+    assert got["o-4"] == (None, None, None)  # unknown, not zero
+    assert conn.execute("select discount_amount from raw.order_lines where order_id = 'o-4'").fetchone() == (None,)
+    assert conn.execute("select count(*) from quarantine.rejected_rows").fetchone()[0] == 0

@@ -42,6 +42,8 @@ REDERIVED_TABLES = {
     "intermediate.int_campaign_recipients": "campaign_recipient_id",
     "intermediate.int_attribution_daily": "order_date",
     "intermediate.int_campaign_funnel": "campaign_id",
+    "marts.fct_discount_performance_daily": "order_date, discount_code",
+    "marts.fct_discount_campaigns": "campaign_id",
 }
 # derived from the snapshot history (a full refresh of everything keeps only the last snapshot)
 TRANSITION_TABLE, TRANSITION_KEY = "marts.fct_segment_transitions", "transition_date, customer_id"
@@ -67,6 +69,10 @@ AS_OF_COLUMNS = {
     # computed_for_date: the day the row was last recomputed, not part of the facts
     "intermediate.int_customer_order_windows": "customer_id, orders_365d, revenue_365d",
     "intermediate.int_customer_web_activity": "customer_id, last_seen_at, web_sessions_30d, web_sessions_90d",
+    # computed_for_date: the day the campaign was last recomputed
+    "marts.fct_discount_campaigns": "campaign_id, treated_customers, holdout_customers, treated_orders, "
+                                    "holdout_orders, discount_given, incremental_orders, incremental_orders_ci_lower, "
+                                    "return_per_discount",
 }
 
 
@@ -92,7 +98,7 @@ def clone(warehouse, url: str, name: str) -> str:
     return warehouse.url(name)
 
 
-def simulate(tmp_path, customers: int, seed: int):
+def simulate(tmp_path, customers: int, seed: int, **options):
     from ecrm.simulate import ShopSimulator
 
     data = tmp_path / "data"
@@ -102,7 +108,7 @@ def simulate(tmp_path, customers: int, seed: int):
     # "a rebuilt past day equals its first build" needs every page view of the day in that build;
     # late files are tested on their own (test_a_late_log_file_rebuilds_its_day_and_only_that)
     sim = ShopSimulator(landing=data / "landing", outbox=data / "outbox", truth=data / "truth", start=START,
-                        customers=customers, seed=seed, delivery="shop,email")
+                        customers=customers, seed=seed, delivery="shop,email", **options)
     sim.write_initial()
     return sim, data
 
@@ -121,8 +127,10 @@ def ingest_day(sim, day: date, url: str) -> None:
 def history(warehouse, tmp_path_factory):
     """DAYS simulated days built one by one (incremental); yields (url, snapshots per day)."""
     from ecrm import pipeline, transform
+    from ecrm.simulate.campaigns import DiscountPlan
 
-    sim, _ = simulate(tmp_path_factory.mktemp("marts"), customers=500, seed=11)
+    # every campaign carries a code, so the discount marts have a campaign to keep incrementally
+    sim, _ = simulate(tmp_path_factory.mktemp("marts"), customers=500, seed=11, discounts=DiscountPlan(every=1, offset=0))
     url = warehouse.create_database("marts_history")
     pipeline.ingest_initial(START, url=url)
     as_of = {}
@@ -421,27 +429,37 @@ def test_rfm_segments_match_an_independent_computation(history):
     assert got == expected
 
 
-@pytest.mark.slow
-def test_campaign_lift_ci_covers_the_simulator_truth(warehouse, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def lift_run(warehouse, tmp_path_factory):
     """Campaign on START + 1 (audience from START's push), measured when its 7-day window closed.
+    It carries a discount code (DiscountPlan every=1): the e-mail's and the code's uplift together.
 
     A 50% holdout (instead of the default 10%) keeps the groups balanced so one campaign gives a
     usable interval; with 10% the interval is about twice as wide."""
     from ecrm import pipeline
     from ecrm.intervals import day_interval
+    from ecrm.simulate.campaigns import DiscountPlan
 
-    monkeypatch.setenv("ECRM_HOLDOUT_PCT", "50")
-    sim, data = simulate(tmp_path, customers=4000, seed=11)
-    url = warehouse.create_database("marts_lift")
-    pipeline.ingest_initial(START, url=url)
-    ingest_day(sim, START, url)
-    pipeline.build_marts(*day_interval(START), url=url)
-    pipeline.publish_segments(*day_interval(START), url=url)  # the outbox the campaign is sent to
-    measured = START + timedelta(days=8)  # sent on START + 1: the window [sent_at, +7 days) has closed
-    for offset in range(1, 9):
-        ingest_day(sim, START + timedelta(days=offset), url)
-    pipeline.build_marts(*day_interval(measured), url=url)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("ECRM_HOLDOUT_PCT", "50")
+        # a code worth 3 points of daily order probability: one campaign's ~150 treated detect it
+        sim, data = simulate(tmp_path_factory.mktemp("lift"), customers=4000, seed=11,
+                             discounts=DiscountPlan(every=1, offset=0), discount_daily_uplift=0.03)
+        url = warehouse.create_database("marts_lift")
+        pipeline.ingest_initial(START, url=url)
+        ingest_day(sim, START, url)
+        pipeline.build_marts(*day_interval(START), url=url)
+        pipeline.publish_segments(*day_interval(START), url=url)  # the outbox the campaign is sent to
+        measured = START + timedelta(days=8)  # sent on START + 1: the window [sent_at, +7 days) has closed
+        for offset in range(1, 9):
+            ingest_day(sim, START + timedelta(days=offset), url)
+        pipeline.build_marts(*day_interval(measured), url=url)
+    return url, data
 
+
+@pytest.mark.slow
+def test_campaign_lift_ci_covers_the_simulator_truth(lift_run):
+    url, data = lift_run
     truth = {c["campaign_id"]: c for c in json.loads((data / "truth" / "campaigns.json").read_text())["campaigns"]}
     campaign_id = f"cmp-{(START + timedelta(days=1)).isoformat()}"
     with psycopg.connect(url) as conn:
@@ -458,3 +476,76 @@ def test_campaign_lift_ci_covers_the_simulator_truth(warehouse, tmp_path, monkey
     assert treated > 80 and holdout > 80
     assert float(upper) - float(lower) < 0.35, "interval too wide to mean anything"
     assert float(lower) <= true_uplift <= float(upper)
+
+
+@pytest.mark.slow
+def test_discount_code_incremental_orders_ci_covers_the_simulator_truth(lift_run):
+    """Issue 29: the campaign's code (its holdout got none) against the simulator's known effect:
+    the 95% interval of incremental orders per treated customer covers the true expected value,
+    excludes 0, and the mart's counts reconcile with the orders that used the code."""
+    url, data = lift_run
+    first = (START + timedelta(days=1)).isoformat()
+    truth = json.loads((data / "truth" / "discounts.json").read_text())["discounts"]
+    record = next(r for r in truth if r["send_day"] == first)
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select campaign_id, discount_code, treated_customers, holdout_customers, is_window_complete, "
+            "incremental_orders_per_treated, incremental_orders_per_treated_ci_lower, "
+            "incremental_orders_per_treated_ci_upper, incremental_orders, incremental_orders_ci_lower, "
+            "incremental_orders_ci_upper, discount_given, return_per_discount, return_per_discount_ci_lower, "
+            "return_per_discount_ci_upper from marts.fct_discount_campaigns where sent_date = %s", (first,)).fetchall()
+        assert len(row) == 1
+        (cid, code, treated, holdout, complete, per, lower, upper, total, total_lower, total_upper,
+         given, ret, ret_lower, ret_upper) = row[0]
+        used = conn.execute(
+            "select count(distinct order_id), sum(code_discount_amount) from intermediate.int_order_discount_codes "
+            "where discount_code = %s and is_valid_order", (code,)).fetchone()
+        performance = conn.execute("select sum(orders), sum(discount_given) from marts.fct_discount_performance_daily "
+                                   "where discount_code = %s", (code,)).fetchone()
+    print(f"\n{cid} {code}: treated={treated} holdout={holdout} incremental orders per treated={per} "
+          f"95% CI [{lower}, {upper}] truth={record['true_incremental_orders_per_treated']}; total {total} "
+          f"[{total_lower}, {total_upper}]; discount given {given}, return per unit {ret} [{ret_lower}, {ret_upper}]")
+    assert (cid, code) == (record["campaign_id"], record["discount_code"])
+    assert complete and treated > 100 and holdout > 100
+    assert float(lower) <= record["true_incremental_orders_per_treated"] <= float(upper)
+    assert float(lower) > 0, "a known uplift of this size must be detected"
+    assert float(total_lower) <= record["true_incremental_orders"] <= float(total_upper)
+    assert used[0] > 0 and performance == (used[0], used[1])  # every use of the code, in both marts
+    assert given == used[1]  # only the treated hold the code: all of it was given to them
+    assert float(ret_lower) <= float(ret) <= float(ret_upper)
+
+
+def test_discount_dependency_full_price_buyers_and_margin_protection(history):
+    """Issue 29: dim_customers' discount share and full-price flag agree with the customers' orders
+    (unknown discounts count for neither side); the discount audience winback (seed audience_offers)
+    leaves full-price buyers out of its members and of its holdout, other audiences keep them."""
+    url, _ = history
+    with psycopg.connect(url) as conn:
+        orders = conn.execute("select customer_id, discount_amount, coupon_code, discount_codes "
+                              "from intermediate.int_orders_as_of where is_valid_order").fetchall()
+        dim = {r[0]: r[1:] for r in conn.execute(
+            "select customer_id, discount_known_order_count, any_discount_order_count, discount_order_share, "
+            "is_full_price_buyer from marts.dim_customers")}
+        snapshot = conn.execute("select max(snapshot_date) from marts.fct_customer_rfm_daily").fetchone()[0]
+        full_price_in = dict(conn.execute(
+            "select a.audience, count(*) from marts.fct_customer_rfm_daily r join seeds.audiences a using (segment) "
+            "where r.snapshot_date = %s and r.is_full_price_buyer and r.is_contactable group by 1", (snapshot,)))
+        leaked = conn.execute(
+            "select m.audience, count(*) from (select audience, customer_id from sync.sync_audience_members union all "
+            "select audience, customer_id from sync.sync_holdout_members) m "
+            "join marts.dim_customers d using (customer_id) where d.is_full_price_buyer group by 1").fetchall()
+    known: dict[str, int] = defaultdict(int)
+    discounted: dict[str, int] = defaultdict(int)
+    for customer_id, amount, coupon, codes in orders:
+        if amount is None and codes is None:
+            continue  # unknown: neither full price nor discounted
+        known[customer_id] += 1
+        discounted[customer_id] += bool((amount or 0) > 0 or coupon or codes)
+    for customer_id, (known_count, any_count, share, full_price) in dim.items():
+        assert (known_count, any_count) == (known[customer_id], discounted[customer_id]), customer_id
+        assert share == (round(Decimal(any_count) / known_count, 6) if known_count else None)
+        assert full_price == (known_count >= 2 and any_count == 0)
+    assert sum(full_price for *_, full_price in dim.values()) > 20 and sum(discounted.values()) > 20
+    assert full_price_in.get("winback", 0) > 0, "the data must hold full-price buyers the rule can leave out"
+    assert dict(leaked).get("winback", 0) == 0
+    assert sum(count for audience, count in leaked if audience != "winback") > 0  # vip, nurture keep them

@@ -24,7 +24,7 @@ COMBINED = re.compile(
     r'"(?P<referrer>[^"]*)" "(?P<agent>[^"]+)"$')
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ORDER_HEADER = ("order_id,customer_id,email,created_at,updated_at,status,currency,total_amount,"
-                "discount_amount,coupon_code")
+                "discount_amount,coupon_code,discount_codes")
 LINE_HEADER = "order_id,line_number,product_id,product_name,category,quantity,unit_price,discount_amount,updated_at"
 CUSTOMER_HEADER = "customer_id,email,first_name,country,signed_up_at,updated_at,accepts_marketing"
 

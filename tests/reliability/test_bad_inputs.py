@@ -26,6 +26,9 @@ CUSTOMERS_HEADER = "customer_id,email,first_name,country,signed_up_at,updated_at
 ORDERS_HEADER = ("order_id,customer_id,email,created_at,updated_at,status,currency,total_amount,"
                  "discount_amount,coupon_code\n")
 LINES_HEADER = "order_id,line_number,product_id,product_name,category,quantity,unit_price,discount_amount,updated_at\n"
+DISCOUNT_HEADER = ORDERS_HEADER.rstrip("\n") + ",discount_codes\n"
+CODES_2 = ('[{"code":"SPRING15","amount":"4.50","type":"percentage"},'
+           '{"code":"FREESHIP","amount":"4.95","type":"shipping"}]')
 SHOP_HEADERS = {"customers.csv": CUSTOMERS_HEADER, "orders.csv": ORDERS_HEADER, "order_lines.csv": LINES_HEADER}
 EVENTS_CSV_HEADER = "sg_event_id,event,email,timestamp,campaign_id\n"
 UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"
@@ -476,6 +479,48 @@ CASES = [
        2, too_long=1),
     ok("web-json-quotes-in-request", "weblogs", "access.log",
        lambda d: lines(d.json_log(request='GET /search?q="mug" HTTP/1.1', http_referer='https://x.example/"a"')), 1),
+    # ---- issue 29: discount codes (Shopify's discount_codes array, WooCommerce coupon lines) -------
+    ok("shop-discount-codes-csv", "shop", "orders.csv", lambda d: (
+        DISCOUNT_HEADER
+        + d.order("o-1").replace(",0.00,", ",4.50,") + ',"' + CODES_2.replace('"', '""') + '"\n'
+        + d.order("o-2") + ",\n"                                   # no codes
+        + d.order("o-3", coupon="SPRING15") + ",\n").encode(), 3),  # the legacy column only
+    ok("shop-discount-codes-jsonl", "shop", "orders.jsonl", lambda d: lines(
+        d.order_json(discount_amount="4.50", discount_codes=json.loads(CODES_2)),
+        d.order_json(order_id="o-2", discount_codes=[{"code": "TEN", "discount": "1.00", "discount_type": "fixed_cart"}]),
+        d.order_json(order_id="o-3", discount_codes=[])), 3),
+    ok("shop-discount-negative-order", "shop", "orders.csv",
+       lambda d: (ORDERS_HEADER + d.order().replace(",0.00,", ",-1.00,") + "\n" + d.order("o-2") + "\n").encode(), 1,
+       negative_discount=1),
+    ok("shop-discount-negative-code", "shop", "orders.jsonl", lambda d: lines(
+        d.order_json(discount_codes=[{"code": "X", "amount": "-5.00", "type": "fixed_amount"}]),
+        d.order_json(order_id="o-2")), 1, negative_discount=1),
+    ok("shop-discount-negative-line", "shop", "order_lines.csv",
+       lambda d: (LINES_HEADER + d.line().replace(",0.00,", ",-1.00,") + "\n" + d.line(line_number="2") + "\n")
+       .encode(), 1, negative_discount=1),
+    ok("shop-discount-line-above-total", "shop", "order_lines.csv",  # 2 x 10.00 with 25.00 off; 20.00 off is fine
+       lambda d: (LINES_HEADER + d.line(quantity="2").replace(",0.00,", ",25.00,") + "\n"
+                  + d.line(quantity="2", line_number="2").replace(",0.00,", ",20.00,") + "\n").encode(), 1,
+       discount_above_total=1),
+    ok("shop-discount-codes-above-total", "shop", "orders.jsonl", lambda d: lines(
+        d.order_json(total_amount="10.00", discount_amount="2.00",
+                     discount_codes=[{"code": "BIG", "amount": "50.00", "type": "fixed_amount"}]),
+        d.order_json(order_id="o-2", total_amount="10.00", discount_amount="2.00",  # shipping is not in the total
+                     discount_codes=[{"code": "SHIP", "amount": "50.00", "type": "shipping"}])), 1,
+       discount_above_total=1),
+    ok("shop-discount-unknown-type", "shop", "orders.jsonl", lambda d: lines(
+        d.order_json(discount_codes=[{"code": "X", "amount": "1.00", "type": "bogo"}]),
+        d.order_json(order_id="o-2", discount_codes=[{"code": "X", "amount": "1.00", "type": "percentage"}])), 1,
+       unknown_discount_type=1),
+    ok("shop-discount-codes-not-an-array", "shop", "orders.csv", lambda d: (
+        DISCOUNT_HEADER + d.order() + ",SUMMER\n" + d.order("o-2") + ',"[{""code"": ""A""}]"\n').encode(), 0,
+       malformed=1, missing_field=1),
+    ok("shop-orders-without-discount-columns", "shop", "orders.csv", lambda d: (
+        "order_id,customer_id,email,created_at,updated_at,status,currency,total_amount\n"
+        + ",".join(d.order().split(",")[:8]) + "\n").encode(), 1),
+    ok("shop-lines-without-discount-column", "shop", "order_lines.jsonl", lambda d: lines(json.dumps(
+        {"order_id": "o-1", "line_number": 1, "product_id": "p-1", "product_name": "Mug", "category": "Kitchen",
+         "quantity": 1, "unit_price": "10.00", "updated_at": d.ts})), 1),
 ]
 
 SIBLINGS = {

@@ -2,7 +2,9 @@
 -- audiences (seed `audiences`: segment -> audience), the forecast audience high_value_at_risk
 -- (int_customers_high_value_at_risk) and the lifecycle flows' members (sync_flow_members,
 -- audiences flow_*). sync_audience_members keeps the contactable, non-holdout ones;
--- sync_holdout_members the contactable holdout ones: one rule for every audience.
+-- sync_holdout_members the contactable holdout ones: one rule for every audience. Margin
+-- protection (seed audience_offers): a discount audience leaves out full-price buyers here, before
+-- the holdout split, so its holdout is drawn from the same customers as its members.
 with
 
 rfm as (
@@ -27,6 +29,12 @@ high_value_at_risk as (
 flow_members as (
 
     select * from {{ ref('sync_flow_members') }}
+
+),
+
+audience_offers as (
+
+    select * from {{ ref('audience_offers') }}
 
 ),
 
@@ -71,6 +79,9 @@ final as (
     from picked
     inner join rfm
         on picked.customer_id = rfm.customer_id
+    left join audience_offers
+        on picked.audience = audience_offers.audience
+    where not {{ leaves_out_full_price_buyer('audience_offers', 'rfm') }}
 
 )
 

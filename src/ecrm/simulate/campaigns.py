@@ -39,10 +39,15 @@ class Campaign:
     sent_ts: int
     recipients: tuple[Recipient, ...]
     landing_path: str  # the product the email features; clicks land there
+    discount_code: str | None = None  # the code the e-mail carries (percentage off every order in the window)
+    discount_pct: int = 0
 
     def row(self) -> dict:
-        return {"campaign_id": self.campaign_id, "name": self.name, "sent_at": iso(self.sent_ts),
-                "audience": self.audience, "variant": "A"}
+        row = {"campaign_id": self.campaign_id, "name": self.name, "sent_at": iso(self.sent_ts),
+               "audience": self.audience, "variant": "A"}
+        if self.discount_code:
+            row["discount_code"] = self.discount_code
+        return row
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,22 @@ def is_send_day(start: date, day: date) -> bool:
     return (day - start).days % SEND_EVERY_DAYS == SEND_DAY_OFFSET and day > start
 
 
-def plan_campaign(seed: int, start: date, outbox: Path, day: date, product_ids: list[str]) -> Campaign | None:
+@dataclass(frozen=True)
+class DiscountPlan:
+    """Which weekly campaigns carry a discount code: week indexes with week % every == offset."""
+
+    every: int = 2
+    offset: int = 1      # the demo's 14 days: week 0 without a code, week 1 with one
+    pct: int = 15
+
+    def code_for(self, week: int, day: date) -> tuple[str | None, int]:
+        if self.every <= 0 or week % self.every != self.offset % self.every:
+            return None, 0
+        return f"MAIL{self.pct}-{day.strftime('%m%d')}", self.pct
+
+
+def plan_campaign(seed: int, start: date, outbox: Path, day: date, product_ids: list[str],
+                  discounts: DiscountPlan | None = None) -> Campaign | None:
     """The campaign sent on `day`: one audience of yesterday's outbox, rotating week by week."""
     if not is_send_day(start, day):
         return None
@@ -80,8 +100,9 @@ def plan_campaign(seed: int, start: date, outbox: Path, day: date, product_ids: 
     campaign_id = f"cmp-{day.isoformat()}-{audience.name}"
     sent_ts = day_start(day) + 8 * 3600 + rng.randint(0, 2 * 3600)
     name = f"Weekly picks {day.isoformat()} ({audience.name})"
-    return Campaign(campaign_id, name, audience.name, day, sent_ts, audience.recipients,
-                    f"/product/{rng.choice(product_ids)}")
+    landing = f"/product/{rng.choice(product_ids)}"
+    code, pct = (discounts or DiscountPlan(every=0)).code_for((day - start).days // SEND_EVERY_DAYS, day)
+    return Campaign(campaign_id, name, audience.name, day, sent_ts, audience.recipients, landing, code, pct)
 
 
 def _digest(*parts: object, length: int = 22) -> str:

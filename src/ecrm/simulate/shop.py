@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from bisect import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,11 +20,11 @@ from random import Random
 import numpy as np
 
 from .catalog import Catalog, Product
-from .common import SECONDS_PER_DAY, Stream, add_days, day_start, iso, money, np_rng, py_rng
+from .common import SECONDS_PER_DAY, Stream, add_days, day_start, hash_unit, iso, money, np_rng, py_rng
 from .population import Identity, Population
 
 ORDER_COLUMNS = ("order_id", "customer_id", "email", "created_at", "updated_at", "status", "currency",
-                 "total_amount", "discount_amount", "coupon_code")
+                 "total_amount", "discount_amount", "coupon_code", "discount_codes")
 LINE_COLUMNS = ("order_id", "line_number", "product_id", "product_name", "category", "quantity", "unit_price",
                 "discount_amount", "updated_at")
 CUSTOMER_COLUMNS = ("customer_id", "email", "first_name", "country", "signed_up_at", "updated_at",
@@ -32,6 +33,7 @@ MAX_FOLLOW_UP_DAYS = 14     # refunds come at most this many days after the orde
 ORDERS_PER_DAY_BLOCK = 1000  # order numbers are allocated per day: o-<day index * 1000 + k>
 RESERVED_PER_DAY = 100       # the top of each block is kept for deliberately malformed rows
 COUPONS = (("WELCOME10", 10), ("SPRING15", 15), ("VIP20", 20), ("NEWS5", 5))
+FREE_SHIPPING, FREE_SHIPPING_SHARE, SHIPPING_CENTS = "FREESHIP", 0.03, 495  # a second code on some orders
 CANCEL_SHARE, SLOW_PAYMENT_SHARE, REFUND_SHARE, WEB_SHARE = 0.02, 0.03, 0.051, 0.95
 # Share of orders per hour of day (UTC): lunch and evening peaks.
 HOURLY = (1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 2.5, 3.5, 4, 4.3, 4.6, 5.2, 5, 4.6, 4.3, 4.3, 4.8, 5.6, 6.6, 7.2,
@@ -61,6 +63,18 @@ class Order:
     timeline: tuple[tuple[int, str], ...]  # (unix ts, status), chronological, first at creation day
     web: bool                              # placed through the web shop (leaves a checkout page view)
     induced: bool = field(default=False)   # exists only because of a campaign (for the truth)
+    free_shipping: bool = field(default=False)  # a FREESHIP code beside the coupon (shipping is not in the total)
+    coupon_type: str = field(default="percentage")
+
+    @property
+    def codes(self) -> list[dict]:
+        """Shopify's discount_codes: the coupon (its money: the line discounts it made) and free shipping."""
+        codes = []
+        if self.coupon:
+            codes.append({"code": self.coupon, "amount": money(self.discount), "type": self.coupon_type})
+        if self.free_shipping:
+            codes.append({"code": FREE_SHIPPING, "amount": money(SHIPPING_CENTS), "type": "shipping"})
+        return codes
 
     @property
     def total(self) -> int:
@@ -77,7 +91,8 @@ class Order:
 
     def row(self, updated_ts: int, status: str) -> list[str]:
         return [self.order_id, self.customer.customer_id, self.customer.email, iso(self.created_ts),
-                iso(updated_ts), status, "EUR", money(self.total), money(self.discount), self.coupon]
+                iso(updated_ts), status, "EUR", money(self.total), money(self.discount), self.coupon,
+                json.dumps(self.codes, separators=(",", ":")) if self.codes else ""]
 
     def line_rows(self) -> list[list[str]]:
         return [[self.order_id, str(n), ln.product.product_id, ln.product.name, ln.product.category,
@@ -94,6 +109,8 @@ class Treatment:
     earliest: Mapping[int, int] = field(default_factory=dict)  # customer number -> earliest unix ts
     # lifecycle flows (ecrm.simulate.flows): customer number -> extra daily probability, from the day's start
     flow_uplift: Mapping[int, float] = field(default_factory=dict)
+    # discount campaigns: customer number -> (code, percent off, valid from unix ts) for orders of the day
+    codes: Mapping[int, tuple[str, int, int]] = field(default_factory=dict)
 
 
 def _time_of_day(rng: Random, earliest: int) -> int:
@@ -140,15 +157,20 @@ def _lines(rng: Random, catalog: Catalog, coupon_pct: int) -> tuple[Line, ...]:
 
 
 def _order(seed: int, day: date, customer: Identity, number: int, earliest: int, catalog: Catalog,
-           induced: bool) -> Order:
-    """One order with its future; the stream is keyed by customer so other orders never shift it."""
+           induced: bool, campaign_code: tuple[str, int, int] | None = None) -> Order:
+    """One order with its future; the stream is keyed by customer so other orders never shift it.
+    A customer holding a campaign's code uses it (instead of any other coupon) once it has arrived."""
     rng = py_rng(seed, day, Stream.ORDER_DETAILS, number)
     day0 = day_start(day)
     created = day0 + _time_of_day(rng, earliest - day0)
     coupon, pct = rng.choice(COUPONS) if rng.random() < 0.12 else ("", 0)
+    if campaign_code and created >= campaign_code[2]:
+        coupon, pct = campaign_code[0], campaign_code[1]
     lines = _lines(rng, catalog, pct)
     timeline = _timeline(rng, day0, created)
-    return Order("", customer, created, coupon, lines, timeline, rng.random() < WEB_SHARE, induced)
+    web = rng.random() < WEB_SHARE
+    free_shipping = hash_unit(seed, "free-shipping", day.isoformat(), number) < FREE_SHIPPING_SHARE
+    return Order("", customer, created, coupon, lines, timeline, web, induced, free_shipping)
 
 
 def order_id(epoch: date, day: date, k: int) -> str:
@@ -170,7 +192,7 @@ def orders_for_day(seed: int, day: date, epoch: date, population: Population, ca
     for number in treatment.earliest:
         if number <= len(p):
             boost[number - 1] = treatment.uplift
-    for number, extra in treatment.flow_uplift.items():
+    for number, extra in treatment.flow_uplift.items():  # flows, discount uplift and pull-forward
         if number <= len(p):
             boost[number - 1] += extra
     buyers = np.flatnonzero(u < p + boost)
@@ -180,12 +202,13 @@ def orders_for_day(seed: int, day: date, epoch: date, population: Population, ca
         number = int(index) + 1
         induced = bool(u[index] >= p[index])
         earliest = treatment.earliest.get(number, day0) if induced else day0
-        orders.append(_order(seed, day, population.lookup(number), number, earliest, catalog, induced))
+        orders.append(_order(seed, day, population.lookup(number), number, earliest, catalog, induced,
+                             treatment.codes.get(number)))
     orders.sort(key=lambda o: (o.created_ts, o.customer.customer_id))
     if len(orders) > ORDERS_PER_DAY_BLOCK - RESERVED_PER_DAY:
         raise OverflowError(f"{len(orders)} orders on {day}: more than the per-day id block")
     return [Order(order_id(epoch, day, k), o.customer, o.created_ts, o.coupon, o.lines, o.timeline, o.web,
-                  o.induced) for k, o in enumerate(orders)]
+                  o.induced, o.free_shipping) for k, o in enumerate(orders)]
 
 
 def day_order_rows(day: date, today: list[Order], earlier: Iterable[Order],

@@ -22,7 +22,8 @@ create table if not exists shop.customers (
 create table if not exists shop.orders (
     order_id text primary key, customer_id text not null, email text not null, created_at timestamptz not null,
     updated_at timestamptz not null, status text not null, currency text not null,
-    total_amount numeric(12, 2) not null, discount_amount numeric(12, 2) not null, coupon_code text);
+    total_amount numeric(12, 2) not null, discount_amount numeric(12, 2), coupon_code text, discount_codes jsonb);
+alter table shop.orders add column if not exists discount_codes jsonb;
 create table if not exists shop.order_lines (
     order_id text not null, line_number integer not null, product_id text not null, product_name text not null,
     category text not null, quantity integer not null, unit_price numeric(12, 2) not null,

@@ -33,7 +33,14 @@ from .shop import (
     orders_for_day,
     render_csv,
 )
-from .truth import EFFECT_DAYS, campaign_truth, update_truth
+from .truth import (
+    EFFECT_DAYS,
+    PULL_FORWARD_DAYS,
+    campaign_truth,
+    discount_truth,
+    update_discount_truth,
+    update_truth,
+)
 from .weblogs import ANONYMOUS_SESSIONS, SHOP_URL, Click, Request, day_requests, with_garbage
 
 HISTORY_DAYS = 365
@@ -42,7 +49,13 @@ DEFAULT_DAILY_UPLIFT = 0.006  # ~4 percentage points more 7-day conversion for d
 # default: the flows' cohorts are still recorded in truth/flows.json (true uplift 0), and the other
 # tests' data do not change; tests/test_flows.py and a demo can set it.
 DEFAULT_FLOW_DAILY_UPLIFT = 0.0
-CACHE_DAYS = 32
+# Discount codes in weekly campaigns (every second week from week 1: the demo's second campaign): a
+# delivered recipient gets this much more daily order probability for the 7 effect days on top of
+# the e-mail's own uplift, uses the code on every order in them, and buys this much less a day in
+# the PULL_FORWARD_DAYS after (orders pulled forward). Truth in truth/discounts.json.
+DEFAULT_DISCOUNT_DAILY_UPLIFT = 0.008
+DEFAULT_DISCOUNT_PULL_FORWARD = 0.002
+CACHE_DAYS = EFFECT_DAYS + PULL_FORWARD_DAYS + 3
 FILES = ("customers", "orders", "order_lines", "access_log", "events", "campaigns")
 
 
@@ -52,6 +65,9 @@ class ShopSimulator:
     def __init__(self, landing: Path, outbox: Path, truth: Path, start: date, customers: int = 5000,
                  seed: int = 42, *, daily_uplift: float = DEFAULT_DAILY_UPLIFT,
                  flow_daily_uplift: float = DEFAULT_FLOW_DAILY_UPLIFT,
+                 discounts: cmp.DiscountPlan | None = None,
+                 discount_daily_uplift: float = DEFAULT_DISCOUNT_DAILY_UPLIFT,
+                 discount_pull_forward: float = DEFAULT_DISCOUNT_PULL_FORWARD,
                  signups_per_day: float | None = None, orders_per_day: float | None = None,
                  delivery: Delivery | str | None = None) -> None:
         """Sign-ups, orders and anonymous traffic default to 10, 30 and 1,400 a day per 5,000
@@ -71,6 +87,8 @@ class ShopSimulator:
         self.landing, self.outbox, self.truth = (storage_path(p) for p in (landing, outbox, truth))
         self.start, self.seed, self.daily_uplift = start, seed, daily_uplift
         self.flow_daily_uplift = flow_daily_uplift
+        self.discounts = discounts if discounts is not None else cmp.DiscountPlan()
+        self.discount_daily_uplift, self.discount_pull_forward = discount_daily_uplift, discount_pull_forward
         self.epoch = add_days(start, -HISTORY_DAYS)
         size = customers / 5000
         self.anonymous_sessions = ANONYMOUS_SESSIONS * size
@@ -99,7 +117,7 @@ class ShopSimulator:
             return None
         key = (send_day, fingerprint)
         if key not in self._runs:
-            plan = cmp.plan_campaign(self.seed, self.start, self.outbox, send_day, self._product_ids)
+            plan = cmp.plan_campaign(self.seed, self.start, self.outbox, send_day, self._product_ids, self.discounts)
             self._runs[key] = cmp.run_campaign(self.seed, plan) if plan else None
             _trim(self._runs)
         return self._runs[key]
@@ -107,13 +125,26 @@ class ShopSimulator:
     def _treatment(self, day: date) -> Treatment:
         """Delivered recipients of campaigns sent in the last 7 days (including today)."""
         earliest: dict[int, int] = {}
-        for k in range(EFFECT_DAYS):
+        extra = self._flow_uplift(day)
+        codes: dict[int, tuple[str, int, int]] = {}
+        for k in range(EFFECT_DAYS + (PULL_FORWARD_DAYS if self.discounts.every > 0 else 0)):
             run = self.campaign(add_days(day, -k))
+            code = run.campaign.discount_code if run else None
+            if k >= EFFECT_DAYS and not code:
+                continue
             for cid, delivered_ts in (run.delivered.items() if run else ()):
                 number = customer_number(cid)
-                if number:  # today, the email has to arrive before the order it causes
-                    earliest[number] = delivered_ts + 300 if k == 0 else day_start(day)
-        return Treatment(self.daily_uplift, earliest, self._flow_uplift(day))
+                if not number:
+                    continue
+                if k >= EFFECT_DAYS:  # after a discount's window: orders it pulled forward are missing
+                    extra[number] = extra.get(number, 0.0) - self.discount_pull_forward
+                    continue
+                # today, the email has to arrive before the order it causes
+                earliest[number] = delivered_ts + 300 if k == 0 else day_start(day)
+                if code:
+                    extra[number] = extra.get(number, 0.0) + self.discount_daily_uplift
+                    codes[number] = (code, run.campaign.discount_pct, delivered_ts if k == 0 else day_start(day))
+        return Treatment(self.daily_uplift, earliest, extra, codes)
 
     def _flow_uplift(self, day: date) -> dict[int, float]:
         """Treated flow entrants pushed in the FLOW_EFFECT_DAYS days before `day` (once each)."""
@@ -143,7 +174,8 @@ class ShopSimulator:
     def _day_key(self, day: date) -> tuple:
         """What a day's orders, clicks and requests depend on besides the seed: the outboxes that
         decided the campaigns of the 7 days up to it."""
-        key = (day, tuple(self._outbox_fingerprint(add_days(day, -k)) for k in range(EFFECT_DAYS)))
+        reach = EFFECT_DAYS + (PULL_FORWARD_DAYS if self.discounts.every > 0 else 0)
+        key = (day, tuple(self._outbox_fingerprint(add_days(day, -k)) for k in range(reach)))
         if self.flow_daily_uplift:  # and the flow pushes of the days before it
             key += tuple(flows.changes_fingerprint(self.outbox, add_days(day, -k))
                          for k in range(1, flows.FLOW_EFFECT_DAYS + 1))
@@ -228,8 +260,12 @@ class ShopSimulator:
         counts["access_log"] = len(log_lines)
 
         self._write_day_files(day, texts, sorted(sent, key=lambda r: r.campaign.sent_ts))
-        record, recipients_csv = campaign_truth(run, self.population, self.daily_uplift) if run else (None, None)
+        coded = bool(run and run.campaign.discount_code)
+        uplift = self.daily_uplift + (self.discount_daily_uplift if coded else 0.0)
+        record, recipients_csv = campaign_truth(run, self.population, uplift) if run else (None, None)
         update_truth(self.truth, day, record, recipients_csv)
+        update_discount_truth(self.truth, day, discount_truth(run, self.population, uplift, self.discount_pull_forward)
+                              if coded else None)
         entry_day = yesterday  # the flows pushed after yesterday's build act from today on
         flows.update_flow_truth(self.truth, entry_day, [
             flows.cohort_truth(audience, entry_day, ids, self.population, self.flow_daily_uplift)

@@ -22,6 +22,7 @@ from .population import Population, customer_number
 from .shop import render_csv
 
 EFFECT_DAYS = 7
+PULL_FORWARD_DAYS = 30   # after a discount campaign's window, its treated recipients buy less for this long
 TRUTH_COLUMNS = ("customer_id", "delivered", "p_order_7d_baseline", "p_order_7d_treated")
 
 
@@ -90,3 +91,60 @@ def update_truth(truth: Path, send_day: date, record: dict | None, recipients_cs
         return
     campaigns.sort(key=lambda c: (c["send_day"], c["campaign_id"]))
     write_atomic(path, (json.dumps({"campaigns": campaigns}, indent=2) + "\n").encode())
+
+
+def discount_truth(run: cmp.CampaignRun, population: Population, uplift: float, pull_forward: float) -> dict:
+    """The truth of a campaign carrying a discount code, in expected orders per delivered recipient
+    (each customer draws at most one order a day, so a day's expected orders are its probability):
+
+    - incremental orders in the 7-day window: sum over its days of min(1, p_d + uplift) - p_d
+      (uplift = the e-mail's plus the code's daily uplift);
+    - pull-forward over the 30 and 60 days after the window: sum of max(0, p_d - pull_forward) - p_d
+      over the PULL_FORWARD_DAYS days that have it (negative: orders the code moved into its window).
+
+    What fct_discount_campaigns measures as treated minus holdout. Assumes the recipient is in no
+    other campaign's window or pull-forward at the same time (true of the first campaigns of a run)."""
+    c = run.campaign
+    days = [add_days(c.send_day, k) for k in range(EFFECT_DAYS + 60)]
+    probs = [population.daily_prob(d) for d in days]
+    delivered = [customer_number(cid) for cid in run.delivered]
+    delivered = [n for n in delivered if n]
+    window, after30, after60 = [], [], []
+    for number in delivered:
+        p = np.array([float(pd[number - 1]) if number <= len(pd) else 0.0 for pd in probs])
+        eligible = np.array([number <= len(pd) for pd in probs], dtype=float)
+        lift = np.minimum(1.0, p + uplift * eligible) - p
+        pulled = np.maximum(0.0, p - pull_forward * eligible) - p
+        pulled[EFFECT_DAYS + PULL_FORWARD_DAYS:] = 0.0
+        window.append(float(lift[:EFFECT_DAYS].sum()))
+        after30.append(float(pulled[EFFECT_DAYS:EFFECT_DAYS + 30].sum()))
+        after60.append(float(pulled[EFFECT_DAYS:].sum()))
+    n = len(delivered)
+
+    def mean(values: list[float]) -> float:
+        return round(float(np.mean(values)), 6) if n else 0.0
+
+    return {
+        "campaign_id": c.campaign_id, "discount_code": c.discount_code, "percent_off": c.discount_pct,
+        "send_day": c.send_day.isoformat(), "delivered": len(run.delivered),
+        "true_incremental_orders_per_treated": mean(window),
+        "true_incremental_orders": round(float(np.sum(window)), 3),
+        "true_pull_forward_orders_per_treated_30d": mean(after30),
+        "true_pull_forward_orders_per_treated_60d": mean(after60),
+        "parameters": {"daily_uplift": uplift, "effect_days": EFFECT_DAYS, "pull_forward_daily": pull_forward,
+                       "pull_forward_days": PULL_FORWARD_DAYS, "applies_to": "delivered recipients",
+                       "code_used_on": "every order of a delivered recipient in the window, once delivered"},
+    }
+
+
+def update_discount_truth(truth: Path, send_day: date, record: dict | None) -> None:
+    """Upsert the discount campaign of `send_day` into truth/discounts.json (sorted by send day)."""
+    path = truth / "discounts.json"
+    records = json.loads(path.read_text()).get("discounts", []) if path.exists() else []
+    kept = [r for r in records if r.get("send_day") != send_day.isoformat()]
+    if record is None and len(kept) == len(records):
+        return
+    if record is not None:
+        kept.append(record)
+    kept.sort(key=lambda r: (r["send_day"], r["campaign_id"]))
+    write_atomic(path, (json.dumps({"discounts": kept}, indent=2) + "\n").encode())

@@ -30,6 +30,11 @@ REASON_CODES: dict[str, str] = {
     "too_late": "a timestamp older than the load's window (the folder's day minus the source's lookback): "
                 "the reason says how to load it (`ecrm ingest SOURCE DAY --file PATH`)",
     "future_timestamp": "a timestamp later than the end of the folder's day plus the allowed clock skew",
+    "negative_discount": "a discount (the order's, a line's or one code's amount) below zero",
+    "discount_above_total": "a discount larger than what it was taken off: a line's discount above quantity x "
+                            "unit price, an order's codes above its value before discount (total + discount)",
+    "unknown_discount_type": "a discount code whose type is not percentage, fixed_amount or shipping (or their "
+                             "WooCommerce names percent, fixed_cart, fixed_product)",
     "duplicate_in_file": "the same key again later in the same file (the later line wins)",
     "duplicate_event": "an event id already loaded from another file",
     "rejected_by_warehouse": "a value PostgreSQL refused although the parser accepted it (the loader's "

@@ -29,7 +29,7 @@ def is_machine_open(obj: dict) -> bool:
 # Fields whose value goes into a text column: a nested object or array there is a reject, never repr text.
 EVENT_SCALARS = ("sg_event_id", "event", "email", "timestamp", "campaign_id", "customer_id", "type", "reason",
                  "url", "useragent", "sg_machine_open")
-CAMPAIGN_SCALARS = ("campaign_id", "name", "sent_at", "audience", "variant")
+CAMPAIGN_SCALARS = ("campaign_id", "name", "sent_at", "audience", "variant", "discount_code")
 REQUIRED_EVENT_COLUMNS = ("sg_event_id", "event", "email", "timestamp")  # a CSV report's header must have them
 
 
@@ -82,7 +82,10 @@ def _campaign(obj: dict, interval: tuple[datetime, datetime]) -> tuple:
     sent_at = parse_ts(str(obj["sent_at"]))
     if not (interval[0] <= sent_at < interval[1]):
         raise RejectError(*window_reject("sent_at", sent_at, interval, "email"))
-    return (str(obj["campaign_id"]), str(obj["name"]), sent_at, str(obj["audience"]), _text(obj.get("variant")))
+    # discount_code (optional): the code the campaign's e-mail carries; its holdout gets none
+    code = _text(obj.get("discount_code"))
+    return (str(obj["campaign_id"]), str(obj["name"]), sent_at, str(obj["audience"]), _text(obj.get("variant")),
+            code.strip() or None if code else None)
 
 
 def _records(path) -> Iterator[tuple[int, str | Reject, dict | Exception]]:

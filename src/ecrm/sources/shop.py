@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
@@ -25,10 +27,12 @@ from .common import (
     LongLine,
     check_amount,
     check_email,
+    check_length,
     check_plausible,
     check_ts,
     check_uint,
     load_json,
+    parse_amount,
     per_distinct,
     read_blocks,
     read_text_lines,
@@ -47,6 +51,7 @@ class CsvSpec:
     timestamp_column: str          # must fall inside the load interval
     key: tuple[str, ...]           # natural key, unique within a file
     plausible: tuple[str, ...] = ()  # timestamps that must lie between 1970 and the run date + 1 day
+    optional: tuple[str, ...] = ()   # columns older exports lack: absent from the file = NULL (unknown)
 
 
 def _bool(text: str) -> bool:
@@ -74,8 +79,71 @@ def _customer(r: list[str]) -> tuple:
             signed_up_at, updated_at, _bool(accepts_marketing))
 
 
+# Discount code types as Shopify's discount_codes[].type names them; WooCommerce's coupon
+# discount_type names map onto them. A legacy single coupon_code has no type (NULL = unknown).
+DISCOUNT_TYPES = {"percentage": "percentage", "fixed_amount": "fixed_amount", "shipping": "shipping",
+                  "percent": "percentage", "fixed_cart": "fixed_amount", "fixed_product": "fixed_amount"}
+
+
+def _discount(text: str, column: str) -> str | None:
+    """A discount amount: empty = unknown (NULL, never 0); negative = negative_discount."""
+    text = text.strip()
+    if not text:
+        return None
+    if text.startswith("-") and text[1:].replace(".", "", 1).isdigit():
+        raise RejectError("negative_discount", f"negative {column}: {text}")
+    return check_amount(text)
+
+
+def _code_amount(value, code: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"discount code {code!r}: amount is not a number")
+    text = value if isinstance(value, str) else json.dumps(value)
+    if text.strip().startswith("-"):
+        raise RejectError("negative_discount", f"discount code {code!r}: negative amount {text}")
+    amount = parse_amount(text.strip())
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValueError(f"discount code {code!r}: more than two decimals: {text}")
+    return amount
+
+
+def parse_discount_codes(text: str) -> list[tuple[str, str, Decimal]]:
+    """The order's codes as [(code, type, amount)] from Shopify's `discount_codes` shape, a JSON array of
+    {"code", "amount", "type"} (WooCommerce's coupon_lines {"code", "discount", "discount_type"} too)."""
+    value = load_json(text) if isinstance(text, str) else text
+    if not isinstance(value, list):
+        raise RejectError("invalid_value", "discount_codes is not a JSON array of {code, amount, type}")
+    codes, seen = [], set()
+    for item in value:
+        if not isinstance(item, dict):
+            raise RejectError("invalid_value", "discount_codes holds something other than {code, amount, type}")
+        code = item.get("code")
+        if not isinstance(code, str) or not code.strip():
+            raise RejectError("missing_field", "a discount code without its code")
+        code = code.strip()
+        check_length(code, "discount code", 255)
+        if code in seen:
+            raise ValueError(f"discount code {code!r} twice in one order")
+        seen.add(code)
+        kind = item.get("type", item.get("discount_type"))
+        if kind is None or kind == "":
+            raise RejectError("missing_field", f"discount code {code!r} without its type")
+        if not isinstance(kind, str) or kind.strip().lower() not in DISCOUNT_TYPES:
+            raise RejectError("unknown_discount_type", f"discount code {code!r}: unknown type {str(kind)[:40]!r}")
+        amount = item.get("amount", item.get("discount"))
+        if amount is None or amount == "":
+            raise RejectError("missing_field", f"discount code {code!r} without its amount")
+        codes.append((code, DISCOUNT_TYPES[kind.strip().lower()], _code_amount(amount, code)))
+    return codes
+
+
+def _codes_json(codes: list[tuple[str, str, Decimal]]) -> str:
+    return json.dumps([{"code": c, "type": t, "amount": str(a.quantize(Decimal("0.01")))} for c, t, a in codes],
+                      ensure_ascii=False, separators=(",", ":"))
+
+
 def _order(r: list[str]) -> tuple:
-    (order_id, customer_id, email, created_at, updated_at, status, currency, total, discount, coupon) = r
+    (order_id, customer_id, email, created_at, updated_at, status, currency, total, discount, coupon, codes) = r
     status = status.strip().lower()
     if status not in ORDER_STATUSES:
         raise ValueError(f"unknown status: {r[5]!r}")
@@ -83,18 +151,31 @@ def _order(r: list[str]) -> tuple:
     if currency not in CURRENCIES:
         raise ValueError(f"unknown currency: {r[6]!r}")
     check_ts(created_at)
+    total = check_amount(total)
+    discount = _discount(discount, "discount_amount")
+    codes_json = None
+    if codes.strip():
+        parsed = parse_discount_codes(codes)
+        taken_off = sum((a for _, t, a in parsed if t != "shipping"), Decimal(0))
+        # The order's value before discount is total + discount: codes cannot take off more than that.
+        if discount is not None and taken_off > Decimal(total) + Decimal(discount):
+            raise RejectError("discount_above_total", f"discount codes take off {taken_off}, more than the "
+                              f"order's {Decimal(total) + Decimal(discount)} before discount")
+        codes_json = _codes_json(parsed) if parsed else None
     return (_required(order_id, "order_id"), _required(customer_id, "customer_id"), check_email(email),
-            created_at, updated_at, status, currency, check_amount(total), check_amount(discount),
-            coupon.strip() or None)
+            created_at, updated_at, status, currency, total, discount, coupon.strip() or None, codes_json)
 
 
 def _order_line(r: list[str]) -> tuple:
     order_id, line_number, product_id, product_name, category, quantity, unit_price, discount, updated_at = r
     # Integers are checked here and handed to COPY as the validated text (no int() round trip).
+    quantity, unit_price = check_uint(quantity, "quantity", positive=True), check_amount(unit_price)
+    discount = _discount(discount, "discount_amount")
+    if discount is not None and Decimal(discount) > int(quantity) * Decimal(unit_price):
+        raise RejectError("discount_above_total", f"line discount {discount} above quantity x unit price "
+                          f"({quantity} x {unit_price})")
     return (_required(order_id, "order_id"), check_uint(line_number, "line_number"), _required(product_id, "product_id"),
-            product_name, _required(category, "category"), check_uint(quantity, "quantity", positive=True),
-            check_amount(unit_price),
-            check_amount(discount), updated_at)
+            product_name, _required(category, "category"), quantity, unit_price, discount, updated_at)
 
 
 SPECS = {
@@ -102,17 +183,20 @@ SPECS = {
                                        "updated_at", "accepts_marketing"), _customer, "updated_at",
                          ("customer_id",), ("signed_up_at",)),
     "orders": CsvSpec("orders", ("order_id", "customer_id", "email", "created_at", "updated_at", "status",
-                                 "currency", "total_amount", "discount_amount", "coupon_code"), _order,
-                      "updated_at", ("order_id",), ("created_at",)),
+                                 "currency", "total_amount", "discount_amount", "coupon_code", "discount_codes"),
+                      _order, "updated_at", ("order_id",), ("created_at",),
+                      optional=("discount_amount", "coupon_code", "discount_codes")),
     "order_lines": CsvSpec("order_lines", ("order_id", "line_number", "product_id", "product_name", "category",
                                            "quantity", "unit_price", "discount_amount", "updated_at"),
-                           _order_line, "updated_at", ("order_id", "line_number")),
+                           _order_line, "updated_at", ("order_id", "line_number"), optional=("discount_amount",)),
 }
 
 
 def _json_text(value, column: str) -> str:
     if value is None:
         return ""
+    if column == "discount_codes" and isinstance(value, list):  # the array itself, as Shopify's API has it
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):
@@ -157,7 +241,7 @@ def parse_jsonl(spec: CsvSpec, path, interval, extra_columns=None) -> Iterator[t
         if not isinstance(obj, dict):
             yield line_no, Reject("malformed", "not a JSON object", text)
             continue
-        missing = [c for c in spec.columns if c not in obj]
+        missing = [c for c in spec.columns if c not in obj and c not in spec.optional]
         if missing:
             if not drift_checked:  # the first record decides: a whole-file schema change is an error
                 raise FileError(str(path), f"schema drift: missing key(s) {', '.join(missing)}", line_no)
@@ -167,7 +251,7 @@ def parse_jsonl(spec: CsvSpec, path, interval, extra_columns=None) -> Iterator[t
             extra_columns.extend(k for k in obj if k not in spec.columns)
         drift_checked = True
         try:
-            ordered = [_json_text(obj[c], c) for c in spec.columns]
+            ordered = [_json_text(obj.get(c), c) for c in spec.columns]
             row = spec.convert(ordered)
         except ValueError as exc:
             yield line_no, Reject(reject_code(exc), str(exc), text)
@@ -330,11 +414,12 @@ class _RowCheck:
     """The per-row checks of one CSV file."""
 
     def __init__(self, spec: CsvSpec, header: list[str], interval, display: str) -> None:
-        missing = [c for c in spec.columns if c not in header]
+        missing = [c for c in spec.columns if c not in header and c not in spec.optional]
         if missing:
             raise FileError(display, f"schema drift: missing column(s) {', '.join(missing)}", 1)
         self.spec, self.header, self.interval = spec, header, interval
-        self.positions = [header.index(c) for c in spec.columns]
+        # -1: an optional column the file lacks (an older export): its value is unknown, sent as NULL
+        self.positions = [header.index(c) if c in header else -1 for c in spec.columns]
         self.width = len(header)
         self.in_order = self.positions == list(range(self.width))  # the usual case: no reordering per row
 
@@ -366,7 +451,7 @@ class _RowCheck:
         if len(fields) != self.width:
             return Reject("malformed", f"expected {self.width} fields, got {len(fields)} (truncated line?)", raw)
         try:
-            ordered = fields if self.in_order else [fields[p] for p in self.positions]
+            ordered = fields if self.in_order else [fields[p] if p >= 0 else "" for p in self.positions]
             row = self.spec.convert(ordered)
         except (ValueError, KeyError) as exc:
             return Reject(reject_code(exc), str(exc), raw)
@@ -419,9 +504,10 @@ FAST_COLUMNS: dict[str, tuple[tuple[str, object], ...]] = {
                   (_TEXT, None), (_TEXT, _python(lambda t: "t" if _bool(t) else "f"))),
     "orders": ((_TRIMMED, None), (_TRIMMED, None), (_EMAIL, None), (_TEXT, _python(_ts_text)), (_TEXT, None),
                (_TEXT, _python(_choice(ORDER_STATUSES))), (_TEXT, _python(_choice(CURRENCIES))), (_AMOUNT, None),
-               (_AMOUNT, None), ("(?:" + _TRIMMED + ")?", "null")),
+               ("(?:" + _AMOUNT + ")?", "null"), ("(?:" + _TRIMMED + ")?", "null"), ("", "null")),
+    # (discount_codes: only an empty field here; a JSON array has quotes and takes _RowCheck)
     "order_lines": ((_TRIMMED, None), (_UINT, None), (_TRIMMED, None), (_TEXT, None), (_TRIMMED, None),
-                    (_TEXT, _python(_positive)), (_AMOUNT, None), (_AMOUNT, None), (_TEXT, None)),
+                    (_TEXT, _python(_positive)), (_AMOUNT, None), ("(?:" + _AMOUNT + ")?", "null"), (_TEXT, None)),
 }
 
 
@@ -448,6 +534,7 @@ class _FastRows:
                          _python(plausible) if name in spec.plausible else by_column[name][1])
                         for i, name in enumerate(spec.columns)]
         self.ts_position = check.positions[spec.columns.index(spec.timestamp_column)]
+        self.check_line_discount = spec.name == "order_lines" and check.positions[7] >= 0
         self.in_interval = _python(lambda t: t if start <= check_ts(t) < end else _raise(t))
 
     def __call__(self, lines: pa.Array, first: int, bad: set[int]) -> tuple[RowBlock | None, list[int]]:
@@ -463,6 +550,9 @@ class _FastRows:
         keep = pc.is_valid(per_distinct(pc.list_element(fields, self.ts_position), self.in_interval))
         columns = []
         for position, pattern, convert in self.columns:
+            if position < 0:  # an optional column the file lacks
+                columns.append(pa.nulls(len(fields), pa.string()))
+                continue
             values = pc.list_element(fields, position)
             if pattern is _EMAIL:  # longer addresses go to _RowCheck's too_long
                 keep = pc.and_(keep, pc.less_equal(pc.binary_length(values), MAX_EMAIL))
@@ -472,6 +562,10 @@ class _FastRows:
             elif convert == "null":
                 values = pc.if_else(pc.equal(values, ""), None, values)
             columns.append(values)
+        if self.check_line_discount:  # a line discount above quantity x unit price: _RowCheck rejects it
+            quantity, price, discount = (pc.cast(columns[i], pa.float64()) for i in (5, 6, 7))
+            keep = pc.and_(keep, pc.fill_null(pc.less_equal(discount, pc.add(pc.multiply(quantity, price), 0.001)),
+                                              True))
         fast, slow = split_fast_slow(candidates, keep, len(lines))
         if not len(fast):
             return None, slow

@@ -1,5 +1,8 @@
 """Orders from the shop's own PostgreSQL: an incremental pull by `updated_at` watermark.
 
+Discount codes: shop.orders.discount_codes (json/jsonb, Shopify's discount_codes array) when the
+shop's database has it; COPY writes it into the CSV as the JSON text the file loader reads.
+
 Each run extracts the rows changed in [window_start, interval_end) of shop.customers, shop.orders
 and shop.order_lines with `COPY (select ...) TO STDOUT` into CSV files in the landing zone
 (landing/shop_db/<day>/), then loads those files with the same loader, checks, quarantine and
@@ -44,7 +47,13 @@ def _extract(shop_url: str, folder, window: tuple[datetime, datetime], schema: s
         # ISO timestamps in UTC, so the files are byte-identical whoever runs the pull.
         shop.execute("set timezone = 'UTC'; set datestyle = 'ISO, YMD'")
         for name, spec in SPECS.items():
-            query = (f"copy (select {', '.join(spec.columns)} from {schema}.{name} "
+            # A shop database without the optional columns (discounts) is pulled without them: the
+            # loader reads their absence as unknown (NULL), as it does for older export files.
+            present = {r[0] for r in shop.execute(
+                "select column_name from information_schema.columns where table_schema = %s and table_name = %s",
+                (schema, name))}
+            columns = [c for c in spec.columns if c in present or c not in spec.optional]
+            query = (f"copy (select {', '.join(columns)} from {schema}.{name} "
                      f"where updated_at >= %s and updated_at < %s order by {', '.join(spec.key)}) "
                      "to stdout (format csv, header)")
             size = 0

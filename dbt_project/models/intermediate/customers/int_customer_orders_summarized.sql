@@ -66,7 +66,17 @@ customer_orders as (
         coalesce(sum(total_amount) filter (where is_valid_order), 0) as net_revenue,
         count(*) filter (where is_valid_order and discount_amount > 0) as discounted_order_count,
         count(*) filter (where is_valid_order and coupon_code is not null) as coupon_order_count,
-        coalesce(sum(discount_amount) filter (where is_valid_order), 0) as discount_amount
+        coalesce(sum(discount_amount) filter (where is_valid_order), 0) as discount_amount,
+        -- discounts as far as known (issue 29): orders whose export said whether a discount was used,
+        -- and those that used any (amount, coupon or code, free shipping included)
+        count(*) filter (
+            where is_valid_order
+            and {{ order_has_discount('discount_amount', 'coupon_code', 'discount_codes') }} is not null
+        ) as discount_known_order_count,
+        count(*) filter (
+            where is_valid_order
+            and {{ order_has_discount('discount_amount', 'coupon_code', 'discount_codes') }}
+        ) as any_discount_order_count
 
     from orders
     group by customer_id

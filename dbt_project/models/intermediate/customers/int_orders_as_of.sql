@@ -116,6 +116,7 @@ statused as (
         orders_placed.total_amount,
         orders_placed.discount_amount,
         orders_placed.coupon_code,
+        orders_placed.discount_codes,
         orders_placed.status as current_status,
         coalesce(
             latest_status.status,
@@ -152,7 +153,9 @@ final as (
         coupon_code,
         status in ('placed', 'paid', 'shipped') as is_valid_order,
         status = 'cancelled' as is_cancelled,
-        status = 'refunded' as is_refunded
+        status = 'refunded' as is_refunded,
+        -- last: appended to an existing table by on_schema_change (NULL there = no codes loaded yet)
+        discount_codes
 
     from statused
 

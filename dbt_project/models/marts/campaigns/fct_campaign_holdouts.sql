@@ -3,7 +3,8 @@
 -- attribution window after the send. Holdout group = contactable customers with is_holdout whose
 -- RFM segment on the day before the send (the snapshot the audience was synced from) belongs to
 -- the campaign's audience. Reads the daily RFM fact (a mart, hence this layer), so it needs that
--- day's snapshot. A view: computed inside fct_campaign_kpis' build, as before.
+-- day's snapshot. A view: computed inside fct_campaign_kpis' build, as before. A discount
+-- audience (seed audience_offers) leaves full-price buyers out of its holdout as of its members.
 with
 
 campaigns as (
@@ -15,6 +16,12 @@ campaigns as (
 audiences as (
 
     select * from {{ ref('audiences') }}
+
+),
+
+audience_offers as (
+
+    select * from {{ ref('audience_offers') }}
 
 ),
 
@@ -51,9 +58,13 @@ holdout_members as (
         on
             rfm.snapshot_date = campaigns_sent.sent_date - 1
             and audiences.segment = rfm.segment
+    left join audience_offers
+        on campaigns_sent.audience = audience_offers.audience
     where
         rfm.is_holdout
         and rfm.is_contactable
+        -- the holdout of a discount audience leaves out full-price buyers as its members did
+        and not {{ leaves_out_full_price_buyer('audience_offers', 'rfm') }}
 
 ),
 

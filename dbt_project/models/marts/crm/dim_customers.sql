@@ -85,6 +85,8 @@ joined as (
         coalesce(customer_orders.discounted_order_count, 0) as discounted_order_count,
         coalesce(customer_orders.coupon_order_count, 0) as coupon_order_count,
         coalesce(customer_orders.discount_amount, 0)::numeric(14, 2) as discount_amount,
+        coalesce(customer_orders.discount_known_order_count, 0) as discount_known_order_count,
+        coalesce(customer_orders.any_discount_order_count, 0) as any_discount_order_count,
         customer_orders.favourite_category,
         coalesce(orders_last_365d.orders_365d, 0) as orders_365d,
         coalesce(orders_last_365d.revenue_365d, 0)::numeric(14, 2) as revenue_365d,
@@ -182,6 +184,13 @@ final as (
         coupon_order_count,
         coupon_order_count > 0 as has_used_coupon,
         discount_amount,
+        discount_known_order_count,
+        any_discount_order_count,
+        round(
+            any_discount_order_count::numeric / nullif(discount_known_order_count, 0), 6
+        )::numeric(12, 6) as discount_order_share,
+        discount_known_order_count >= {{ var('full_price_min_orders') | int }}
+        and any_discount_order_count = 0 as is_full_price_buyer,
         favourite_category,
         orders_365d,
         revenue_365d,

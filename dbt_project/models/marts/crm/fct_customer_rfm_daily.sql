@@ -69,7 +69,8 @@ customer_activity as (
         {%- endif %}
         customers.is_holdout,
         customers.is_contactable,
-        customers.lifecycle_stage
+        customers.lifecycle_stage,
+        customers.is_full_price_buyer
 
     from customers
     {%- if rfm_days != 365 %}
@@ -112,6 +113,7 @@ segmented as (
         customer_activity.is_holdout,
         customer_activity.is_contactable,
         customer_activity.lifecycle_stage,
+        customer_activity.is_full_price_buyer,
         scored.r_score::text || scored.f_score::text || scored.m_score::text as rfm_cell,
         case
             when customer_activity.last_order_at is null then 'Prospect'
@@ -145,7 +147,8 @@ final as (
         segment,
         is_holdout,
         is_contactable,
-        lifecycle_stage
+        lifecycle_stage,
+        is_full_price_buyer
 
     from segmented
 

@@ -15,6 +15,7 @@ renamed as (
         {{ utc_date('sent_at') }} as sent_date,
         lower(trim(audience)) as audience,
         nullif(trim(variant), '') as variant,
+        nullif(trim(discount_code), '') as discount_code,
         _load_id as load_id
 
     from source

@@ -20,6 +20,7 @@ renamed as (
         total_amount::numeric(14, 2) as total_amount,
         discount_amount::numeric(14, 2) as discount_amount,
         nullif(trim(coupon_code), '') as coupon_code,
+        discount_codes,
         _load_id as load_id
 
     from source
