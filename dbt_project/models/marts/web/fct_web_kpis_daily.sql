@@ -63,9 +63,14 @@ final as (
         session_orders::bigint as session_orders,
         total_duration_seconds::bigint as total_duration_seconds,
         round(total_duration_seconds::numeric / nullif(sessions, 0), 2)::numeric(12, 2)
-            as avg_session_duration_seconds
+            as avg_session_duration_seconds,
+        -- the web log holds the whole day (marts.fct_source_completeness_daily): false on the run
+        -- date until the next rotated file arrives; dashboards and metrics filter on it
+        coalesce(completeness.complete, false) as is_complete_day
 
     from aggregated
+    left join {{ ref('fct_source_completeness_daily') }} as completeness
+        on completeness.source = 'web_logs' and completeness.day = aggregated.kpi_date
 
 )
 

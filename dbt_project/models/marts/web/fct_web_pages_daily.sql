@@ -88,9 +88,13 @@ final as (
         row_number() over (
             partition by views_per_page.view_date
             order by views_per_page.page_views desc, views_per_page.path asc
-        )::integer as page_rank
+        )::integer as page_rank,
+        -- the web log holds the whole day (marts.fct_source_completeness_daily)
+        coalesce(completeness.complete, false) as is_complete_day
 
     from views_per_page
+    left join {{ ref('fct_source_completeness_daily') }} as completeness
+        on completeness.source = 'web_logs' and completeness.day = views_per_page.view_date
     left join landings
         on
             views_per_page.view_date = landings.view_date
