@@ -75,7 +75,7 @@ def built(warehouse, tmp_path_factory):
             with psycopg.connect(url) as conn:
                 built = conn.execute("select to_regclass('marts.fct_source_completeness_daily')").fetchone()[0]
                 COMPLETENESS[day] = {(r[0], r[1]): r[2:] for r in conn.execute(
-                    "select source, day, complete, reason, covered_until from marts.fct_source_completeness_daily")
+                    "select source, event_date, complete, reason, covered_until from marts.fct_source_completeness_daily")
                 } if built else {}
         result = write_report(DAY2, url)
         yield url, data / "reports", result
@@ -198,6 +198,12 @@ def test_a_day_is_complete_once_a_later_file_covers_its_end(built):
     # the ESP export of 02:00 UTC (or no event yet): the run day is partial
     assert after2[("email_events", DAY2)][:2] == (False, "not_yet_covered")
     assert max(day for _, day in after2) == DAY2, "no day after the run date"
+    url, _, _ = built
+    with psycopg.connect(url) as conn:  # the web marts carry the flag dashboards and metrics filter on
+        for table, column in (("fct_web_kpis_daily", "kpi_date"), ("fct_web_pages_daily", "view_date")):
+            flags = dict(conn.execute(f"select {column}, bool_and(is_complete_day) from marts.{table} "
+                                      f"where {column} in (%s, %s) group by 1", (DAY1, DAY2)).fetchall())
+            assert flags == {DAY1: True, DAY2: False}, table
 
 
 def test_the_site_section_never_compares_a_partial_day(built, files, eml):

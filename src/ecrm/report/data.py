@@ -232,8 +232,8 @@ def _site_days(conn, data: ReportData, p: dict) -> dict:
     rows = None
     if conn.execute("select to_regclass('marts.fct_source_completeness_daily') is not null").fetchone()[0]:
         rows = _rows(conn, """
-            select source, day, complete, reason, covered_until from marts.fct_source_completeness_daily
-            where day between %(since30)s and %(d)s""", p)
+            select source, event_date as day, complete, reason, covered_until
+            from marts.fct_source_completeness_daily where event_date between %(since30)s and %(d)s""", p)
     if rows is None:
         day = p["d"]
         known = None
@@ -254,8 +254,9 @@ def _site_days(conn, data: ReportData, p: dict) -> dict:
         # days before the mart's 30 days: read them alone (the week before can be older)
         for d in (w["d1"], w["d7"]):
             if ("web_logs", d) not in known:
-                one = _rows(conn, "select source, day, complete, reason, covered_until from "
-                                  "marts.fct_source_completeness_daily where source = 'web_logs' and day = %(x)s",
+                one = _rows(conn, "select source, event_date as day, complete, reason, covered_until from "
+                                  "marts.fct_source_completeness_daily where source = 'web_logs' and "
+                                  "event_date = %(x)s",
                             {"x": d})
                 if one:
                     known[("web_logs", d)] = one[0]

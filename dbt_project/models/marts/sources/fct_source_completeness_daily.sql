@@ -2,7 +2,7 @@
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
-        unique_key=['source', 'day'],
+        unique_key=['source', 'event_date'],
         on_schema_change='append_new_columns'
     )
 }}
@@ -24,19 +24,22 @@ with
 
 source_bounds as (
 
+    -- min/max over the timestamp index of each day partition: no scan of the lines
     select
-        'web_logs'::text as source,
+        'web_logs'::text as source,  -- noqa: RF04
         {{ var('web_lookback_days') }}::integer as lookback_days,
-        (select min(requested_at) from {{ source('web', 'web_requests') }}) as first_line_at,
-        (select max(requested_at) from {{ source('web', 'web_requests') }}) as last_line_at
+        min(requested_at) as first_line_at,
+        max(requested_at) as last_line_at
+    from {{ source('web', 'web_requests') }}
 
     union all
 
     select
-        'email_events'::text,
-        {{ var('email_lookback_days') }}::integer,
-        (select min(occurred_at) from {{ source('esp', 'email_events') }}),
-        (select max(occurred_at) from {{ source('esp', 'email_events') }})
+        'email_events'::text as source,  -- noqa: RF04
+        {{ var('email_lookback_days') }}::integer as lookback_days,
+        min(occurred_at) as first_line_at,
+        max(occurred_at) as last_line_at
+    from {{ source('esp', 'email_events') }}
 
 ),
 
@@ -49,7 +52,8 @@ latest_folders as (
         min((interval_start at time zone 'UTC')::date) as first_folder_day,
         max((interval_start at time zone 'UTC')::date) as latest_folder_day
     from {{ source('ops', 'load_ledger') }}
-    where status = 'succeeded'
+    where
+        status = 'succeeded'
         and source in ('web_logs', 'email_events')
         and interval_start < ({{ run_date() }} + 1)::timestamp at time zone 'UTC'
     group by source
@@ -70,14 +74,16 @@ bounds as (
         {% if is_incremental() -%}
         least(
             {{ run_date() }} - ({{ [var('web_lookback_days'), var('email_lookback_days')] | max }} + 1),
-            (select min(t.day) from {{ this }} as t
-             where t.source = b.source and not t.complete and t.reason <> 'history_begins_mid_day')
+            (
+                select min(t.event_date) from {{ this }} as t
+                where t.source = b.source and not t.complete and t.reason <> 'history_begins_mid_day'
+            )
         ) as since
         {%- else -%}
-        cast('1900-01-01' as date) as since
+        '1900-01-01'::date as since
         {%- endif %}
     from source_bounds as b
-    left join latest_folders as f on f.source = b.source
+    left join latest_folders as f on b.source = f.source
     where b.first_line_at is not null or f.first_folder_day is not null
 
 ),
@@ -86,11 +92,13 @@ days as (
 
     select
         bounds.*,
-        d::date as day,
-        d::date::timestamp at time zone 'UTC' as day_start,
-        (d::date + 1)::timestamp at time zone 'UTC' as day_end
+        d.d::date as event_date,
+        d.d::date::timestamp at time zone 'UTC' as day_start,
+        (d.d::date + 1)::timestamp at time zone 'UTC' as day_end
     from bounds
-    cross join lateral generate_series(greatest(bounds.first_day, bounds.since), {{ run_date() }}, interval '1 day') as d
+    cross join lateral generate_series(
+        greatest(bounds.first_day, bounds.since), {{ run_date() }}, interval '1 day'
+    ) as d (d)
 
 ),
 
@@ -98,11 +106,11 @@ final as (
 
     select
         source,
-        day,
+        event_date,
         case
-            when day < first_folder_day then 'history_begins_mid_day'
+            when event_date < first_folder_day then 'history_begins_mid_day'
             when last_line_at >= day_end then 'covered'
-            when latest_folder_day > day + lookback_days then 'lookback_passed'
+            when latest_folder_day > event_date + lookback_days then 'lookback_passed'
             else 'not_yet_covered'
         end as reason,
         case when first_line_at < day_end then greatest(day_start, first_line_at) end as covered_from,
@@ -115,7 +123,7 @@ final as (
 
 select
     source,
-    day,
+    event_date,
     reason in ('covered', 'lookback_passed') as complete,
     reason,
     covered_from,

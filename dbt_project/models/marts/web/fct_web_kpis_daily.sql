@@ -63,15 +63,26 @@ final as (
         session_orders::bigint as session_orders,
         total_duration_seconds::bigint as total_duration_seconds,
         round(total_duration_seconds::numeric / nullif(sessions, 0), 2)::numeric(12, 2)
-            as avg_session_duration_seconds,
-        -- the web log holds the whole day (marts.fct_source_completeness_daily): false on the run
-        -- date until the next rotated file arrives; dashboards and metrics filter on it
-        coalesce(completeness.complete, false) as is_complete_day
+            as avg_session_duration_seconds
 
     from aggregated
-    left join {{ ref('fct_source_completeness_daily') }} as completeness
-        on completeness.source = 'web_logs' and completeness.day = aggregated.kpi_date
+
+),
+
+completeness as (
+
+    select
+        event_date,
+        complete
+    from {{ ref('fct_source_completeness_daily') }}
+    where source = 'web_logs'
 
 )
 
-select * from final
+-- is_complete_day: the web log holds the whole day (marts.fct_source_completeness_daily), false on
+-- the run date until the next rotated file arrives; dashboards and metrics filter on it
+select
+    final.*,
+    coalesce(completeness.complete, false) as is_complete_day
+from final
+left join completeness on final.kpi_date = completeness.event_date
