@@ -40,11 +40,14 @@ ENV = ("ECRM_DATA_DIR", "ECRM_LANDING", "ECRM_OUTBOX", "ECRM_GX_PROJECT_DIR", "E
        "ECRM_REPORT_TO")
 SENDER = "Shop reports <reports@shop.test>"  # .test: reserved, nobody's address
 RECIPIENTS = "Marketing team <marketing@shop.test>, head-of-crm@shop.test"
+COMPLETENESS: dict[date, dict] = {}
 
 
 @pytest.fixture(scope="module")
 def built(warehouse, tmp_path_factory):
-    """Days 1 and 2 built, gated and published; yields (url, reports folder, write_report's result)."""
+    """Days 1 and 2 built, gated and published; yields (url, reports folder, write_report's result).
+    The web log is delivered rotated at 06:25 shop time (the default): DAY2's run holds its first hours only.
+    COMPLETENESS[day] keeps marts.fct_source_completeness_daily as it was after that day's build."""
     from ecrm.pipeline import SOURCES, build_marts, ingest_initial, ingest_interval, publish_segments
     from ecrm.report import write_report
     from ecrm.simulate import ShopSimulator
@@ -69,6 +72,11 @@ def built(warehouse, tmp_path_factory):
                 ingest_interval(source, *day_interval(day), url=url)
             build_marts(*day_interval(day), url=url)
             publish_segments(*day_interval(day), url=url)
+            with psycopg.connect(url) as conn:
+                built = conn.execute("select to_regclass('marts.fct_source_completeness_daily')").fetchone()[0]
+                COMPLETENESS[day] = {(r[0], r[1]): r[2:] for r in conn.execute(
+                    "select source, event_date, complete, reason, covered_until from marts.fct_source_completeness_daily")
+                } if built else {}
         result = write_report(DAY2, url)
         yield url, data / "reports", result
     finally:
@@ -152,8 +160,9 @@ def test_figures_equal_the_marts(built, files):
         moved = one("select count(*) from marts.fct_segment_transitions where transition_date between %s and %s",
                     DAY2 - timedelta(days=6), DAY2)[0]
         assert _num(shown["moved"]) == moved
-        sessions = one("select sessions from marts.fct_web_kpis_daily where kpi_date = %s", DAY2)
-        assert _num(shown["sessions"]) == (sessions[0] if sessions else None)
+        # the site section shows the last complete web day: DAY2's log covers its first hours only
+        sessions = one("select sessions from marts.fct_web_kpis_daily where kpi_date = %s", DAY1)
+        assert _num(shown["sessions"]) == sessions[0] > 0
         for campaign, money in conn.execute("select campaign_id, attributed_revenue from marts.fct_campaign_kpis "
                                             "where sent_date between %s and %s", (DAY2 - timedelta(days=29), DAY2)):
             assert _num(shown[f"campaign_revenue:{campaign}"]) == pytest.approx(float(money))
@@ -169,6 +178,46 @@ def test_figures_equal_the_marts(built, files):
     assert index_html.count("vs day before") >= 4 and "n/a" in index_html
     assert f"{DAY2 - timedelta(days=1):%d %b}" in index_html and f"{DAY2 - timedelta(days=7):%d %b}" in index_html
     assert "read as <code>ecrm_bi_reader</code>" in index_html, "the marts were not read through the BI role"
+
+
+def test_a_day_is_complete_once_a_later_file_covers_its_end(built):
+    """The web log rotated at 06:25 Berlin (04:25 UTC in October) leaves DAY2 partial after DAY2's run;
+    DAY1 was partial after its own run and became complete when DAY2's file arrived."""
+    from datetime import UTC, datetime, time
+
+    after1, after2 = COMPLETENESS[DAY1], COMPLETENESS[DAY2]
+    complete, reason, until = after1[("web_logs", DAY1)]
+    assert (complete, reason) == (False, "not_yet_covered")
+    assert datetime.combine(DAY1, time(4), UTC) <= until < datetime.combine(DAY1, time(4, 26), UTC)
+    complete, reason, until = after2[("web_logs", DAY2)]
+    assert (complete, reason) == (False, "not_yet_covered")
+    assert datetime.combine(DAY2, time(4), UTC) <= until < datetime.combine(DAY2, time(4, 26), UTC)
+    assert after2[("web_logs", DAY1)] == (True, "covered", datetime.combine(DAY2, time(0), UTC))
+    # lines before the first folder's day (the first file's last hours of the day before): never whole
+    assert not [key for key, row in after2.items() if key[1] < DAY1 and row[0]]
+    # the ESP export of 02:00 UTC (or no event yet): the run day is partial
+    assert after2[("email_events", DAY2)][:2] == (False, "not_yet_covered")
+    assert max(day for _, day in after2) == DAY2, "no day after the run date"
+    url, _, _ = built
+    with psycopg.connect(url) as conn:  # the web marts carry the flag dashboards and metrics filter on
+        for table, column in (("fct_web_kpis_daily", "kpi_date"), ("fct_web_pages_daily", "view_date")):
+            flags = dict(conn.execute(f"select {column}, bool_and(is_complete_day) from marts.{table} "
+                                      f"where {column} in (%s, %s) group by 1", (DAY1, DAY2)).fetchall())
+            assert flags == {DAY1: True, DAY2: False}, table
+
+
+def test_the_site_section_never_compares_a_partial_day(built, files, eml):
+    _, _, index_html, email_html = files
+    for html in (index_html, email_html):
+        site = html[html.index('id="site"'):html.index('id="health"')]
+        text = unescape(re.sub(r"<[^>]+>", " ", site))
+        assert f"{DAY2:%d %b} is partial" in text, "the partial run day is not marked"
+        assert "until 04:" in text, "the note does not say until when the day is covered"
+        assert f"Top pages {DAY1:%d %b}" in text and f"Top pages {DAY2:%d %b}" not in text
+        # DAY1 is compared with the day before only if that day is whole: it is not (history began mid-day)
+        assert not re.search(r"[▲▼] [−+-]?\d", text), "a comparison with a partial day is printed"
+    text = eml[1].get_body(preferencelist=("plain",)).get_content()
+    assert f"{DAY2:%d %b} is partial" in text
 
 
 def test_no_personal_data(built, files):

@@ -49,6 +49,12 @@ class ReportData:
     lifecycle: dict[date, dict[str, int]] = field(default_factory=dict)
     campaigns: list[dict] = field(default_factory=list)
     campaigns_as_of: date | None = None
+    # the site section's days: the last complete web day on or before `day` and the days it is
+    # compared with (marts.fct_source_completeness_daily); only complete days are compared
+    site_days: dict[str, date] = field(default_factory=dict)
+    site_complete: dict[date, bool] = field(default_factory=dict)
+    # the newest day of each source when it is partial: {source: {"day", "reason", "covered_until"}}
+    partial: dict[str, dict] = field(default_factory=dict)
     web: dict[date, dict] = field(default_factory=dict)
     web_series: list[dict] = field(default_factory=list)
     top_pages: list[dict] = field(default_factory=list)
@@ -192,22 +198,71 @@ def _marts(conn, data: ReportData, p: dict, compare: list[date]) -> None:
         order by sent_at, campaign_id""", p)
     data.campaigns_as_of = data.campaigns[0]["as_of_date"] if data.campaigns else None
 
+    w = _site_days(conn, data, p)
     web = _rows(conn, """
         select kpi_date, sessions, visitors, new_visitors, returning_visitors, page_views, pages_per_session,
                bounced_sessions, bounce_rate, converting_sessions, session_conversion_rate, engaged_sessions,
                avg_session_duration_seconds
-        from marts.fct_web_kpis_daily where kpi_date = any(%(days)s)""", {**p, "days": compare})
-    data.web = {r["kpi_date"]: r for r in web}
+        from marts.fct_web_kpis_daily where kpi_date = any(%(days)s)""", {**w, "days": [w["d"], w["d1"], w["d7"]]})
+    # only whole days are compared: a partial day is left out (n/a), never shown as if whole
+    data.web = {r["kpi_date"]: r for r in web if data.site_complete.get(r["kpi_date"], False)
+                or r["kpi_date"] == w["d"]}
     data.web_series = _rows(conn, """
         select kpi_date, sessions, new_visitors, returning_visitors, session_conversion_rate
-        from marts.fct_web_kpis_daily where kpi_date between %(since30)s and %(d)s order by kpi_date""", p)
+        from marts.fct_web_kpis_daily where kpi_date between %(since30)s and %(d)s order by kpi_date""", w)
+    if not data.site_complete.get(w["d"], False):
+        data.web_series = [r for r in data.web_series if r["kpi_date"] != w["d"]]
     data.top_pages = _rows(conn, """
         select t.page_rank, t.path, t.page_views, t.unique_visitors, t.entrances, t.exits,
-               y.page_views as page_views_prev_day, w.page_views as page_views_prev_week
+               case when %(c1)s then y.page_views end as page_views_prev_day,
+               case when %(c7)s then w.page_views end as page_views_prev_week
         from marts.fct_web_pages_daily as t
         left join marts.fct_web_pages_daily as y on y.view_date = %(d1)s and y.path = t.path
         left join marts.fct_web_pages_daily as w on w.view_date = %(d7)s and w.path = t.path
-        where t.view_date = %(d)s and t.page_rank <= 10 order by t.page_rank""", p)
+        where t.view_date = %(d)s and t.page_rank <= 10 order by t.page_rank""",
+                           {**w, "c1": data.site_complete[w["d1"]], "c7": data.site_complete[w["d7"]]})
+
+
+def _site_days(conn, data: ReportData, p: dict) -> dict:
+    """The site section's days from marts.fct_source_completeness_daily: the last complete web-log day
+    on or before the run date (the run date itself holds only the hours before the log's rotation
+    until the next file arrives), the day before it and a week before, and which of them are complete.
+    Also records each source's partial run day in data.partial. A warehouse without the mart (built
+    before it existed) keeps the run date and counts every day as complete."""
+    rows = None
+    if conn.execute("select to_regclass('marts.fct_source_completeness_daily') is not null").fetchone()[0]:
+        rows = _rows(conn, """
+            select source, event_date as day, complete, reason, covered_until
+            from marts.fct_source_completeness_daily where event_date between %(since30)s and %(d)s""", p)
+    if rows is None:
+        day = p["d"]
+        known = None
+    else:
+        known = {(r["source"], r["day"]): r for r in rows}
+        for source in ("web_logs", "email_events"):
+            r = known.get((source, p["d"]))
+            if r and not r["complete"]:
+                data.partial[source] = r
+        complete_days = [r["day"] for r in rows if r["source"] == "web_logs" and r["complete"]]
+        day = max(complete_days, default=p["d"])
+    w = {"d": day, "d1": day - timedelta(days=1), "d7": day - timedelta(days=7),
+         "since30": day - timedelta(days=SHORT_TREND_DAYS - 1)}
+    data.site_days = {"day": w["d"], "prev_day": w["d1"], "prev_week": w["d7"]}
+    if known is None:
+        data.site_complete = dict.fromkeys((w["d"], w["d1"], w["d7"]), True)
+    else:
+        # days before the mart's 30 days: read them alone (the week before can be older)
+        for d in (w["d1"], w["d7"]):
+            if ("web_logs", d) not in known:
+                one = _rows(conn, "select source, event_date as day, complete, reason, covered_until from "
+                                  "marts.fct_source_completeness_daily where source = 'web_logs' and "
+                                  "event_date = %(x)s",
+                            {"x": d})
+                if one:
+                    known[("web_logs", d)] = one[0]
+        data.site_complete = {d: bool((known.get(("web_logs", d)) or {}).get("complete")) for d in
+                              (w["d"], w["d1"], w["d7"])}
+    return w
 
 
 def _backtest(conn, p: dict) -> dict | None:

@@ -12,7 +12,7 @@ import re
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import UTC, date
 from importlib.metadata import version
 from pathlib import Path
 
@@ -151,21 +151,51 @@ def view(data: ReportData) -> dict:
                               c["absolute_lift_ci_lower"] > 0 or c["absolute_lift_ci_upper"] < 0)})
     open_windows = sum(not c["is_attribution_window_complete"] for c in data.campaigns)
 
+    # The site section shows the last complete web-log day (data.site_days): the run date holds only
+    # the hours before the log's rotation until the next file arrives. A partial day is never compared.
+    sd = data.site_days or days
+    complete = data.site_complete or dict.fromkeys(sd.values(), True)
+    s = f"{sd['day']:%a %d %b %Y}"
     w = data.web
     site = [
-        metric("sessions", "Sessions", "int", _series(w, "sessions"), days, f"sessions started on {d} (UTC)"),
-        metric("visitors", "Visitors", "int", _series(w, "visitors"), days, f"distinct visitors, {d}"),
-        metric("new_visitors", "New visitors", "int", _series(w, "new_visitors"), days, f"first session ever, {d}"),
-        metric("returning_visitors", "Returning visitors", "int", _series(w, "returning_visitors"), days,
-               f"seen before, {d}"),
-        metric("bounce_rate", "Bounce rate", "pct", _series(w, "bounce_rate"), days, f"one-page sessions, {d}"),
-        metric("pages_per_session", "Pages per session", "num", _series(w, "pages_per_session"), days, d),
-        metric("session_conversion_rate", "Session → order", "pct", _series(w, "session_conversion_rate"), days,
-               f"sessions with an order, {d}"),
+        metric("sessions", "Sessions", "int", _series(w, "sessions"), sd, f"sessions started on {s} (UTC)"),
+        metric("visitors", "Visitors", "int", _series(w, "visitors"), sd, f"distinct visitors, {s}"),
+        metric("new_visitors", "New visitors", "int", _series(w, "new_visitors"), sd, f"first session ever, {s}"),
+        metric("returning_visitors", "Returning visitors", "int", _series(w, "returning_visitors"), sd,
+               f"seen before, {s}"),
+        metric("bounce_rate", "Bounce rate", "pct", _series(w, "bounce_rate"), sd, f"one-page sessions, {s}"),
+        metric("pages_per_session", "Pages per session", "num", _series(w, "pages_per_session"), sd, s),
+        metric("session_conversion_rate", "Session → order", "pct", _series(w, "session_conversion_rate"), sd,
+               f"sessions with an order, {s}"),
     ]
     pages = [{**p, "views_fmt": fmt(p["page_views"], "int"), "visitors_fmt": fmt(p["unique_visitors"], "int"),
               "prev_day": change(p["page_views"], p["page_views_prev_day"], "int"),
               "prev_week": change(p["page_views"], p["page_views_prev_week"], "int")} for p in data.top_pages]
+    not_compared = {"text": "not compared", "dir": "flat", "before": "a partial day"}
+    for row in site + pages:
+        for key in ("prev_day", "prev_week"):
+            if not complete.get(sd[key], False) or not complete.get(sd["day"], False):
+                row[key] = not_compared
+    site_notes = []
+    partial = data.partial.get("web_logs")
+    if partial:
+        until = partial["covered_until"]
+        covered = f"until {until.astimezone(UTC):%H:%M} UTC" if until else "not at all yet"
+        site_notes.append(f"{days['day']:%d %b} is partial: the web log covers it {covered}; the rest arrives "
+                          f"with the next rotated file." + (f" Shown: {sd['day']:%d %b}, the last complete day."
+                                                            if sd["day"] != days["day"] else ""))
+    if sd["day"] == days["day"] and not complete.get(sd["day"], True):
+        site_notes.append(f"No complete day yet: {sd['day']:%d %b} is shown as partial and not compared.")
+    for key, label in (("prev_day", "the day before"), ("prev_week", "the week before")):
+        if complete.get(sd["day"], False) and not complete.get(sd[key], False):
+            site_notes.append(f"{sd[key]:%d %b} ({label}) is not complete in the warehouse: not compared.")
+    email_partial = data.partial.get("email_events")
+    email_note = None
+    if email_partial:
+        until = email_partial["covered_until"]
+        email_note = (f"E-mail events of {days['day']:%d %b} are partial (loaded until "
+                      f"{until.astimezone(UTC):%H:%M} UTC): opens, clicks and buyers of the day still grow with the next export."
+                      if until else f"No e-mail event of {days['day']:%d %b} is loaded yet.")
 
     loads = []
     for source in sorted({r["source"] for rows in data.loads.values() for r in rows}):
@@ -192,6 +222,7 @@ def view(data: ReportData) -> dict:
             "since7": days["day"].toordinal() - 6, "matrix_from": matrix_from, "matrix_to": matrix_to, "cell": cell,
             "lifecycle": lifecycle, "campaigns": campaigns, "campaigns_as_of": data.campaigns_as_of,
             "open_windows": open_windows, "site": site, "pages": pages, "loads": loads,
+            "site_days": sd, "site_notes": site_notes, "email_note": email_note,
             "quarantine_codes": data.quarantine_codes, "gate_today": gate_today, "gate": gate, "findings": findings,
             "audiences": data.audiences, "published": data.published, "read_as": data.read_as,
             "backtest": data.backtest, "forecast_withheld": forecast_withheld,

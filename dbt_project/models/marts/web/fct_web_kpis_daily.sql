@@ -67,6 +67,22 @@ final as (
 
     from aggregated
 
+),
+
+completeness as (
+
+    select
+        event_date,
+        complete
+    from {{ ref('fct_source_completeness_daily') }}
+    where source = 'web_logs'
+
 )
 
-select * from final
+-- is_complete_day: the web log holds the whole day (marts.fct_source_completeness_daily), false on
+-- the run date until the next rotated file arrives; dashboards and metrics filter on it
+select
+    final.*,
+    coalesce(completeness.complete, false) as is_complete_day
+from final
+left join completeness on final.kpi_date = completeness.event_date

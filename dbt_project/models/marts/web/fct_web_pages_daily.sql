@@ -100,6 +100,21 @@ final as (
             views_per_page.view_date = session_exits.view_date
             and views_per_page.path = session_exits.exit_path
 
+),
+
+completeness as (
+
+    select
+        event_date,
+        complete
+    from {{ ref('fct_source_completeness_daily') }}
+    where source = 'web_logs'
+
 )
 
-select * from final
+-- is_complete_day: the web log holds the whole day (marts.fct_source_completeness_daily)
+select
+    final.*,
+    coalesce(completeness.complete, false) as is_complete_day
+from final
+left join completeness on final.view_date = completeness.event_date
