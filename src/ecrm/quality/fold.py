@@ -412,11 +412,13 @@ def _run_statements(url: str, settings: dict[str, str], jobs: list[tuple[str, st
     return {(suite, key): v for (suite, key, _), v in zip(jobs, values, strict=True)}
 
 
-def run(context, checkpoint, url: str, settings: dict[str, str]) -> dict:
+def run(context, checkpoint, url: str, settings: dict[str, str], scrub=str) -> dict:
     """Validate every suite of `checkpoint`; store each result as a checkpoint run would.
 
     Returns {ValidationResultIdentifier: ExpectationSuiteValidationResult}, in the checkpoint's order.
-    `settings` are the ecrm.* session settings the suites' SQL reads (run date, thresholds). The
+    `settings` are the ecrm.* session settings the suites' SQL reads (run date, thresholds); `scrub`
+    takes addresses out of an error's text before it is logged (the gate's own, passed in: gate
+    imports this module). The
     suites' statements (scans, uniqueness, custom SQL) are independent: they run on `workers()`
     connections at once; a failed check's sample is fetched afterwards.
     """
@@ -425,8 +427,6 @@ def run(context, checkpoint, url: str, settings: dict[str, str]) -> dict:
         ExpectationSuiteIdentifier,
         ValidationResultIdentifier,
     )
-
-    from .gate import scrub
 
     run_id = RunIdentifier(run_time=datetime.datetime.now(datetime.UTC))
     last_timings.clear()

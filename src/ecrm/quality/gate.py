@@ -318,7 +318,7 @@ def run_checkpoint(url: str, run_date: date, checkpoint: str = CHECKPOINT, confi
         else:  # the same suites and GX results, each suite's checks folded into one scan (fold.py)
             from . import fold
 
-            run_results = fold.run(context, cp, url, session_settings(run_date, config))
+            run_results = fold.run(context, cp, url, session_settings(run_date, config), scrub=scrub)
         # Every run's results are stored (uncommitted/validations); the Data Docs site is rendered
         # from them by `ecrm docs`, not by the daily gate (~0.7 s a day here). ECRM_GATE_DATA_DOCS=1
         # renders this run's pages at once (one build, not GX's per-validation UpdateDataDocsAction).
