@@ -269,13 +269,22 @@ def test_the_ratio_metrics_equal_the_marts_rates(built):
              ("fct_flow_kpis", "flow, entry_date", "flow_holdout_lift_ci_upper", "absolute_lift_ci_upper"),
              ("fct_segment_summary_daily", "snapshot_date, segment", "customer_share", "customer_share"),
              ("fct_segment_summary_daily", "snapshot_date, segment", "revenue_share", "revenue_share"),
-             ("fct_rfm_kpis_daily", "snapshot_date", "top_customers_revenue_share", "top_customers_revenue_share")]
+             ("fct_rfm_kpis_daily", "snapshot_date", "top_customers_revenue_share", "top_customers_revenue_share"),
+             ("fct_attribution_daily", "order_date", "attributed_revenue_share", "attributed_revenue_share")]
     with psycopg.connect(url) as conn:
         for table, grain, name, column in cases:
             rows = conn.execute(f"select {grain}, round(({metric[table, name]})::numeric, 6), "
                                 f"round(max({column})::numeric, 6) from marts.{table} group by {grain}").fetchall()
             assert rows, table
             assert all(r[-2] == r[-1] for r in rows), (name, rows)
+        # the per-session rates (any grouping: channel, landing page), grouped by day, are the daily mart's
+        per_day = conn.execute(
+            f"select sessions.session_date, round(({metric['fct_web_sessions', 'channel_bounce_rate']})::numeric, 6),"
+            f" round(({metric['fct_web_sessions', 'channel_conversion_rate']})::numeric, 6),"
+            f" max(kpis.bounce_rate), max(kpis.session_conversion_rate) from marts.fct_web_sessions as sessions"
+            f" join marts.fct_web_kpis_daily as kpis on kpis.kpi_date = sessions.session_date"
+            f" group by sessions.session_date").fetchall()
+        assert per_day and all(r[1] == r[3] and r[2] == r[4] for r in per_day), per_day
         # repeat rate: repeat buyers among customers with a valid order
         ours, = conn.execute(f"select {metric['dim_customers', 'repeat_rate']} from marts.dim_customers").fetchone()
         theirs, = conn.execute("select count(*) filter (where valid_order_count >= 2)::numeric "
@@ -328,11 +337,14 @@ def test_a_dashboard_off_its_exposure_or_an_averaged_rate_fails_the_check(bundle
 
     def average(doc):
         doc["metrics"].append(dict(doc["metrics"][0], metric_name="avg_bounce", expression="avg(bounce_rate)"))
+        doc["metrics"].append(dict(doc["metrics"][0], metric_name="views_per_session",
+                                   expression="sum(page_views) * 1.0 / nullif(sum(sessions), 0)"))
     _edit(bundle_copy / "datasets" / "ecrm_warehouse" / "fct_web_kpis_daily.yaml", average)
     _edit(bundle_copy / "charts" / "site_sessions.yaml", lambda d: d["params"]["metrics"].append(
         {"expressionType": "SQL", "sqlExpression": "avg(bounce_rate)", "label": "bounce"}))
     problems = bi.check_bundle(bi.load_bundle(bundle_copy))
     assert any("metric avg_bounce averages a rate" in p for p in problems), problems
+    assert any("metric views_per_session is a ratio written by hand" in p for p in problems), problems
     assert any(p.startswith("chart 'Sessions and page views per day': ad-hoc metric") for p in problems), problems
 
 

@@ -124,13 +124,14 @@ def ingest_day(sim, day: date, url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def history(warehouse, tmp_path_factory):
-    """DAYS simulated days built one by one (incremental); yields (url, snapshots per day)."""
+def built_history(warehouse, tmp_path_factory):
+    """DAYS simulated days built one by one (incremental): (url, snapshots per day, truth folder)."""
     from ecrm import pipeline, transform
     from ecrm.simulate.campaigns import DiscountPlan
 
     # every campaign carries a code, so the discount marts have a campaign to keep incrementally
-    sim, _ = simulate(tmp_path_factory.mktemp("marts"), customers=500, seed=11, discounts=DiscountPlan(every=1, offset=0))
+    sim, data = simulate(tmp_path_factory.mktemp("marts"), customers=500, seed=11,
+                         discounts=DiscountPlan(every=1, offset=0))
     url = warehouse.create_database("marts_history")
     pipeline.ingest_initial(START, url=url)
     as_of = {}
@@ -142,7 +143,42 @@ def history(warehouse, tmp_path_factory):
         else:
             dbt_run(day, url)
         as_of[day] = {t: rows(url, t, o) for t, o in AS_OF_TABLES.items()}
-    return url, as_of
+    return url, as_of, data / "truth"
+
+
+@pytest.fixture(scope="module")
+def history(built_history):
+    """(url, snapshots per day) of built_history."""
+    return built_history[:2]
+
+
+def test_sessions_bounce_and_arrive_as_the_simulator_made_them(built_history):
+    """A site that looks like a site: 30-50% of the simulated sessions bounce, and visitors arrive
+    from search engines, social networks, e-mails and directly. The marts recover both from the raw
+    log (bounce rate per day, arrival_channel per session) within what sessionizing can change: two
+    of a customer's visits less than 30 minutes apart are one session, a 404 or a POST is no page
+    view, a session cut by midnight loses its later pages."""
+    url, _, truth = built_history
+    simulated = json.loads((truth / "web.json").read_text())["days"]
+    with psycopg.connect(url) as conn:
+        bounce = dict(conn.execute("select kpi_date, bounced_sessions::float / sessions from marts.fct_web_kpis_daily"
+                                   " where kpi_date between %s and %s", (START, START + timedelta(days=DAYS - 1))))
+        channels = dict(conn.execute("select arrival_channel, count(*) from marts.fct_web_sessions"
+                                     " where session_date between %s and %s group by 1",
+                                     (START, START + timedelta(days=DAYS - 1))))
+    assert len(bounce) == DAYS
+    arrivals: dict[str, int] = defaultdict(int)
+    for day, rate in bounce.items():
+        made = simulated[day.isoformat()]
+        assert 0.3 <= made["bounced_sessions"] / made["sessions"] <= 0.5, day
+        assert abs(rate - made["bounced_sessions"] / made["sessions"]) < 0.05, (day, rate, made)
+        for arrival, n in made["sessions_by_arrival"].items():
+            arrivals[arrival] += n
+    sessions, made_sessions = sum(channels.values()), sum(arrivals.values())
+    assert arrivals["search"] > 0.2 * made_sessions and arrivals["social"] > 0.03 * made_sessions, arrivals
+    for channel, arrival in (("search", "search"), ("social", "social"), ("email", "email click")):
+        assert abs(channels.get(channel, 0) / sessions - arrivals[arrival] / made_sessions) < 0.03, (channels, arrivals)
+    assert set(channels) <= {"email", "paid", "social", "search", "campaign", "referral", "direct"}
 
 
 def test_full_refresh_equals_day_by_day_incremental(history, warehouse):

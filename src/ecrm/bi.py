@@ -9,8 +9,8 @@ The database connection is a login that has only the `ecrm_bi_reader` role (ECRM
 password goes in the import request and is stored by Superset encrypted, never in git.
 
 `check_bundle` is the static part of the test suite's check: every chart field is a column or saved
-metric of its dataset, no dataset or chart exposes an identifier, ratios are sum/sum metrics (never
-avg of a rate), and each dashboard reads exactly its dbt exposure's tables at the exposure's URL.
+metric of its dataset, no dataset or chart exposes an identifier, every ratio is a MetricFlow metric
+(never a hand-written division, never avg of a rate), and each dashboard reads exactly its dbt exposure's tables at the exposure's URL.
 
 Metrics defined once (docs/metrics.md): a dataset metric named like a MetricFlow metric keeps only the
 placeholder `metricflow('<name>')` in git; `resolve_metrics` writes its SQL from dbt's semantic manifest
@@ -151,8 +151,10 @@ def check_bundle(bundle: Bundle, exposure_map: dict[str, dict] | None = None,
     manifest (default: `semantic_manifest()`, parsed again when a model file is newer)."""
     exposure_map = exposures() if exposure_map is None else exposure_map
     identifiers = identifier_columns() if identifiers is None else identifiers
-    _, problems = metricflow_metrics(bundle, semantic_manifest() if semantic is None else semantic)
-    for ds in bundle.datasets.values():
+    semantic = semantic_manifest() if semantic is None else semantic
+    generated, problems = metricflow_metrics(bundle, semantic)
+    defined = {m["name"] for m in semantic.get("metrics", [])}  # a hand-written one: metricflow_metrics says so
+    for uuid, ds in bundle.datasets.items():
         name = ds["table_name"]
         if ds.get("database_uuid") != bundle.database["uuid"]:
             problems.append(f"dataset {name}: not on the bundle's database")
@@ -167,6 +169,9 @@ def check_bundle(bundle: Bundle, exposure_map: dict[str, dict] | None = None,
                 if _reads(expr, ident):
                     problems.append(f"dataset {name}: calculated column {col} reads identifier {ident}")
         for met, expr in metrics.items():
+            if "/" in expr and met not in defined:
+                problems.append(f"dataset {name}: metric {met} is a ratio written by hand ({expr}); define it once "
+                                f"as a dbt metric and set its expression to {PLACEHOLDER.format(name=met)}")
             if _AVG_OF_RATE.search(expr):
                 problems.append(f"dataset {name}: metric {met} averages a rate ({expr}); use sum(num)/nullif(sum(den), 0)")
             for ident in identifiers:

@@ -40,8 +40,9 @@ from .truth import (
     discount_truth,
     update_discount_truth,
     update_truth,
+    update_web_truth,
 )
-from .weblogs import ANONYMOUS_SESSIONS, SHOP_URL, Click, Request, day_requests, with_garbage
+from .weblogs import ANONYMOUS_SESSIONS, SHOP_URL, Click, Request, Traffic, day_requests, with_garbage
 
 HISTORY_DAYS = 365
 DEFAULT_DAILY_UPLIFT = 0.006  # ~4 percentage points more 7-day conversion for delivered recipients
@@ -98,7 +99,7 @@ class ShopSimulator:
         self._product_ids = [p.product_id for p in self.catalog.products]
         self._orders: OrderedDict[tuple, list[Order]] = OrderedDict()
         self._runs: OrderedDict[tuple, cmp.CampaignRun | None] = OrderedDict()
-        self._requests: OrderedDict[tuple, tuple[list[Request], int]] = OrderedDict()
+        self._requests: OrderedDict[tuple, tuple[list[Request], Traffic]] = OrderedDict()
 
     # -- campaigns ---------------------------------------------------------------------------------
     def _outbox_fingerprint(self, send_day: date) -> tuple:
@@ -254,7 +255,7 @@ class ShopSimulator:
                 if (r := self.campaign(add_days(day, -k))) and email_from <= r.campaign.sent_ts < email_to]
         counts["campaigns"] = len(sent)
 
-        log_lines, sessions = self._log_lines(day)
+        log_lines, traffic = self._log_lines(day)
         log_lines, bad["access_log"] = with_garbage(self.seed, day, log_lines)
         texts["access_log"] = "".join(f"{line}\n" for line in log_lines)
         counts["access_log"] = len(log_lines)
@@ -264,6 +265,7 @@ class ShopSimulator:
         uplift = self.daily_uplift + (self.discount_daily_uplift if coded else 0.0)
         record, recipients_csv = campaign_truth(run, self.population, uplift) if run else (None, None)
         update_truth(self.truth, day, record, recipients_csv)
+        update_web_truth(self.truth, day, traffic.as_dict())
         update_discount_truth(self.truth, day, discount_truth(run, self.population, uplift, self.discount_pull_forward)
                               if coded else None)
         entry_day = yesterday  # the flows pushed after yesterday's build act from today on
@@ -271,7 +273,7 @@ class ShopSimulator:
             flows.cohort_truth(audience, entry_day, ids, self.population, self.flow_daily_uplift)
             for audience, ids in flows.flow_adds(self.outbox, entry_day).items()])
         return {"day": day.isoformat(), **counts, "malformed": bad, "new_orders": len(today),
-                "sessions": sessions, "campaign_id": run.campaign.campaign_id if run else None}
+                "sessions": traffic.sessions, "campaign_id": run.campaign.campaign_id if run else None}
 
     def _events_in(self, start_ts: int, end_ts: int) -> list[dict]:
         """ESP events in [start_ts, end_ts): of campaigns sent from 3 days before its first day on."""
@@ -285,26 +287,26 @@ class ShopSimulator:
         """ESP events occurring on UTC `day`: campaigns sent on this day and the 3 before it."""
         return self._events_in(day_start(day), day_start(day) + SECONDS_PER_DAY)
 
-    def _day_requests(self, day: date) -> tuple[list[Request], int]:
+    def _day_requests(self, day: date) -> tuple[list[Request], Traffic]:
         """Requests of the sessions starting on UTC `day` (sessions over midnight kept whole)."""
         key = self._day_key(day)
         if key not in self._requests:
             signups = self.population.signups(day)
-            log, sessions = day_requests(
+            log, traffic = day_requests(
                 self.seed, day, self.population, self.catalog, self.orders(day), _clicks(self._events_of(day)),
                 [identity(signups, row) for row in range(len(signups))], self.anonymous_sessions, clip=False)
-            self._requests[key] = (log.requests(), sessions)
+            self._requests[key] = (log.requests(), traffic)
             _trim(self._requests, 4)
         return self._requests[key]
 
-    def _log_lines(self, day: date) -> tuple[list[str], int]:
+    def _log_lines(self, day: date) -> tuple[list[str], Traffic]:
         """The lines of day's log file (without garbage) and the sessions started on `day`."""
         if not self.delivery.weblogs:  # one file per UTC day, sorted by time
             signups = self.population.signups(day)
-            log, sessions = day_requests(
+            log, traffic = day_requests(
                 self.seed, day, self.population, self.catalog, self.orders(day), _clicks(self._events_of(day)),
                 [identity(signups, row) for row in range(len(signups))], self.anonymous_sessions)
-            return log.lines(), sessions
+            return log.lines(), traffic
         lo, hi = self.delivery.weblog_window(day)
         start0 = day_start(self.start)
         lo = max(lo, start0)  # the simulated log begins at the start: no earlier request is written

@@ -148,3 +148,15 @@ def update_discount_truth(truth: Path, send_day: date, record: dict | None) -> N
         kept.append(record)
     kept.sort(key=lambda r: (r["send_day"], r["campaign_id"]))
     write_atomic(path, (json.dumps({"discounts": kept}, indent=2) + "\n").encode())
+
+
+def update_web_truth(truth: Path, day: date, traffic: dict) -> None:
+    """Upsert the sessions the simulator started on UTC `day` into truth/web.json: how many, how many
+    bounced (one page view) and how they arrived. The warehouse's sessionizing may join two of a
+    visitor's sessions less than 30 minutes apart, so its counts are close to these, not equal."""
+    path = truth / "web.json"
+    days = json.loads(path.read_text()).get("days", {}) if path.exists() else {}
+    if days.get(day.isoformat()) == traffic:
+        return
+    days[day.isoformat()] = traffic
+    write_atomic(path, (json.dumps({"days": dict(sorted(days.items()))}, indent=2) + "\n").encode())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from itertools import accumulate
 from random import Random
@@ -37,9 +37,18 @@ NOT_FOUND_SHARE = 0.02
 STATIC_BUNDLE = ("/static/css/app.3f9a1c.css", "/static/js/vendor.8b2d4e.js", "/static/js/app.3f9a1c.js",
                  "/static/img/logo.svg", "/static/fonts/inter-var.woff2", "/favicon.ico")
 SEARCH_WORDS = ("espresso", "teapot", "knife", "vase", "candle", "gift", "blanket", "mug", "puzzle", "cookbook")
-REFERRERS = (("-", 0.42), ("https://www.google.com/", 0.38), ("https://www.bing.com/", 0.05),
-             ("https://www.instagram.com/", 0.07), ("https://www.facebook.com/", 0.05),
-             ("https://duckduckgo.com/", 0.03))
+# How anonymous visitors arrive: (referrer, weight, arrival). Search engines send only their origin
+# (no query since HTTPS), social apps their origin or link shim and often utm parameters.
+REFERRERS = (("-", 0.42, "direct"), ("https://www.google.com/", 0.34, "search"),
+             ("https://www.google.de/", 0.04, "search"), ("https://www.bing.com/", 0.05, "search"),
+             ("https://duckduckgo.com/", 0.03, "search"), ("https://www.instagram.com/", 0.05, "social"),
+             ("https://l.instagram.com/", 0.02, "social"), ("https://www.facebook.com/", 0.03, "social"),
+             ("https://l.facebook.com/", 0.02, "social"))
+# Share of sessions that leave after their landing page (a bounce), by arrival: real shops see
+# 30-50% overall, most from search and social arrivals on a product page. Orders and sign-ups
+# never bounce (they take several pages by construction).
+BOUNCE = {"direct": 0.3, "search": 0.45, "social": 0.6, "browsing customer": 0.25, "email click": 0.3}
+SOCIAL_CAMPAIGNS = ("autumn-picks", "gift-guide", "new-in", "reel-teapot")
 BOTS = (  # (user agent, weight, ip prefixes, kind)
     ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", 0.4, ("66.249.66.", "66.249.68."), "crawler"),
     ("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", 0.2, ("157.55.39.", "40.77.167."), "crawler"),
@@ -174,6 +183,24 @@ def _size(rng: Random, target: str, status: int) -> int:
     return rng.randint(9_000, 65_000)
 
 
+@dataclass
+class Traffic:
+    """What the simulator knows about the sessions it started on a day (truth/web.json)."""
+
+    sessions: int = 0
+    bounced: int = 0  # sessions of one page view
+    arrivals: dict[str, int] = field(default_factory=dict)  # per arrival: direct, search, social, ...
+
+    def count(self, arrival: str, pages: int) -> None:
+        self.sessions += 1
+        self.bounced += pages == 1
+        self.arrivals[arrival] = self.arrivals.get(arrival, 0) + 1
+
+    def as_dict(self) -> dict:
+        return {"sessions": self.sessions, "bounced_sessions": self.bounced,
+                "sessions_by_arrival": dict(sorted(self.arrivals.items()))}
+
+
 def _session(rng: Random, log: AccessLog, client: Client, views: list[tuple[int, str, str, int]],
              referrer: str, returning: bool) -> None:
     """Emit page views (ts, method, target, status) plus the assets a browser fetches with them."""
@@ -210,6 +237,27 @@ def _backward(rng: Random, end: int, pages: list[tuple[str, str, int]]) -> list[
 
 def _browse(rng: Random, catalog: Catalog, n: int) -> list[tuple[str, str, int]]:
     return [_page(rng, catalog) for _ in range(n)]
+
+
+def _landing(rng: Random, catalog: Catalog, arrival: str, referrer: str) -> tuple[str, str, int]:
+    """The first page of an anonymous visit: search arrivals land on products and categories, social
+    ones on a product, often tagged with utm parameters; direct visitors mostly type the home page."""
+    if arrival == "search":
+        if rng.random() < 0.65:
+            return "GET", f"/product/{catalog.pick(rng).product_id}", 200
+        return "GET", f"/category/{rng.choice(CATEGORY_SLUGS)}", 200
+    if arrival == "social":
+        target = f"/product/{catalog.pick(rng).product_id}"
+        if rng.random() < 0.6:
+            source = "instagram" if "instagram" in referrer else "facebook"
+            target += f"?utm_source={source}&utm_medium=social&utm_campaign={rng.choice(SOCIAL_CAMPAIGNS)}"
+        return "GET", target, 200
+    return ("GET", "/", 200) if rng.random() < 0.6 else _page(rng, catalog)
+
+
+def _bounced(rng: Random, arrival: str, pages: list) -> list:
+    """The session's pages, cut to its landing page when the visitor bounces."""
+    return pages[:1] if rng.random() < BOUNCE[arrival] else pages
 
 
 def _random_client(rng: Random) -> Client:
@@ -279,41 +327,44 @@ def _garbage(rng: Random, lines: list[str], n: int) -> list[str]:
 
 def day_requests(seed: int, day: date, population: Population, catalog: Catalog, orders: list[Order],
                  clicks: list[Click], signups: list[Identity], anonymous_sessions: float = ANONYMOUS_SESSIONS,
-                 clip: bool = True) -> tuple[AccessLog, int]:
-    """The requests of sessions starting on `day` (see AccessLog for `clip`) and the number of sessions."""
+                 clip: bool = True) -> tuple[AccessLog, Traffic]:
+    """The requests of sessions starting on `day` (see AccessLog for `clip`) and what they were."""
     rng = py_rng(seed, day, Stream.WEB)
     log = AccessLog(day, seed, clip)
     draws = np_rng(seed, day, Stream.WEB)
-    sessions = 0
+    traffic = Traffic()
+
+    def visit(client: Client, views: list, referrer: str, returning: bool, arrival: str) -> None:
+        _session(rng, log, client, views, referrer, returning)
+        traffic.count(arrival, len(views))
+
     for _ in range(int(draws.poisson(anonymous_sessions))):
-        views = _forward(rng, log.day0 + _second_of_day(rng), _browse(rng, catalog, rng.randint(3, 8)))
-        _session(rng, log, _random_client(rng), views, _pick(rng, _REF_CDF, [r[0] for r in REFERRERS]), False)
-        sessions += 1
+        referrer, _w, arrival = _pick(rng, _REF_CDF, REFERRERS)
+        pages = [_landing(rng, catalog, arrival, referrer), *_browse(rng, catalog, rng.randint(2, 7))]
+        views = _forward(rng, log.day0 + _second_of_day(rng), _bounced(rng, arrival, pages))
+        visit(_random_client(rng), views, referrer, False, arrival)
     # Known customers browse more the more they buy.
     p = population.daily_prob(day)
     browsing = np.flatnonzero(draws.random(len(p)) < np.minimum(0.6, 0.02 + 12 * p))
     for index in browsing:
         client = _customer_client(seed, f"c-{int(index) + 1:06d}")
-        views = _forward(rng, log.day0 + _second_of_day(rng), _browse(rng, catalog, rng.randint(3, 8)))
-        _session(rng, log, client, views, _pick(rng, _REF_CDF, [r[0] for r in REFERRERS]), True)
-        sessions += 1
+        referrer, _w, arrival = _pick(rng, _REF_CDF, REFERRERS)  # counted by how they arrive
+        pages = _bounced(rng, "browsing customer", _browse(rng, catalog, rng.randint(3, 8)))
+        visit(client, _forward(rng, log.day0 + _second_of_day(rng), pages), referrer, True, arrival)
     for order in orders:
         if order.web:
-            views = _backward(rng, order.created_ts, _checkout_pages(order))
-            _session(rng, log, _customer_client(seed, order.customer.customer_id), views, "-", True)
-            sessions += 1
+            visit(_customer_client(seed, order.customer.customer_id),
+                  _backward(rng, order.created_ts, _checkout_pages(order)), "-", True, "order")
     for click in clicks:
-        pages = [("GET", click.target, 200), *_browse(rng, catalog, rng.randint(1, 4))]
-        _session(rng, log, _customer_client(seed, click.customer_id), _forward(rng, click.ts, pages), "-", True)
-        sessions += 1
+        pages = _bounced(rng, "email click", [("GET", click.target, 200), *_browse(rng, catalog, rng.randint(1, 4))])
+        visit(_customer_client(seed, click.customer_id), _forward(rng, click.ts, pages), "-", True, "email click")
     for customer in signups:
         pages = [("GET", "/", 200), ("GET", "/account/register", 200), ("POST", "/account/register", 302),
                  ("GET", "/account/welcome", 200)]
-        _session(rng, log, _customer_client(seed, customer.customer_id),
-                 _backward(rng, customer.signup_ts, pages), "-", False)
-        sessions += 1
+        visit(_customer_client(seed, customer.customer_id), _backward(rng, customer.signup_ts, pages), "-", False,
+              "sign-up")
     _bot_lines(rng, log, catalog, round(len(log.entries) * BOT_LINE_SHARE))
-    return log, sessions
+    return log, traffic
 
 
 def with_garbage(seed: int, day: date, lines: list[str]) -> tuple[list[str], int]:
@@ -327,9 +378,9 @@ def access_log(seed: int, day: date, population: Population, catalog: Catalog, o
                anonymous_sessions: float = ANONYMOUS_SESSIONS) -> tuple[list[str], int, int]:
     """The day's log lines (with garbage), the number of garbage lines and of sessions: one file per
     UTC day, sorted by time."""
-    log, sessions = day_requests(seed, day, population, catalog, orders, clicks, signups, anonymous_sessions)
+    log, traffic = day_requests(seed, day, population, catalog, orders, clicks, signups, anonymous_sessions)
     lines, bad = with_garbage(seed, day, log.lines())
-    return lines, bad, sessions
+    return lines, bad, traffic.sessions
 
 
 # -- realistic traffic: the long tail of user agents, referrers and query strings -------------------

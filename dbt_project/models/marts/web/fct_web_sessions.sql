@@ -1,5 +1,6 @@
 -- One row per web session (the rule and its incremental upkeep: int_web_sessions, where the table
--- and its indexes live). Published as a view: BI's and the mailer's contract, no second copy.
+-- and its indexes live) and how it arrived. Published as a view: BI's and the mailer's contract, no
+-- second copy.
 with
 
 sessions as (
@@ -10,7 +11,11 @@ sessions as (
 
 final as (
 
-    select * from sessions
+    select
+        *,
+        {{ arrival_channel('utm_medium', 'referrer_host') }} as arrival_channel
+
+    from sessions
 
 )
 
