@@ -152,9 +152,9 @@ def check_bundle(bundle: Bundle, exposure_map: dict[str, dict] | None = None,
     exposure_map = exposures() if exposure_map is None else exposure_map
     identifiers = identifier_columns() if identifiers is None else identifiers
     semantic = semantic_manifest() if semantic is None else semantic
-    generated, problems = metricflow_metrics(bundle, semantic)
+    _, problems = metricflow_metrics(bundle, semantic)
     defined = {m["name"] for m in semantic.get("metrics", [])}  # a hand-written one: metricflow_metrics says so
-    for uuid, ds in bundle.datasets.items():
+    for ds in bundle.datasets.values():
         name = ds["table_name"]
         if ds.get("database_uuid") != bundle.database["uuid"]:
             problems.append(f"dataset {name}: not on the bundle's database")
