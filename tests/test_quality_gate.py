@@ -128,7 +128,8 @@ def test_clean_day_passes_and_publishes(day2):
     suites = {s for (s,) in conn.execute("select distinct suite from ops.quality_results where run_date = %s",
                                          (DAY2,))}
     assert {"raw_orders", "raw_customers", "raw_order_lines", "raw_web_requests", "raw_email_events",
-            "dim_customers", "customer_segments", "segment_summary", "audience_members", "predictions"} <= suites
+            "dim_customers", "customer_segments", "segment_summary", "audience_members", "predictions",
+            "discount_performance", "discount_campaigns", "loyalty_daily"} <= suites
     assert {d for (d,) in conn.execute("select distinct snapshot_date from published.customer_segments")} == {DAY2}
     assert conn.execute("select count(*) from published.customer_segments").fetchone()[0] == conn.execute(
         "select count(*) from marts.fct_customer_rfm_daily where snapshot_date = %s", (DAY2,)).fetchone()[0]
@@ -228,6 +229,31 @@ def test_a_planned_spike_passes_when_configured_as_a_warning(day2, monkeypatch):
                           "and expectation = 'volume_vs_trailing_7d' and not passed", (DAY2,)).fetchall()
     assert warned == [(False,)]
     assert (outbox / DAY2.isoformat() / "manifest.json").exists()
+
+
+def test_a_wrong_discount_or_loyalty_figure_warns_and_never_holds_the_audiences(day2):
+    """The discount and loyalty suites check what marketing reads about codes and points; a wrong row is
+    recorded as a failed warning and the day still publishes and pushes: those marts feed no audience."""
+    url, conn, outbox = day2
+    conn.execute(
+        "insert into marts.fct_discount_performance_daily (order_date, discount_code, discount_type, orders, customers, "
+        "new_customers, returning_customers, gross_revenue, net_revenue, discount_given, avg_order_value) "
+        "values (%s, 'BROKEN50', 'bogus', 2, 5, 1, 1, 40.00, 45.00, 60.00, 22.50)", (DAY2,))
+    # 500 points outstanding that no ledger event of raw.loyalty_events (empty: no program) explains
+    conn.execute("insert into marts.fct_loyalty_daily (ledger_date, points_earned, points_redeemed, points_expired, "
+                 "points_adjusted, outstanding_points, outstanding_liability, redemptions, tier_changes, "
+                 "active_members, new_members, members, as_of_date) values (%s, 500, 0, 0, 0, 500, 5.00, 0, 0, 1, 1, 1, %s)",
+                 (DAY2, DAY2))
+    run_day(url)
+    failed = dict(conn.execute("select suite || '.' || expectation, blocking from ops.quality_results "
+                               "where run_date = %s and suite in ('discount_performance', 'loyalty_daily') "
+                               "and not passed", (DAY2,)).fetchall())
+    assert failed == {"discount_performance.discount_type_accepted": False,
+                      "discount_performance.customers_are_new_or_returning": False,
+                      "discount_performance.discount_within_gross": False,
+                      "loyalty_daily.outstanding_is_the_ledgers_sum": False}
+    assert (outbox / DAY2.isoformat() / "manifest.json").exists()
+    assert {d for (d,) in conn.execute("select distinct snapshot_date from published.customer_segments")} == {DAY2}
 
 
 def test_a_day_without_orders_is_blocked(day2):

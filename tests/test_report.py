@@ -63,7 +63,7 @@ def built(warehouse, tmp_path_factory):
     try:
         url = warehouse.create_database("report_base")
         sim = ShopSimulator(landing=data / "landing", outbox=data / "outbox", truth=data / "truth", start=START,
-                            customers=400, seed=16)
+                            customers=400, seed=16, loyalty=True)
         sim.write_initial()
         ingest_initial(START, url=url)
         for day in (DAY1, DAY2):
@@ -337,6 +337,28 @@ def test_the_backtest_section_shows_the_forecasts_backtest_mart(built, files):
             assert cells[1:] == [f"{customers:,}", f"{predicted:.3f}", f"{actual:.3f}"]
     assert 'data-chart="backtest"' in index_html
     assert 'alt="Backtest: predicted and actual purchases' in email_html  # the chart as an image in the e-mail
+
+
+def test_the_discounts_and_loyalty_section_shows_the_marts(built, files):
+    """Codes used in the last 30 days and the loyalty liability, as the marts hold them (recomputed
+    here from the ledger in raw), in both versions; the liability's chart in the browser version."""
+    url, _, _ = built
+    _, _, index_html, email_html = files
+    with psycopg.connect(url) as conn:
+        codes = dict(conn.execute("select discount_code, sum(orders) from marts.fct_discount_performance_daily "
+                                  "where order_date between %s and %s group by 1",
+                                  (DAY2 - timedelta(days=29), DAY2)).fetchall())
+        owed = conn.execute("select sum(points) * 0.01 from raw.loyalty_events where occurred_at < %s",
+                            (day_interval(DAY2)[1],)).fetchone()[0]
+    assert codes and owed > 0
+    for html in (index_html, email_html):
+        assert '<h2 id="rewards"' in html
+        shown = _metrics(html)
+        assert {k.split(":", 1)[1]: int(float(v)) for k, v in shown.items() if k.startswith("code_orders:")} == {
+            c: n for c, n in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))[:10]}
+        assert round(float(shown["loyalty_liability"]), 2) == round(float(owed), 2)
+        assert "An association, not an effect" in html
+    assert 'data-chart="loyalty_liability"' in index_html
 
 
 def test_cli_writes_the_report_and_a_day_without_marts_fails_clearly(built, tmp_path, monkeypatch, capsys):

@@ -76,7 +76,7 @@ def _simulate(args) -> None:
     settings = get_settings()
     sim = ShopSimulator(landing=settings.landing, outbox=settings.outbox,
                         truth=settings.data_dir / "truth", start=args.start, customers=args.customers,
-                        seed=args.seed)
+                        seed=args.seed, loyalty=True)
     sim.write_initial()
     for offset in range(args.days):
         print(json.dumps({"day": (args.start + timedelta(days=offset)).isoformat(),

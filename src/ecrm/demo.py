@@ -42,7 +42,7 @@ def run_demo(days: int, start: date, customers: int = 5000, seed: int = 42, forc
     console.print(f"[bold]migrations[/] {', '.join(m.file for m in applied) or 'up to date'}")
     sim = ShopSimulator(landing=settings.landing, outbox=settings.outbox,
                         truth=settings.data_dir / "truth", start=start, customers=customers, seed=seed,
-                        flow_daily_uplift=DEMO_FLOW_DAILY_UPLIFT)
+                        flow_daily_uplift=DEMO_FLOW_DAILY_UPLIFT, loyalty=True)
     # With the embedded warehouse, a second database on it plays the shop's own database, and orders
     # are pulled from it by watermark (the first pull takes the history); otherwise export files.
     shop_url = None if settings.warehouse_url else EmbeddedWarehouse(settings.embedded_dir).create_database("shop")

@@ -52,9 +52,19 @@ def ingest_interval(source: str, start: datetime, end: datetime, run_id: str | N
     with connect(url) as conn:
         results = ingest(conn, source, day_folder(landing, source, day), (start, end), run_id,
                          allow_empty=allow_empty, allow_shrink=allow_shrink, landing=landing)
+        if source == "shop":
+            results += _ingest_loyalty(conn, day, (start, end), run_id, landing, allow_empty, allow_shrink)
         summary = {"source": source, "day": day.isoformat(), "files": [asdict(r) for r in results]}
         _mark_stage(conn, f"ingest_{source}", day, run_id, summary)
     return summary
+
+
+def _ingest_loyalty(conn, day: date, interval, run_id, landing, allow_empty: bool = False,
+                    allow_shrink: bool = False) -> list:
+    """The loyalty app's ledger of the day (landing/loyalty/DAY/ledger.*), loaded with the shop's files so
+    the build waits for one stage (docs/decisions.md); no folder, no program: nothing is loaded."""
+    return ingest(conn, "loyalty", day_folder(landing, "loyalty", day), interval, run_id,
+                  allow_empty=allow_empty, allow_shrink=allow_shrink, landing=landing)
 
 
 def ingest_old_file(source: str, day: date, path: str, run_id: str | None = None, url: str | None = None,
@@ -89,6 +99,7 @@ def ingest_shop_db(start: datetime, end: datetime, shop_url: str, run_id: str | 
         window = shop_db.pull_window(conn, "shop_db", (start, end), lookback, HISTORY_BEGINS)
         shop_db.extract(shop_url, folder, window)
         results = ingest(conn, "shop", folder, window, run_id, landing=landing)
+        results += _ingest_loyalty(conn, day, (start, end), run_id, landing)
         shop_db.advance_watermark(conn, "shop_db", end)
         summary = {"source": "shop", "mode": "database", "day": day.isoformat(),
                    "window": [window[0].isoformat(), window[1].isoformat()], "files": [asdict(r) for r in results]}

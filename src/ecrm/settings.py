@@ -65,6 +65,8 @@ class Settings:
     shop_db_url: str | None     # the shop's own database (Airflow: connection `ecrm_shop_db`)
     # A re-delivered file must keep this share of its earlier load's rows to replace it (ECRM_MIN_REPLACE_SHARE).
     min_replace_share: float = 0.5
+    # a day's loyalty ledger may hold events this many days older (ECRM_LOYALTY_LOOKBACK_DAYS)
+    loyalty_lookback_days: int = 7
     # visitor_id HMAC key (ECRM_VISITOR_KEY); None: one generated and kept in the warehouse
     visitor_key: str | None = field(default=None, repr=False)
     # The shop's time zone (ECRM_SHOP_TIMEZONE): the simulated web server rotates its log at 06:25 there.
@@ -109,6 +111,7 @@ def get_settings() -> Settings:
         clock_skew_minutes=int(os.environ.get("ECRM_CLOCK_SKEW_MINUTES", "10")),
         shop_db_url=os.environ.get("ECRM_SHOP_DB_URL") or None,
         min_replace_share=float(os.environ.get("ECRM_MIN_REPLACE_SHARE") or 0.5),
+        loyalty_lookback_days=int(os.environ.get("ECRM_LOYALTY_LOOKBACK_DAYS", "7")),
         visitor_key=os.environ.get("ECRM_VISITOR_KEY") or None,
         shop_timezone=os.environ.get("ECRM_SHOP_TIMEZONE") or "Europe/Berlin",
         sim_delivery=os.environ.get("ECRM_SIM_DELIVERY", "shop,email,weblogs"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ecrm.sources import REASON_CODES, common, email, shop, weblogs
+from ecrm.sources import REASON_CODES, common, email, loyalty, shop, weblogs
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMATS = (ROOT / "docs" / "formats.md").read_text()
@@ -46,6 +46,7 @@ def test_reason_code_table_is_the_registry():
     ("- `event` in `", email.EVENTS),
     ("- `status` in `", shop.ORDER_STATUSES),
     ("ISO 4217, one of `", common.CURRENCIES),
+    ("- `event_type` in `", loyalty.EVENT_TYPES),
 ])
 def test_documented_value_lists_are_the_parsers(marker, values):
     listed = _after(marker).split("`")[0]

@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 from psycopg.copy import QueuedLibpqWriter
 
 from .. import lineage
-from ..sources import FileError, Reject, RowBlock, email, shop, weblogs
+from ..sources import FileError, Reject, RowBlock, email, loyalty, shop, weblogs
 from ..sources.common import MAX_FIELD, MAX_LINE
 from ..warehouse import ensure_visitor_key
 from ..warehouse.migrate import require_migrated
@@ -77,6 +77,9 @@ class FileKind:
     required: bool = True
     direct: bool = False   # files normally only add rows: try COPY straight into raw.* first
     lookback: str | None = None  # Settings attribute: days before the folder's day whose lines load
+    # a file with no row is a day without events, not a broken export (a small program's ledger);
+    # a CSV still needs its header row
+    empty_ok: bool = False
 
     def window(self, interval: tuple[datetime, datetime]) -> tuple[datetime, datetime]:
         """The timestamps a file of the day [start, end) may load: [start - lookback, end + skew)."""
@@ -126,6 +129,13 @@ SOURCES: dict[str, list[tuple[FileKind, tuple[str, ...]]]] = {
                                                         "discount_code"),
                   email.parse_campaigns, "upsert", ("campaign_id",), "sent_at", required=False),
          ("campaigns.jsonl", "campaigns.jsonl.gz")),
+    ],
+    # Optional: the loyalty app's points ledger, loaded with the shop's files (pipeline.ingest_interval);
+    # a shop without a loyalty program has no landing/loyalty folder and loads nothing here.
+    "loyalty": [
+        (FileKind("loyalty_events", "loyalty_events", loyalty.COLUMNS, loyalty.parse_events, "replace_file",
+                  ("event_id",), "occurred_at", required=False, lookback="loyalty_lookback_days", empty_ok=True),
+         ("ledger.csv", "ledger.csv.gz", "ledger.jsonl", "ledger.jsonl.gz")),
     ],
 }
 
@@ -534,7 +544,7 @@ def _load_file_rows(conn, kind: FileKind, path, key: str, digest: str, size: int
                     else _stream_or_isolate(conn, kind, path, window, staging, display, load_id, extra))
         late_rejects = _reject_duplicates(conn, kind, staging, load_id) + _merge(conn, kind, staging, load_id, display)
     read, rejects = streamed
-    if read == 0 and kind.merge == "replace_file" and not allow_empty:
+    if read == 0 and kind.merge == "replace_file" and not (allow_empty or kind.empty_ok):
         raise FileError(display, "empty file: no lines (a broken export or rotation?); "
                         "load it with --allow-empty if the interval really had none")
     quarantined = rejects + late_rejects

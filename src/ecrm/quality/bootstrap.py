@@ -33,6 +33,7 @@ SEGMENTS = ["Champions", "Loyal", "Potential Loyalist", "New", "Promising", "Nee
 # the RFM audiences (seeds/audiences.csv), the forecast's and the lifecycle flows' (seeds/flows.csv, docs/flows.md)
 AUDIENCES = ["winback", "vip", "nurture", "high_value_at_risk", "flow_winback", "flow_welcome", "flow_reengage",
              "flow_vip_thanks", "flow_churn_save", "flow_nudge_60d"]
+DISCOUNT_TYPES = ["percentage", "fixed_amount", "shipping", "unknown"]  # stg_shop__order_discounts
 FORECAST_AUDIENCES = ["high_value_at_risk"]  # picked by the forecast (no segment of seeds/audiences.csv)
 DAY = "{ts} >= ops.gate_day_start() and {ts} < ops.gate_day_end()"
 # Share of all customers each segment may hold on a day: (segment, min, max). Edit in the JSON.
@@ -244,9 +245,13 @@ def stage_loaded(stage: str) -> str:
             f"where s.stage = '{stage}' and s.run_date = ops.gate_run_date()) limit 1")
 
 
-def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites reads better than many functions
+def build(url: str | None = None, only: list[str] | None = None) -> None:  # noqa: PLR0915 - one list of suites reads better than many functions
     """Rewrite expectations/gx. GX tests the connection and the query assets while adding them, so it
-    needs a warehouse (any day's data will do): `url`, else ECRM_WAREHOUSE_URL or the embedded one."""
+    needs a warehouse (any day's data will do): `url`, else ECRM_WAREHOUSE_URL or the embedded one.
+
+    `only`: add just these suites (their assets, validation definitions and checkpoint entries) to the
+    existing context and leave every other file as it is, edits included: how a new suite joins JSON
+    that data people have edited since (`python -m ecrm.quality.bootstrap URL suite ...`)."""
     from datetime import date
 
     import great_expectations as gx
@@ -260,10 +265,12 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
     url = url or resolve_url()
     migrate(url)  # the ops.gate_* functions the query assets call
     root = get_settings().expectations_dir
-    shutil.rmtree(root / "gx", ignore_errors=True)
+    if not only:
+        shutil.rmtree(root / "gx", ignore_errors=True)
     context = gx_context(root)
     set_warehouse_url(context, gate_url(url, date(2000, 1, 1), load_config()))
-    source = context.data_sources.add_postgres(name="warehouse", connection_string="${ECRM_GX_WAREHOUSE_URL}")
+    source = (context.data_sources.get("warehouse") if only else
+              context.data_sources.add_postgres(name="warehouse", connection_string="${ECRM_GX_WAREHOUSE_URL}"))
 
     def meta(name: str, severity: str = "blocking") -> dict:
         return {"name": name, "severity": severity}
@@ -288,11 +295,12 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
 
     suites: list[tuple[str, object, dict, list]] = []
 
+    # assets are added when their suite is (GX refuses an asset name twice in `only` mode)
     def query_asset(name: str, query: str):
-        return source.add_query_asset(name=name, query=query)
+        return lambda: source.add_query_asset(name=name, query=query)
 
     def table_asset(schema: str, table: str):
-        return source.add_table_asset(name=f"{schema}.{table}", schema_name=schema, table_name=table)
+        return lambda: source.add_table_asset(name=f"{schema}.{table}", schema_name=schema, table_name=table)
 
     # ---- raw.orders: the orders created or updated on the run date -------------------------------
     suites.append(("raw_orders", query_asset(
@@ -362,7 +370,8 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
         rows("requests_of_day_not_empty", "The day before the run date has requests, once its own logs were "
              "loaded (a shop's first day has no day before).",
              "select ops.gate_run_date() - 1 as day where not exists (select 1 from {batch}) and exists "
-             "(select 1 from ops.stage_runs s where s.stage = 'ingest_weblogs' and s.run_date = ops.gate_run_date() - 1)"),
+             "(select 1 from ops.stage_runs s where s.stage = 'ingest_weblogs' and s.run_date = ops.gate_run_date() - 1) "
+             "limit 1"),
         not_null("remote_addr"), not_null("path"), not_null("is_bot"),
         between("status", 100, 599), between("bytes_sent", 0, None),
         in_set("method", ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"], "warning"),
@@ -560,12 +569,75 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
                    {"table": "marts.fct_customer_predictions_daily", "row_key": ["snapshot_date", "customer_id"]},
                    predictions_expectations()))
 
+    # ---- discounts (issue 29): what marketing reads about codes; warnings, they feed no push ---------
+    suites.append(("discount_performance", query_asset(
+        "marts.fct_discount_performance_daily@run_date",
+        "select * from marts.fct_discount_performance_daily where order_date = ops.gate_run_date()"),
+        {"table": "marts.fct_discount_performance_daily", "row_key": ["order_date", "discount_code"]}, [
+        columns("order_date,discount_code,discount_type,orders,customers,new_customers,returning_customers,"
+                "gross_revenue,net_revenue,discount_given,avg_order_value"),
+        not_null("discount_code", "warning"), not_null("orders", "warning"),
+        in_set("discount_type", DISCOUNT_TYPES, "warning"),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["order_date", "discount_code"],
+                                            meta=meta("one_row_per_code_and_day", "warning")),
+        between("orders", 1, None, "warning"), between("discount_given", 0, None, "warning"),
+        between("net_revenue", 0, None, "warning"),
+        rows("customers_are_new_or_returning", "Every customer of a code's orders is new or returning, once.",
+             "select discount_code, customers, new_customers, returning_customers from {batch} "
+             "where customers <> new_customers + returning_customers limit 20", "warning"),
+        rows("discount_within_gross", "A code never takes off more than the orders were worth before discounts, "
+             "and net revenue is gross revenue less the discounts.",
+             "select discount_code, gross_revenue, net_revenue, discount_given from {batch} "
+             "where discount_given > gross_revenue or net_revenue > gross_revenue limit 20", "warning"),
+    ]))
+    suites.append(("discount_campaigns", query_asset(
+        "marts.fct_discount_campaigns@run_date",
+        "select * from marts.fct_discount_campaigns where computed_for_date = ops.gate_run_date()"),
+        {"table": "marts.fct_discount_campaigns", "row_key": ["campaign_id"]}, [
+        not_null("campaign_id", "warning"), not_null("discount_code", "warning"),
+        gxe.ExpectColumnValuesToBeUnique(column="campaign_id", meta=meta("one_row_per_campaign", "warning")),
+        between("treated_customers", 0, None, "warning"), between("holdout_customers", 0, None, "warning"),
+        between("discount_given", 0, None, "warning"),
+        rows("intervals_hold_their_estimate", "Each 95% interval contains its estimate (lower <= estimate <= upper).",
+             "select campaign_id from {batch} where incremental_orders_per_treated_ci_lower > "
+             "incremental_orders_per_treated or incremental_orders_per_treated > incremental_orders_per_treated_ci_upper "
+             "or incremental_net_revenue_ci_lower > incremental_net_revenue "
+             "or incremental_net_revenue > incremental_net_revenue_ci_upper "
+             "or pull_forward_orders_per_treated_30d_ci_lower > pull_forward_orders_per_treated_30d "
+             "or pull_forward_orders_per_treated_30d > pull_forward_orders_per_treated_30d_ci_upper limit 20", "warning"),
+        rows("windows_complete_in_order", "The 60 days after a window end after its 30 days, which end after the "
+             "window itself: a later period is never complete before an earlier one.",
+             "select campaign_id from {batch} where (is_60d_after_complete and not is_30d_after_complete) "
+             "or (is_30d_after_complete and not is_window_complete) limit 20", "warning"),
+    ]))
+
+    # ---- loyalty (issue 29): the run date's row of the points ledger mart; warnings, it feeds no push -
+    suites.append(("loyalty_daily", query_asset(
+        "marts.fct_loyalty_daily@run_date",
+        "select * from marts.fct_loyalty_daily where ledger_date = ops.gate_run_date()"),
+        {"table": "marts.fct_loyalty_daily", "row_key": ["ledger_date"]}, [
+        gxe.ExpectTableRowCountToBeBetween(min_value=0, max_value=1, meta=meta("one_row_per_day", "warning")),
+        between("points_earned", 0, None, "warning"), between("points_redeemed", 0, None, "warning"),
+        between("points_expired", 0, None, "warning"), between("outstanding_points", 0, None, "warning"),
+        rows("outstanding_is_the_ledgers_sum", "The outstanding points are the signed sum of every ledger event "
+             "loaded up to the end of the run date (raw.loyalty_events, independent of dbt).",
+             "select b.ledger_date, b.outstanding_points, l.total from {batch} b cross join "
+             "(select coalesce(sum(points), 0) as total from raw.loyalty_events "
+             "where occurred_at < ops.gate_day_end()) l where b.outstanding_points <> l.total limit 1", "warning"),
+    ]))
+
     # ---- the intermediate tables behind the audiences: present, one row per key --------------------
     suites.append(("intermediate_keys", query_asset("intermediate@run_date", INTERMEDIATE_QUERY),
                    {"table": "intermediate"}, intermediate_expectations()))
 
+    unknown = set(only or ()) - {name for name, *_ in suites}
+    if unknown:
+        raise ValueError(f"no suite named {', '.join(sorted(unknown))}")
     definitions = []
-    for name, asset, suite_meta, expectations in suites:
+    for name, add_asset, suite_meta, expectations in suites:
+        if only and name not in only:
+            continue
+        asset = add_asset()
         suite = context.suites.add(gx.ExpectationSuite(name=name, meta=suite_meta))
         for expectation in expectations:
             if f"{name}.{expectation.meta['name']}" in SAFETY_CHECKS:
@@ -574,6 +646,11 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
         batch = asset.add_batch_definition_whole_table("run_date" if "@" in asset.name else "whole_table")
         definitions.append(context.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch, suite=suite)))
+    if only:
+        checkpoint = context.checkpoints.get(CHECKPOINT)
+        checkpoint.validation_definitions = [*checkpoint.validation_definitions, *definitions]
+        checkpoint.save()
+        return
     context.checkpoints.add(gx.Checkpoint(
         # Data Docs are built by the gate once per run (gate.run_checkpoint), not by an action per validation.
         name=CHECKPOINT, validation_definitions=definitions, actions=[],
@@ -585,4 +662,4 @@ def build(url: str | None = None) -> None:  # noqa: PLR0915 - one list of suites
 if __name__ == "__main__":
     import sys
 
-    build(sys.argv[1] if len(sys.argv) > 1 else None)
+    build(sys.argv[1] if len(sys.argv) > 1 else None, sys.argv[2:] or None)

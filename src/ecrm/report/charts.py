@@ -167,6 +167,16 @@ def build(data: ReportData) -> dict[str, dict]:
                                                        alt.Tooltip("upper:Q", format=".2%"), "status:N"])
                 + zero).properties(width=WIDTH - 260, height=alt.Step(22)))
 
+    if data.loyalty_series:
+        charts["loyalty_liability"] = _spec(alt.Chart(_values(data.loyalty_series),
+                                                      title="Loyalty points outstanding, as money owed").mark_area(
+            line=True, opacity=0.3, color="#8856a7").encode(
+            x=alt.X("ledger_date:T", title=None, axis=alt.Axis(format="%d %b")),
+            y=alt.Y("outstanding_liability:Q", title="Liability (EUR)"),
+            tooltip=["ledger_date:T", alt.Tooltip("outstanding_liability:Q", format=",.2f"),
+                     alt.Tooltip("outstanding_points:Q", format=","), alt.Tooltip("members:Q", format=",")],
+        ).properties(width=WIDTH, height=180))
+
     if data.web_series:
         rows = [{"kpi_date": r["kpi_date"], "visitors": kind, "count": r[column] or 0}
                 for r in data.web_series for kind, column in (("New", "new_visitors"), ("Returning", "returning_visitors"))]

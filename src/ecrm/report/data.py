@@ -66,6 +66,12 @@ class ReportData:
     gate: dict[date, dict] = field(default_factory=dict)
     gate_findings: list[dict] = field(default_factory=list)
     published: dict | None = None
+    # discounts and loyalty (issue 29): codes and discount campaigns of the last 30 days, the loyalty
+    # ledger of the last 90 days and members vs other buyers on the day (empty: no codes, no program)
+    codes: list[dict] = field(default_factory=list)
+    discount_campaigns: list[dict] = field(default_factory=list)
+    loyalty_series: list[dict] = field(default_factory=list)
+    loyalty_groups: list[dict] = field(default_factory=list)
     # what the day's publish withheld (ops.publish_runs.withheld), e.g. {"forecast": {"reason", "checks",
     # "audiences": {name: members kept}}}: the forecast could not be trusted, its audiences stayed frozen
     withheld: dict | None = None
@@ -111,6 +117,7 @@ def load(conn: psycopg.Connection, day: date) -> ReportData:
         data = ReportData(day=day, read_as=read_as, days={"day": p["d"], "prev_day": p["d1"], "prev_week": p["d7"]})
         _marts(conn, data, p, compare)
         data.backtest = _backtest(conn, p)
+        _rewards(conn, data, p)
         data.audiences = _published(conn)
     finally:
         conn.execute("reset role")
@@ -283,6 +290,30 @@ def _backtest(conn, p: dict) -> dict | None:
     except (errors.UndefinedTable, errors.InsufficientPrivilege):
         return None
     return {"run": runs[0], "groups": groups}
+
+
+def _rewards(conn, data: ReportData, p: dict) -> None:
+    """Discount codes and discount campaigns of the last 30 days, the loyalty ledger of the last 90."""
+    data.codes = _rows(conn, """
+        select discount_code, min(discount_type) as discount_type, sum(orders) as orders,
+               sum(customers) as customer_days, sum(net_revenue) as net_revenue, sum(discount_given) as discount_given
+        from marts.fct_discount_performance_daily where order_date between %(since30)s and %(d)s
+        group by discount_code order by sum(orders) desc, discount_code limit 10""", p)
+    data.discount_campaigns = _rows(conn, """
+        select campaign_id, campaign_name, audience, discount_code, sent_at, is_window_complete,
+               treated_customers, holdout_customers, discount_given,
+               incremental_orders, incremental_orders_ci_lower, incremental_orders_ci_upper,
+               incremental_net_revenue, incremental_net_revenue_ci_lower, incremental_net_revenue_ci_upper,
+               return_per_discount, return_per_discount_ci_lower, return_per_discount_ci_upper
+        from marts.fct_discount_campaigns where sent_date between %(since30)s and %(d)s
+        order by sent_at, campaign_id""", p)
+    data.loyalty_series = _rows(conn, """
+        select ledger_date, points_earned, points_redeemed, points_expired, outstanding_points,
+               outstanding_liability, members, active_members
+        from marts.fct_loyalty_daily where ledger_date between %(since90)s and %(d)s order by ledger_date""", p)
+    data.loyalty_groups = _rows(conn, """
+        select customer_group, buyers, repeat_rate, revenue_365d_per_buyer
+        from marts.fct_loyalty_members_vs_others where as_of_date = %(d)s order by customer_group""", p)
 
 
 def _published(conn) -> list[dict] | None:

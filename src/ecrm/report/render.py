@@ -216,6 +216,8 @@ def view(data: ReportData) -> dict:
         forecast_withheld = {"reason": withheld["forecast"].get("reason", ""),
                              "audiences": ", ".join(f"{a} ({fmt(n, 'int')} members kept)" for a, n in kept.items())}
 
+    rewards = _rewards(data)
+
     return {"day": days["day"], "day_long": d, "prev_day": days["prev_day"], "prev_week": days["prev_week"],
             "headline": headline, "segments": segments, "segment_total": total,
             "flows": flows, "moved": moved, "moved_before": moved_before,
@@ -225,8 +227,51 @@ def view(data: ReportData) -> dict:
             "site_days": sd, "site_notes": site_notes, "email_note": email_note,
             "quarantine_codes": data.quarantine_codes, "gate_today": gate_today, "gate": gate, "findings": findings,
             "audiences": data.audiences, "published": data.published, "read_as": data.read_as,
-            "backtest": data.backtest, "forecast_withheld": forecast_withheld,
+            "backtest": data.backtest, "forecast_withheld": forecast_withheld, **rewards,
             "date": date}
+
+
+def _interval(value, lower, upper, kind: str) -> str:
+    if value is None:
+        return "n/a"
+    return f"{fmt(value, kind)} [{fmt(lower, kind)}, {fmt(upper, kind)}]"
+
+
+def _rewards(data: ReportData) -> dict:
+    """The "Discounts and loyalty" section: codes used, what each discount campaign added against its
+    holdout (95% CI; a campaign whose window is open is marked), the loyalty liability over 90 days."""
+    codes = [{**c, "orders_fmt": fmt(c["orders"], "int"), "net_fmt": fmt(c["net_revenue"], "money"),
+              "discount_fmt": fmt(c["discount_given"], "money")} for c in data.codes]
+    campaigns = []
+    for c in data.discount_campaigns:
+        lower, upper = c["return_per_discount_ci_lower"], c["return_per_discount_ci_upper"]
+        verdict = ("paid for itself" if lower is not None and lower > 0 else
+                   "gave away more than it brought" if upper is not None and upper < 0 else "not conclusive yet")
+        campaigns.append({**c, "label": f"{c['discount_code']} · {c['campaign_name']}",
+                          "groups_fmt": f"{c['treated_customers']:,} / {c['holdout_customers']:,}",
+                          "orders_fmt": _interval(c["incremental_orders"], c["incremental_orders_ci_lower"],
+                                                  c["incremental_orders_ci_upper"], "num"),
+                          "net_fmt": _interval(c["incremental_net_revenue"], c["incremental_net_revenue_ci_lower"],
+                                               c["incremental_net_revenue_ci_upper"], "money"),
+                          "return_fmt": _interval(c["return_per_discount"], lower, upper, "num"),
+                          "discount_fmt": fmt(c["discount_given"], "money"), "verdict": verdict})
+    series = data.loyalty_series
+    loyalty = None
+    if series:
+        first, last = series[0], series[-1]
+        last30 = [r for r in series if r["ledger_date"].toordinal() > data.day.toordinal() - 30]
+        groups = {g["customer_group"]: g for g in data.loyalty_groups}
+        loyalty = {"liability_fmt": fmt(last["outstanding_liability"], "money"),
+                   "liability": last["outstanding_liability"], "points_fmt": fmt(last["outstanding_points"], "int"),
+                   "members_fmt": fmt(last["members"], "int"), "since": first["ledger_date"],
+                   "liability_then_fmt": fmt(first["outstanding_liability"], "money"),
+                   "earned_fmt": fmt(sum(r["points_earned"] for r in last30), "int"),
+                   "redeemed_fmt": fmt(sum(r["points_redeemed"] for r in last30), "int"),
+                   "expired_fmt": fmt(sum(r["points_expired"] for r in last30), "int"),
+                   "member_repeat_fmt": fmt((groups.get("member") or {}).get("repeat_rate"), "pct"),
+                   "other_repeat_fmt": fmt((groups.get("non_member") or {}).get("repeat_rate"), "pct")}
+    return {"codes": codes, "discount_campaigns": campaigns, "loyalty": loyalty,
+            "discount_windows_open": sum(not c["is_window_complete"] for c in data.discount_campaigns)}
 
 
 # --- files ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..settings import storage_path
 from . import campaigns as cmp
 from . import flows
+from . import loyalty as loyalty_ledger
 from .catalog import Catalog
 from .common import SECONDS_PER_DAY, Stream, add_days, day_start, n_malformed, py_rng, write_atomic
 from .delivery import Delivery
@@ -70,13 +71,16 @@ class ShopSimulator:
                  discount_daily_uplift: float = DEFAULT_DISCOUNT_DAILY_UPLIFT,
                  discount_pull_forward: float = DEFAULT_DISCOUNT_PULL_FORWARD,
                  signups_per_day: float | None = None, orders_per_day: float | None = None,
-                 delivery: Delivery | str | None = None) -> None:
+                 delivery: Delivery | str | None = None, loyalty: bool = False) -> None:
         """Sign-ups, orders and anonymous traffic default to 10, 30 and 1,400 a day per 5,000
         customers, so a smaller shop keeps realistic per-customer rates.
 
         `delivery`: when the files are written and which lines they hold (ecrm.simulate.delivery);
         a Delivery, a spec such as "shop,email" or "none", or None for the settings
-        (ECRM_SIM_DELIVERY, ECRM_SHOP_TIMEZONE)."""
+        (ECRM_SIM_DELIVERY, ECRM_SHOP_TIMEZONE).
+
+        `loyalty`: the shop runs a loyalty program (ecrm.simulate.loyalty) from `start` and exports its
+        points ledger every day; its ledger carries state, so the days are then written in order."""
         if delivery is None:
             delivery = Delivery.from_settings()
         elif isinstance(delivery, str):
@@ -90,6 +94,7 @@ class ShopSimulator:
         self.flow_daily_uplift = flow_daily_uplift
         self.discounts = discounts if discounts is not None else cmp.DiscountPlan()
         self.discount_daily_uplift, self.discount_pull_forward = discount_daily_uplift, discount_pull_forward
+        self.loyalty = loyalty
         self.epoch = add_days(start, -HISTORY_DAYS)
         size = customers / 5000
         self.anonymous_sessions = ANONYMOUS_SESSIONS * size
@@ -261,6 +266,8 @@ class ShopSimulator:
         counts["access_log"] = len(log_lines)
 
         self._write_day_files(day, texts, sorted(sent, key=lambda r: r.campaign.sent_ts))
+        if self.loyalty:
+            counts["loyalty"] = loyalty_ledger.write_ledger(self.landing, self.truth, self.seed, self.start, day, today)
         coded = bool(run and run.campaign.discount_code)
         uplift = self.daily_uplift + (self.discount_daily_uplift if coded else 0.0)
         record, recipients_csv = campaign_truth(run, self.population, uplift) if run else (None, None)

@@ -35,6 +35,9 @@ REASON_CODES: dict[str, str] = {
                             "unit price, an order's codes above its value before discount (total + discount)",
     "unknown_discount_type": "a discount code whose type is not percentage, fixed_amount or shipping (or their "
                              "WooCommerce names percent, fixed_cart, fixed_product)",
+    "unknown_event_type": "a loyalty ledger event that is not earned, redeemed, expired, adjusted or tier_changed",
+    "wrong_sign": "loyalty points whose sign contradicts the event (points earned at or below zero, a redemption "
+                  "or expiry that adds points)",
     "duplicate_in_file": "the same key again later in the same file (the later line wins)",
     "duplicate_event": "an event id already loaded from another file",
     "rejected_by_warehouse": "a value PostgreSQL refused although the parser accepted it (the loader's "

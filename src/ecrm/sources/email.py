@@ -88,8 +88,9 @@ def _campaign(obj: dict, interval: tuple[datetime, datetime]) -> tuple:
             code.strip() or None if code else None)
 
 
-def _records(path) -> Iterator[tuple[int, str | Reject, dict | Exception]]:
-    """(line, text or its Reject, object or parse error) from JSON lines or a CSV report with a header row."""
+def records(path, required: tuple[str, ...] = REQUIRED_EVENT_COLUMNS) -> Iterator[tuple[int, str | Reject, dict | Exception]]:
+    """(line, text or its Reject, object or parse error) from JSON lines or a CSV report with a header row
+    that has the `required` columns (also the loyalty ledger's reader)."""
     if ".csv" in path.name:
         header: list[str] | None = None
         for line_no, text in read_text_lines(path, str(path)):
@@ -107,7 +108,7 @@ def _records(path) -> Iterator[tuple[int, str | Reject, dict | Exception]]:
                 continue
             if header is None:
                 header = [f.strip() for f in fields]
-                missing = [c for c in REQUIRED_EVENT_COLUMNS if c not in header]
+                missing = [c for c in required if c not in header]
                 if missing:  # also what a report without its header row looks like: never eat line 1
                     raise FileError(str(path), f"header row lacks required column(s) {', '.join(missing)} "
                                     "(a file without a header row?)", line_no)
@@ -131,8 +132,10 @@ def _records(path) -> Iterator[tuple[int, str | Reject, dict | Exception]]:
         yield line_no, text, obj if isinstance(obj, dict) else RejectError("malformed", "not a JSON object")
 
 
-def _parse_jsonl(path, interval, convert) -> Iterator[tuple[int, tuple | Reject]]:
-    for line_no, text, obj in _records(path):
+def parse_records(path, interval, convert, required: tuple[str, ...] = REQUIRED_EVENT_COLUMNS
+                  ) -> Iterator[tuple[int, tuple | Reject]]:
+    """(line, row or Reject) of a JSON-lines or CSV export, each object converted by `convert`."""
+    for line_no, text, obj in records(path, required):
         if isinstance(text, Reject):
             yield line_no, text
             continue
@@ -148,8 +151,8 @@ def _parse_jsonl(path, interval, convert) -> Iterator[tuple[int, tuple | Reject]
 
 
 def parse_events(path, interval, extra_columns=None):
-    return _parse_jsonl(path, interval, _event)
+    return parse_records(path, interval, _event)
 
 
 def parse_campaigns(path, interval, extra_columns=None):
-    return _parse_jsonl(path, interval, _campaign)
+    return parse_records(path, interval, _campaign)

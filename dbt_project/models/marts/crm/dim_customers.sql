@@ -7,7 +7,7 @@
     )
 }}
 -- Why over 150 lines: one job (assemble the customer dimension); the length is its column list
--- (the contract's 40-odd columns from six per-customer inputs), each computed once.
+-- (the contract's 50-odd columns from seven per-customer inputs), each computed once.
 -- (customer_id is indexed by the contract's primary key.)
 -- One row per customer as of the end of run_date. Rebuilt every day (everything relative to
 -- run_date changes daily for every customer), but only from per-customer inputs and bounded
@@ -62,6 +62,12 @@ predictions as (
 
 ),
 
+loyalty as (
+
+    select * from {{ ref('int_customer_loyalty') }}
+
+),
+
 joined as (
 
     select
@@ -103,7 +109,12 @@ joined as (
         email_flags.first_complained_at is not null as has_complained,
         predictions.p_alive,
         predictions.clv_12m,
-        predictions.churn_risk
+        predictions.churn_risk,
+        loyalty.customer_id is not null as is_loyalty_member,
+        loyalty.tier as loyalty_tier,
+        loyalty.points_balance as loyalty_points_balance,
+        loyalty.points_value as loyalty_points_value,
+        loyalty.last_redeemed_at as last_loyalty_reward_at
 
     from customers
     left join customer_orders
@@ -118,6 +129,8 @@ joined as (
         on customers.customer_id = orders_last_365d.customer_id
     left join predictions
         on customers.customer_id = predictions.customer_id
+    left join loyalty
+        on customers.customer_id = loyalty.customer_id
     -- customers who exist as of run_date (signed up, or already ordered as a guest)
     where
         customers.signed_up_at < {{ as_of_ts() }}
@@ -204,7 +217,12 @@ final as (
         last_click_at,
         p_alive,
         clv_12m,
-        churn_risk
+        churn_risk,
+        is_loyalty_member,
+        loyalty_tier,
+        loyalty_points_balance,
+        loyalty_points_value,
+        last_loyalty_reward_at
 
     from derived
 
