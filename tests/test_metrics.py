@@ -160,3 +160,33 @@ def test_campaign_metrics_equal_the_marts_and_the_report(built, tmp_path):
                                ("buyer_rate", "conversion_rate"), ("holdout_relative_lift", "relative_lift"),
                                ("holdout_lift_ci_lower", "absolute_lift_ci_lower")):
             assert close(got[metric], shown[column]), (metric, got[metric], shown[column])
+
+
+def test_each_campaign_says_what_its_holdout_can_detect(built):
+    """The minimum detectable lift (80% power, two-sided 5%, pooled rate), recomputed here from the
+    mart's counts, is the mart's column and the report's words next to each campaign's lift, with the
+    holdout a 2 pp lift would need (issue 29: a holdout of 30 answers nothing, and says so)."""
+    from math import ceil, sqrt
+
+    from ecrm.report.data import load
+    from ecrm.report.render import view
+
+    with psycopg.connect(built, autocommit=True) as conn:
+        rows = conn.execute("select campaign_id, delivered, holdout_customers, converters, holdout_converters, "
+                            "minimum_detectable_lift, holdout_needed_for_target_lift from marts.fct_campaign_kpis"
+                            ).fetchall()
+        shown = {c["campaign_id"]: c["detectable"] for c in view(load(conn, DAY2))["campaigns"]}
+    assert rows, "the test needs a campaign"
+    for campaign, n_t, n_h, x_t, x_h, mde, needed in rows:
+        pooled = (x_t + x_h) / (n_t + n_h)
+        expected = 2.8016 * sqrt(pooled * (1 - pooled) * (1 / n_t + 1 / n_h)) if 0 < pooled < 1 else None
+        assert (mde is None) == (expected is None), (campaign, mde, expected)
+        if expected is None:
+            assert shown[campaign] == "no conversion yet: nothing to detect"
+            continue
+        assert abs(float(mde) - expected) < 1e-6
+        inverse = (0.02 / 2.8016) ** 2 / (pooled * (1 - pooled)) - 1 / n_t
+        assert needed == (ceil(1 / inverse) if inverse > 0 else None)
+        assert shown[campaign].startswith(f"this holdout can only detect lifts above {expected * 100:.1f} pp")
+        if expected > 0.02:
+            assert (f"would need a holdout of {needed:,}" if needed else "needs a larger audience") in shown[campaign]

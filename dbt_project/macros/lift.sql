@@ -29,3 +29,29 @@
     round(absolute_lift - 1.96 * absolute_lift_se, 6)::numeric(12, 6) as absolute_lift_ci_lower,
     round(absolute_lift + 1.96 * absolute_lift_se, 6)::numeric(12, 6) as absolute_lift_ci_upper
 {%- endmacro %}
+
+{#-
+    What a treated group and its holdout can detect (issue 29): the minimum detectable lift at 80%
+    power and a two-sided 5% test, 2.8016 (= 1.96 + 0.8416) standard errors of the difference at the
+    pooled conversion rate, and the holdout size that would detect var holdout_target_lift (2 pp)
+    with this many treated (null when no holdout can: the treated group alone is too small, or when
+    nobody converted, so no rate is known). Appended after proportion_lift_columns' columns.
+-#}
+{% macro detectable_lift_columns(n_treated, n_holdout, p_treated='p_treated', p_holdout='p_holdout') -%}
+    {%- set pooled -%}
+        (({{ p_treated }} * {{ n_treated }} + {{ p_holdout }} * {{ n_holdout }})
+        / nullif({{ n_treated }} + {{ n_holdout }}, 0))
+    {%- endset -%}
+    {%- set variance -%}
+        nullif({{ pooled }} * (1 - {{ pooled }}), 0)
+    {%- endset -%}
+    round(
+        2.8016 * sqrt({{ variance }} * (1.0 / nullif({{ n_treated }}, 0) + 1.0 / nullif({{ n_holdout }}, 0))), 6
+    )::numeric(12, 6) as minimum_detectable_lift,
+    case
+        when power({{ var('holdout_target_lift') }} / 2.8016, 2) / {{ variance }} - 1.0 / nullif({{ n_treated }}, 0) > 0
+            then ceil(
+                1 / (power({{ var('holdout_target_lift') }} / 2.8016, 2) / {{ variance }} - 1.0 / nullif({{ n_treated }}, 0))
+            )::bigint
+    end as holdout_needed_for_target_lift
+{%- endmacro %}

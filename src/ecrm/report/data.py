@@ -200,7 +200,8 @@ def _marts(conn, data: ReportData, p: dict, compare: list[date]) -> None:
                is_attribution_window_complete, recipients, delivered, human_openers, clickers, converters,
                attributed_orders, attributed_revenue, open_rate, click_rate, conversion_rate,
                holdout_customers, holdout_converters, treated_conversion_rate, holdout_conversion_rate,
-               absolute_lift, absolute_lift_ci_lower, absolute_lift_ci_upper, relative_lift
+               absolute_lift, absolute_lift_ci_lower, absolute_lift_ci_upper, relative_lift,
+               minimum_detectable_lift, holdout_needed_for_target_lift
         from marts.fct_campaign_kpis where sent_date between %(since30)s and %(d)s
         order by sent_at, campaign_id""", p)
     data.campaigns_as_of = data.campaigns[0]["as_of_date"] if data.campaigns else None

@@ -26,6 +26,7 @@ from .data import LIFECYCLE_ORDER, SEGMENT_ORDER, ReportData
 
 TEMPLATES = Path(__file__).parent / "templates"
 CURRENCY = "EUR"
+HOLDOUT_TARGET_LIFT = 0.02  # dbt var holdout_target_lift: what holdout_needed_for_target_lift is computed for
 
 
 # --- numbers as a marketer reads them ----------------------------------------------------------------
@@ -146,7 +147,7 @@ def view(data: ReportData) -> dict:
                           "orders_fmt": ratio("converters"), "attributed_orders_fmt": fmt(c["attributed_orders"], "int"),
                           "revenue_fmt": fmt(c["attributed_revenue"], "money"),
                           "holdout_fmt": f"{c['holdout_converters']:,} / {c['holdout_customers']:,}",
-                          "lift_fmt": lift or "n/a",
+                          "lift_fmt": lift or "n/a", "detectable": _detectable(c),
                           "significant": c["absolute_lift_ci_lower"] is not None and (
                               c["absolute_lift_ci_lower"] > 0 or c["absolute_lift_ci_upper"] < 0)})
     open_windows = sum(not c["is_attribution_window_complete"] for c in data.campaigns)
@@ -229,6 +230,19 @@ def view(data: ReportData) -> dict:
             "audiences": data.audiences, "published": data.published, "read_as": data.read_as,
             "backtest": data.backtest, "forecast_withheld": forecast_withheld, **rewards,
             "date": date}
+
+
+def _detectable(c: dict) -> str:
+    """What the campaign's holdout can tell, in words: the smallest lift it detects (80% power), and the
+    holdout that would detect the target lift (dbt var holdout_target_lift, 2 pp)."""
+    mde, needed = c.get("minimum_detectable_lift"), c.get("holdout_needed_for_target_lift")
+    if mde is None:
+        return "no conversion yet: nothing to detect"
+    text = f"this holdout can only detect lifts above {mde * 100:.1f} pp"
+    if mde > HOLDOUT_TARGET_LIFT:
+        text += (f"; {HOLDOUT_TARGET_LIFT * 100:.0f} pp would need a holdout of {needed:,}" if needed
+                 else f"; {HOLDOUT_TARGET_LIFT * 100:.0f} pp needs a larger audience, not only a larger holdout")
+    return text
 
 
 def _interval(value, lower, upper, kind: str) -> str:

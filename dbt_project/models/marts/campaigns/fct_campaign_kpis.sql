@@ -153,7 +153,8 @@ final as (
             attributed_revenue::numeric / nullif(delivered, 0)
             - holdout_revenue::numeric / nullif(holdout_customers, 0),
             6
-        )::numeric(14, 6) as revenue_lift_per_customer
+        )::numeric(14, 6) as revenue_lift_per_customer,
+        {{ detectable_lift_columns('delivered', 'holdout_customers') }}
 
     from lift
 

@@ -91,7 +91,8 @@ final as (
         holdout_orders::bigint as holdout_orders,
         treated_revenue::numeric(14, 2) as treated_revenue,
         holdout_revenue::numeric(14, 2) as holdout_revenue,
-        {{ proportion_lift_columns() }}
+        {{ proportion_lift_columns() }},
+        {{ detectable_lift_columns('treated_entrants', 'holdout_entrants') }}
 
     from lift
 
