@@ -90,7 +90,7 @@ def lines(*texts: str) -> bytes:
 @dataclass
 class Case:
     id: str
-    source: str            # shop | weblogs | email
+    source: str            # shop | weblogs | email | loyalty
     file: str              # the case's file name in the day folder
     content: object        # bytes, or a function Day -> bytes
     loaded: int | None = None                              # rows expected in raw.* from this file
@@ -523,13 +523,43 @@ CASES = [
          "quantity": 1, "unit_price": "10.00", "updated_at": d.ts})), 1),
 ]
 
+
+def ledger_line(day: Day, event_id: str = "l-1", event_type: str = "earned", points: str = "120",
+                tier: str = "") -> str:
+    """A loyalty ledger row (ids unique across days, like the app's)."""
+    return f"{day.day}-{event_id},m-1,c-1,ann@example.com,{event_type},{points},o-1,{tier},{day.ts}"
+
+
+LEDGER_HEADER = "event_id,member_id,customer_id,email,event_type,points,order_id,tier,occurred_at"
+CASES += [
+    ok("loyalty-unknown-event-type", "loyalty", "ledger.csv",
+       lambda d: lines(LEDGER_HEADER, ledger_line(d), ledger_line(d, "l-2", "bonus")), 1, unknown_event_type=1),
+    ok("loyalty-earned-negative", "loyalty", "ledger.csv",
+       lambda d: lines(LEDGER_HEADER, ledger_line(d, points="-5"), ledger_line(d, "l-2", "redeemed", "0")), 0,
+       wrong_sign=2),
+    ok("loyalty-positive-redemption-and-tier", "loyalty", "ledger.csv",
+       lambda d: lines(LEDGER_HEADER, ledger_line(d, event_type="redeemed", points="500"),
+                       ledger_line(d, "l-2", "tier_changed", "", "Silver"), ledger_line(d, "l-3", "tier_changed", "")),
+       2, missing_field=1),
+    ok("loyalty-points-not-whole", "loyalty", "ledger.jsonl", lambda d: lines(
+        json.dumps({"event_id": f"{d.day}-l-1", "member_id": "m-1", "event_type": "earned", "points": 1.5,
+                    "occurred_at": d.ts}),
+        json.dumps({"event_id": f"{d.day}-l-2", "member_id": "m-1", "event_type": "earned", "points": "١٢",
+                    "occurred_at": d.ts}),
+        json.dumps({"event_id": f"{d.day}-l-3", "member_id": {"id": "m-1"}, "event_type": "earned", "points": 3,
+                    "occurred_at": d.ts})), 0, invalid_value=2, not_scalar=1),
+    ok("loyalty-header-only", "loyalty", "ledger.csv", lambda d: lines(LEDGER_HEADER), 0),
+    fails("loyalty-zero-byte", "loyalty", "ledger.csv", b"", "empty file"),
+]
+
 SIBLINGS = {
     "weblogs": {},
     "email": {"events.jsonl": lambda d: lines(d.event("sibling"))},
     "shop": {name: header.encode() for name, header in SHOP_HEADERS.items()},  # header-only: a quiet day
+    "loyalty": {},
 }
 TABLES = {"weblogs": ["web_requests"], "email": ["email_events", "email_campaigns"],
-          "shop": ["customers", "orders", "order_lines"]}
+          "shop": ["customers", "orders", "order_lines"], "loyalty": ["loyalty_events"]}
 
 
 def physical_lines(path) -> int:
