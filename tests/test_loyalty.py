@@ -6,7 +6,6 @@ runs as before. Real PostgreSQL, real dbt."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -71,25 +70,27 @@ def program(warehouse, tmp_path_factory):
     from ecrm.simulate import ShopSimulator
 
     data = tmp_path_factory.mktemp("loyalty")
-    saved = {k: os.environ.get(k) for k in ("ECRM_DATA_DIR", "ECRM_LANDING", "ECRM_OUTBOX")}
-    os.environ.update({"ECRM_DATA_DIR": str(data), "ECRM_LANDING": str(data / "landing"),
-                       "ECRM_OUTBOX": str(data / "outbox")})
-    sim = ShopSimulator(landing=data / "landing", outbox=data / "outbox", truth=data / "truth", start=START,
-                        customers=2000, seed=3, delivery="shop,email", loyalty=True)
-    sim.write_initial()
-    url = warehouse.create_database("loyalty_program")
-    pipeline.ingest_initial(START, url=url)
-    summaries = []
-    for offset in range(DAYS):
-        day = START + timedelta(days=offset)
-        sim.write_day(day)
-        for source in pipeline.SOURCES:
-            summaries.append(pipeline.ingest_interval(source, *day_interval(day), url=url))
-    last = START + timedelta(days=DAYS - 1)
-    transform.build(last, url)
-    yield url, json.loads((data / "truth" / "loyalty.json").read_text()), summaries
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    with pytest.MonkeyPatch.context() as env:
+        _point_settings_at(env, data)
+        sim = ShopSimulator(landing=data / "landing", outbox=data / "outbox", truth=data / "truth", start=START,
+                            customers=2000, seed=3, delivery="shop,email", loyalty=True)
+        sim.write_initial()
+        url = warehouse.create_database("loyalty_program")
+        pipeline.ingest_initial(START, url=url)
+        summaries = []
+        for offset in range(DAYS):
+            day = START + timedelta(days=offset)
+            sim.write_day(day)
+            for source in pipeline.SOURCES:
+                summaries.append(pipeline.ingest_interval(source, *day_interval(day), url=url))
+        transform.build(START + timedelta(days=DAYS - 1), url)
+        yield url, json.loads((data / "truth" / "loyalty.json").read_text()), summaries
+
+
+def _point_settings_at(env: pytest.MonkeyPatch, data) -> None:
+    """The data, landing and outbox folders in `data` for the duration of `env`."""
+    for key, value in {"ECRM_DATA_DIR": data, "ECRM_LANDING": data / "landing", "ECRM_OUTBOX": data / "outbox"}.items():
+        env.setenv(key, str(value))
 
 
 def test_the_marts_recover_the_programs_points_day_by_day(program):
@@ -137,35 +138,29 @@ def test_each_member_has_the_programs_balance_and_tier_in_dim_customers(program)
     assert groups["member"] == member_buyers > 0 and groups["non_member"] > 0  # buyers only
 
 
-def test_a_shop_without_a_loyalty_program_loads_and_builds_as_before(warehouse, tmp_path):
+def test_a_shop_without_a_loyalty_program_loads_and_builds_as_before(warehouse, tmp_path, monkeypatch):
     """No landing/loyalty folder: the shop's day loads with no loyalty file, the loyalty marts are
     empty and no customer is a member."""
     from ecrm import pipeline, transform
     from ecrm.simulate import ShopSimulator
 
     data = tmp_path / "data"
-    saved = {k: os.environ.get(k) for k in ("ECRM_DATA_DIR", "ECRM_LANDING", "ECRM_OUTBOX")}
-    os.environ.update({"ECRM_DATA_DIR": str(data), "ECRM_LANDING": str(data / "landing"),
-                       "ECRM_OUTBOX": str(data / "outbox")})
-    try:
-        sim = ShopSimulator(landing=data / "landing", outbox=data / "outbox", truth=data / "truth", start=START,
-                            customers=300, seed=5, delivery="shop,email")
-        sim.write_initial()
-        sim.write_day(START)
-        assert not (data / "landing" / "loyalty").exists()
-        url = warehouse.create_database("no_loyalty")
-        pipeline.ingest_initial(START, url=url)
-        summary = pipeline.ingest_interval("shop", *day_interval(START), url=url)
-        for source in ("weblogs", "email"):
-            pipeline.ingest_interval(source, *day_interval(START), url=url)
-        assert {f["source"] for f in summary["files"]} == {"customers", "orders", "order_lines"}
-        transform.build(START, url)
-        with psycopg.connect(url) as conn:
-            assert conn.execute("select count(*) from marts.fct_loyalty_daily").fetchone()[0] == 0
-            assert conn.execute("select count(*) filter (where is_loyalty_member), count(*) "
-                                "from marts.dim_customers").fetchone()[0] == 0
-            assert conn.execute("select customer_group from marts.fct_loyalty_members_vs_others").fetchall() == [
-                ("non_member",)]
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    _point_settings_at(monkeypatch, data)
+    sim = ShopSimulator(landing=data / "landing", outbox=data / "outbox", truth=data / "truth", start=START,
+                        customers=300, seed=5, delivery="shop,email")
+    sim.write_initial()
+    sim.write_day(START)
+    assert not (data / "landing" / "loyalty").exists()
+    url = warehouse.create_database("no_loyalty")
+    pipeline.ingest_initial(START, url=url)
+    summary = pipeline.ingest_interval("shop", *day_interval(START), url=url)
+    for source in ("weblogs", "email"):
+        pipeline.ingest_interval(source, *day_interval(START), url=url)
+    assert {f["source"] for f in summary["files"]} == {"customers", "orders", "order_lines"}
+    transform.build(START, url)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*) from marts.fct_loyalty_daily").fetchone()[0] == 0
+        assert conn.execute("select count(*) filter (where is_loyalty_member), count(*) "
+                            "from marts.dim_customers").fetchone()[0] == 0
+        assert conn.execute("select customer_group from marts.fct_loyalty_members_vs_others").fetchall() == [
+            ("non_member",)]
