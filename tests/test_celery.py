@@ -163,6 +163,13 @@ def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _compose_scheduler_env() -> dict:
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return compose["services"]["airflow-scheduler"]["environment"]
+
+
 @pytest.fixture
 def cluster_env(warehouse, tmp_path, airflow_home, monkeypatch):
     """Databases, landing zone and Airflow settings for both runs; the cluster's processes die with it."""
@@ -181,6 +188,8 @@ def cluster_env(warehouse, tmp_path, airflow_home, monkeypatch):
            "AIRFLOW__CORE__PARALLELISM": "8",
            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the runs the test triggers
+           "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": _compose_scheduler_env()[
+               "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"],  # the shipped cluster's latency setting
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.replace("postgresql://", "postgresql+psycopg2://"),
            "AIRFLOW__CELERY__BROKER_URL": REDIS_URL,
            "AIRFLOW__CELERY__RESULT_BACKEND": metadata.replace("postgresql://", "db+postgresql://"),
@@ -238,6 +247,12 @@ def _latency(day: date, tis: list[dict]) -> tuple[float, float]:
     wall = (max(_parse(t["end_date"]) for t in tis) - min(_parse(t["start_date"]) for t in tis)).total_seconds()
     work = sum(t["duration"] for t in tis if t["task_id"] not in SENSORS)
     waits = {f"{t['dag_id']}.{t['task_id']}": round(t["duration"], 1) for t in tis if t["task_id"] in SENSORS}
+    first = min(_parse(t["start_date"]) for t in tis)
+    for t in sorted(tis, key=lambda t: _parse(t["start_date"])):  # the day's timeline, to see where a wait was
+        at = {k: round((_parse(t[k]) - first).total_seconds(), 1) if t.get(k) else None
+              for k in ("scheduled_when", "queued_when", "start_date", "end_date")}
+        print(f"[celery] {day} {t['dag_id']}.{t['task_id']}: scheduled {at['scheduled_when']} queued "
+              f"{at['queued_when']} start {at['start_date']} end {at['end_date']} ({t['hostname']})")
     print(f"\n[celery] {day}: wall {wall:.1f} s from first task to last, work {work:.1f} s (sum of "
           f"{len(tis) - len(waits)} tasks' run times): {wall / work:.2f}x; sensors' waits {waits}")
     return wall, work
@@ -245,7 +260,8 @@ def _latency(day: date, tis: list[dict]) -> tuple[float, float]:
 
 def test_the_wait_for_a_days_inputs_wakes_when_they_are_in_and_not_before(db_url, monkeypatch):
     """StagesDoneTrigger (what build_marts and publish_segments wait on, in the triggerer) keeps polling
-    while a stage of the day is missing, ignores other days, and ends the waiting task once all are in."""
+    while a stage of the day is missing, ignores other days and rolled-back stages, and ends the waiting task
+    on the commit that completes the day (a NOTIFY, not its next poll)."""
     import asyncio
 
     # Airflow keeps the DAG folder it is first imported with; later dag.test() runs need the project's
@@ -263,16 +279,26 @@ def test_the_wait_for_a_days_inputs_wakes_when_they_are_in_and_not_before(db_url
         conn.execute(record, ("predict", START - timedelta(days=1)))  # another day's: not this one's
 
     async def wait() -> list:
-        trigger = StagesDoneTrigger(["build_marts", "predict"], START.isoformat(), poll_seconds=0.2)
+        # a poll interval far beyond the wait below: only the stage's commit (NOTIFY, migration 0009) can wake it
+        trigger = StagesDoneTrigger(["build_marts", "predict"], START.isoformat(), poll_seconds=600)
         events = trigger.run()
         first = asyncio.ensure_future(events.__anext__())
         await asyncio.sleep(1.5)
+        with psycopg.connect(db_url) as conn:  # another day's stage, and a stage rolled back: no wake-up
+            conn.execute(record, ("build_marts", START + timedelta(days=1)))
+            with pytest.raises(psycopg.errors.UniqueViolation), conn.transaction():
+                conn.execute(record, ("predict", START))
+                conn.execute(record, ("predict", START))
+        await asyncio.sleep(1.5)
         assert not first.done(), "the trigger fired before the day's forecast was in"
+        woken = time.monotonic()
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute(record, ("predict", START))
-        return [await asyncio.wait_for(first, 30)]
+        event = await asyncio.wait_for(first, 30)
+        return [event, time.monotonic() - woken]
 
-    [event] = asyncio.run(wait())
+    event, seconds = asyncio.run(wait())
+    assert seconds < 5, f"the trigger woke {seconds:.1f} s after the stage's commit, not on its notification"
     assert isinstance(event, TaskSuccessEvent), event  # the triggerer ends the task: no worker round trip
 
 

@@ -160,10 +160,12 @@ def shop_db_url() -> str | None:
     return connection_url(SHOP_DB_CONN_ID) or get_settings().shop_db_url
 
 
-# How often a waiting stage checks whether its inputs are in: one indexed query on ops.stage_runs,
-# run by the triggerer (no worker slot, no task process), so 2 s costs nothing (5 s left a small day at
-# 1.49x its work in tests/test_celery.py). The old 300 s pokes made a day take 5x its work (issue 27).
-WAIT_POLL_SECONDS = 2.0
+# A waiting stage LISTENs on ecrm_stage_runs (migration 0009: every row of ops.stage_runs notifies on
+# commit) and re-checks the moment a stage finishes; it also re-checks every WAIT_POLL_SECONDS in case
+# a notification is lost with a dropped connection. Polling every 2 s left a small day at 1.55x its
+# work on a loaded CI machine (tests/test_celery.py); the old 300 s pokes made it 5x (issue 27).
+STAGE_RUNS_CHANNEL = "ecrm_stage_runs"
+WAIT_POLL_SECONDS = 30.0
 # The stages build_marts waits for: one per source of ecrm.pipeline.SOURCES (not imported here: DAG
 # files import this module at parse time, and ecrm.pipeline pulls in the whole product).
 INGEST_STAGES = ["ingest_shop", "ingest_weblogs", "ingest_email"]
@@ -183,13 +185,20 @@ class StagesDoneTrigger(BaseTrigger):
                 {"stages": self.stages, "day": self.day, "poll_seconds": self.poll_seconds})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        import psycopg
+
         from ecrm.pipeline import stages_done
+        from ecrm.warehouse import resolve_url
 
         day = date.fromisoformat(self.day)
         # blocking calls (connection lookup, psycopg) run in a thread: the triggerer's loop serves many triggers
-        url = await asyncio.to_thread(warehouse_url)
-        while not await asyncio.to_thread(stages_done, self.stages, day, url):
-            await asyncio.sleep(self.poll_seconds)
+        url = await asyncio.to_thread(lambda: warehouse_url() or resolve_url())
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute(f"listen {STAGE_RUNS_CHANNEL}")  # before the check: no commit falls in between
+            while not await asyncio.to_thread(stages_done, self.stages, day, url):
+                # any stage's commit wakes this (a cheap re-check); else the poll interval does
+                async for _ in conn.notifies(timeout=self.poll_seconds, stop_after=1):
+                    pass
         self.log.info("stages %s done for %s", ",".join(self.stages), self.day)
         yield TaskSuccessEvent()
 
