@@ -6,7 +6,7 @@ runs as before. Real PostgreSQL, real dbt."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import psycopg
@@ -136,6 +136,37 @@ def test_each_member_has_the_programs_balance_and_tier_in_dim_customers(program)
     assert others == 0
     assert by_email_only > 0  # members the export names only by e-mail are linked by address
     assert groups["member"] == member_buyers > 0 and groups["non_member"] > 0  # buyers only
+
+
+def test_loyal_reward_picks_champions_and_loyal_customers_not_rewarded_within_the_cooldown(program):
+    """The loyal_reward audience (seeds audiences + audience_offers.reward_cooldown_days): the day's
+    Champions and Loyal customers, less whoever redeemed points in the last N days (linked here from the
+    raw ledger by customer id, else by address), with its own holdout like every audience."""
+    url, truth, _ = program
+    last = START + timedelta(days=DAYS - 1)
+    with psycopg.connect(url) as conn:
+        cooldown = conn.execute("select reward_cooldown_days from seeds.audience_offers "
+                                "where audience = 'loyal_reward'").fetchone()[0]
+        segments = {r[0] for r in conn.execute("select segment from seeds.audiences where audience = 'loyal_reward'")}
+        of_segments = {cid for cid, segment in conn.execute(
+            "select customer_id, segment from marts.fct_customer_rfm_daily where snapshot_date = %s", (last,))
+            if segment in segments}
+        email_of = {email.strip().lower(): cid for cid, email in conn.execute(
+            "select customer_id, email from raw.customers where email is not null order by customer_id desc")}
+        redeemed = conn.execute(
+            "select customer_id, email, occurred_at from raw.loyalty_events where event_type = 'redeemed'").fetchall()
+        picked = {r[0] for r in conn.execute(
+            "select customer_id from sync.sync_audience_candidates where audience = 'loyal_reward'")}
+        sent = {r[0] for r in conn.execute(
+            "select customer_id from sync.sync_audience_members where audience = 'loyal_reward'")}
+        held_out = {r[0] for r in conn.execute(
+            "select customer_id from sync.sync_holdout_members where audience = 'loyal_reward'")}
+    since = datetime.combine(last + timedelta(days=1), time(), UTC) - timedelta(days=cooldown)
+    rewarded = {cid or email_of.get((email or "").strip().lower()) for cid, email, at in redeemed if at >= since}
+    assert cooldown == 60 and segments == {"Champions", "Loyal"}
+    assert of_segments & rewarded, "the test needs a Champion or Loyal customer who redeemed within the cooldown"
+    assert picked == of_segments - rewarded and picked
+    assert sent and held_out and sent | held_out <= picked and not sent & held_out
 
 
 def test_a_shop_without_a_loyalty_program_loads_and_builds_as_before(warehouse, tmp_path, monkeypatch):

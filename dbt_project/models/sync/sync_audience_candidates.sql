@@ -4,7 +4,9 @@
 -- audiences flow_*). sync_audience_members keeps the contactable, non-holdout ones;
 -- sync_holdout_members the contactable holdout ones: one rule for every audience. Margin
 -- protection (seed audience_offers): a discount audience leaves out full-price buyers here, before
--- the holdout split, so its holdout is drawn from the same customers as its members.
+-- the holdout split, so its holdout is drawn from the same customers as its members. Reward
+-- cooldown (same seed, loyal_reward): a reward audience leaves out whoever redeemed a loyalty
+-- reward in its last reward_cooldown_days days, also before the holdout split.
 with
 
 rfm as (
@@ -35,6 +37,12 @@ flow_members as (
 audience_offers as (
 
     select * from {{ ref('audience_offers') }}
+
+),
+
+loyalty as (
+
+    select * from {{ ref('int_customer_loyalty') }}
 
 ),
 
@@ -81,7 +89,15 @@ final as (
         on picked.customer_id = rfm.customer_id
     left join audience_offers
         on picked.audience = audience_offers.audience
-    where not {{ leaves_out_full_price_buyer('audience_offers', 'rfm') }}
+    left join loyalty
+        on picked.customer_id = loyalty.customer_id
+    where
+        not {{ leaves_out_full_price_buyer('audience_offers', 'rfm') }}
+        and not coalesce(
+            loyalty.last_redeemed_at
+            >= {{ as_of_ts() }} - make_interval(days => audience_offers.reward_cooldown_days),
+            false
+        )
 
 )
 

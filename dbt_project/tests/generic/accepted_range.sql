@@ -7,7 +7,7 @@ from {{ model }}
 where
     {{ column_name }} is not null
     and (
-        {{ column_name }} in ('NaN', 'Infinity', '-Infinity')
+        {{ column_name }}::float8 in ('NaN', 'Infinity', '-Infinity')
         {%- if min_value is not none %}
             or {{ column_name }} < {{ min_value }}
         {%- endif %}

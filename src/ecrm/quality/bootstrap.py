@@ -30,8 +30,9 @@ from .gate import CHECKPOINT, SAFETY_CHECKS, gx_context
 
 SEGMENTS = ["Champions", "Loyal", "Potential Loyalist", "New", "Promising", "Need Attention", "About to Sleep",
             "At Risk", "Can't Lose Them", "Hibernating", "Lost", "Prospect"]
-# the RFM audiences (seeds/audiences.csv), the forecast's and the lifecycle flows' (seeds/flows.csv, docs/flows.md)
-AUDIENCES = ["winback", "vip", "nurture", "high_value_at_risk", "flow_winback", "flow_welcome", "flow_reengage",
+# the RFM audiences (seeds/audiences.csv, loyal_reward with its reward cooldown), the forecast's and the
+# lifecycle flows' (seeds/flows.csv, docs/flows.md)
+AUDIENCES = ["winback", "vip", "nurture", "loyal_reward", "high_value_at_risk", "flow_winback", "flow_welcome", "flow_reengage",
              "flow_vip_thanks", "flow_churn_save", "flow_nudge_60d"]
 DISCOUNT_TYPES = ["percentage", "fixed_amount", "shipping", "unknown"]  # stg_shop__order_discounts
 FORECAST_AUDIENCES = ["high_value_at_risk"]  # picked by the forecast (no segment of seeds/audiences.csv)

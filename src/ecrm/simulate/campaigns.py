@@ -60,6 +60,9 @@ class CampaignRun:
 
 
 FORECAST_AUDIENCES = ("high_value_at_risk",)  # dbt: int_customers_high_value_at_risk
+# Rewarded one by one by the shop's loyalty automation when they join the list (seeds/audience_offers.csv
+# reward_cooldown_days), not by the weekly campaign; the simulator does not model that reward's effect.
+REWARD_AUDIENCES = ("loyal_reward",)
 
 
 def is_send_day(start: date, day: date) -> bool:
@@ -85,9 +88,10 @@ def plan_campaign(seed: int, start: date, outbox: Path, day: date, product_ids: 
     """The campaign sent on `day`: one audience of yesterday's outbox, rotating week by week."""
     if not is_send_day(start, day):
         return None
-    # the lifecycle flows' audiences (flow_*) are mailed by the flows, not by the weekly campaign
+    # the lifecycle flows' audiences (flow_*) are mailed by the flows, the reward audiences by the loyalty
+    # automation: neither by the weekly campaign
     audiences = [a for a in read_outbox(outbox, add_days(day, -1).isoformat()) or []
-                 if not a.name.startswith(FLOW_AUDIENCE_PREFIX)]
+                 if not a.name.startswith(FLOW_AUDIENCE_PREFIX) and a.name not in REWARD_AUDIENCES]
     if not audiences:
         return None
     # The forecast's small audiences come after the RFM ones in the rotation (weeks 0-2 mail the RFM
