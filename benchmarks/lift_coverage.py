@@ -2,10 +2,10 @@
 
 Simulates many campaigns with a known conversion rate in the holdout and a known true lift, draws the
 converters of both groups, and counts how often the interval covers the truth, for the marts' method
-(macro proportion_lift: unpooled Wald, 1.96 standard errors) and for Agresti-Caffo (one success and
+(the marts' former method: unpooled Wald, 1.96 standard errors) and for Agresti-Caffo (one success and
 one failure added to each group), over three mixes of group sizes. numpy only, a few seconds; the
-interval arithmetic is the macro's, written again here (the calibration check the issue asks for runs
-the marts' own SQL and is still to be built).
+interval arithmetic is written again here. The calibration check that runs the marts' own SQL is
+tests/test_lift_calibration.py; it led the marts to Newcombe's interval (docs/marts.md "Calibration").
 
     .venv/bin/python benchmarks/lift_coverage.py [--campaigns 4000] [--seed 1]
 """

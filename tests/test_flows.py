@@ -199,7 +199,7 @@ def test_flow_lift_interval_covers_the_simulator_truth(warehouse, tmp_path, monk
             print(f"\n{flow}: treated={n_t} holdout={n_h}: too few to check")
             continue
         p_t, p_h = c_t / n_t, c_h / n_h
-        se = (p_t * (1 - p_t) / n_t + p_h * (1 - p_h) / n_h) ** 0.5  # fct_flow_kpis' formula, pooled cohorts
+        se = (p_t * (1 - p_t) / n_t + p_h * (1 - p_h) / n_h) ** 0.5  # Wald on the pooled cohorts (large enough)
         lift, true_uplift = p_t - p_h, weighted_truth / n_t
         print(f"\n{flow}: treated={n_t} holdout={n_h} lift={lift:.3f} 95% CI [{lift - 1.96 * se:.3f}, "
               f"{lift + 1.96 * se:.3f}] truth={true_uplift:.3f}")

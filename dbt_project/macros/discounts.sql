@@ -17,13 +17,16 @@
 {%- endmacro %}
 
 {#-
-    mean_difference: the treated group's mean of a per-customer figure minus the holdout's, with
-    the unpooled standard error of the difference of two means and its normal-approximation 95%
-    interval: the same method as proportion_lift (a proportion is the mean of a 0/1 figure, and
-    this is its formula for any figure). Expects per group n, sum and sum of squares as
-    <prefix>_n_treated, <prefix>_sum_treated, <prefix>_sumsq_treated and the same for _holdout.
-    Columns <name>_per_customer, <name>_se, <name>_ci_lower, <name>_ci_upper, scaled by `scale`
-    (e.g. the treated count, for totals).
+    mean_difference: the treated group's mean of a per-customer figure minus the holdout's, with the
+    standard error of the difference from the two groups' pooled variance, sqrt(s2 (1/n_t + 1/n_h)),
+    and its normal-approximation 95% interval (mean_difference_columns). Pooled, not each group's
+    own: a 30-customer holdout with two buyers says little about its own spread, and its own
+    variance made the interval cover the truth only 84-86% of the time at the demo's sizes
+    (tests/test_lift_calibration.py; pooled: see docs/marts.md "Calibration"). A code that adds
+    orders widens the treated group's spread, so pooling errs on the wide side. Expects per group
+    n, sum and sum of squares as <prefix>_n_treated, <prefix>_sum_treated, <prefix>_sumsq_treated
+    and the same for _holdout. Columns <name> and <name>_se, scaled by `scale` (e.g. the treated
+    count, for totals).
 -#}
 {% macro mean_difference(name, prefix, scale='1') -%}
     (
@@ -32,14 +35,21 @@
     ) * {{ scale }} as {{ name }},
     sqrt(
         greatest(
-            ({{ prefix }}_sumsq_treated - {{ prefix }}_sum_treated ^ 2 / nullif(n_treated, 0))
-            / nullif(n_treated - 1, 0), 0
-        ) / nullif(n_treated, 0)
-        + greatest(
-            ({{ prefix }}_sumsq_holdout - {{ prefix }}_sum_holdout ^ 2 / nullif(n_holdout, 0))
-            / nullif(n_holdout - 1, 0), 0
-        ) / nullif(n_holdout, 0)
+            {{ prefix }}_sumsq_treated - {{ prefix }}_sum_treated ^ 2 / nullif(n_treated, 0)
+            + {{ prefix }}_sumsq_holdout - {{ prefix }}_sum_holdout ^ 2 / nullif(n_holdout, 0), 0
+        ) / nullif(n_treated + n_holdout - 2, 0)
+        * (1.0 / nullif(n_treated, 0) + 1.0 / nullif(n_holdout, 0))
     )::numeric * {{ scale }} as {{ name }}_se
+{%- endmacro %}
+
+{#-
+    mean_difference_columns: a mean_difference's published columns from `relation`, rounded to 6
+    places: <name> and its 95% interval <name>_ci_lower / _upper (1.96 standard errors).
+-#}
+{% macro mean_difference_columns(name, relation) -%}
+    round({{ relation }}.{{ name }}, 6)::numeric(16, 6) as {{ name }},
+    round({{ relation }}.{{ name }} - 1.96 * {{ relation }}.{{ name }}_se, 6)::numeric(16, 6) as {{ name }}_ci_lower,
+    round({{ relation }}.{{ name }} + 1.96 * {{ relation }}.{{ name }}_se, 6)::numeric(16, 6) as {{ name }}_ci_upper
 {%- endmacro %}
 
 {#-

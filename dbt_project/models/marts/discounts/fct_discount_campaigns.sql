@@ -256,9 +256,7 @@ final as (
         {%- for name in ['incremental_orders_per_treated', 'incremental_orders', 'incremental_net_revenue',
                          'pull_forward_orders_per_treated_30d', 'pull_forward_net_revenue_30d',
                          'pull_forward_orders_per_treated_60d', 'pull_forward_net_revenue_60d'] %}
-        round(differences.{{ name }}, 6)::numeric(16, 6) as {{ name }},
-        round(differences.{{ name }} - 1.96 * differences.{{ name }}_se, 6)::numeric(16, 6) as {{ name }}_ci_lower,
-        round(differences.{{ name }} + 1.96 * differences.{{ name }}_se, 6)::numeric(16, 6) as {{ name }}_ci_upper,
+        {{ mean_difference_columns(name, 'differences') }},
         {%- endfor %}
         round(
             differences.incremental_net_revenue / nullif(differences.discount_given, 0), 6
