@@ -55,6 +55,7 @@ def built(warehouse, tmp_path_factory):
     """Three days built, gated and published, and the BI login: (admin url, reader url)."""
     from ecrm.pipeline import SOURCES, build_marts, ingest_initial, ingest_interval, publish_segments
     from ecrm.simulate import ShopSimulator
+    from ecrm.simulate.campaigns import DiscountPlan
 
     data = tmp_path_factory.mktemp("bi-data")
     gx_dir = data / "expectations"
@@ -64,8 +65,9 @@ def built(warehouse, tmp_path_factory):
                        "ECRM_OUTBOX": str(data / "outbox"), "ECRM_GX_PROJECT_DIR": str(gx_dir)})
     try:
         url = warehouse.create_database("bi_base")
+        # a loyalty program, and a code in the first weekly campaign (day 2): every chart has data
         sim = ShopSimulator(landing=data / "landing", outbox=data / "outbox", truth=data / "truth", start=START,
-                            customers=400, seed=16)
+                            customers=400, seed=16, loyalty=True, discounts=DiscountPlan(every=1, offset=0))
         sim.write_initial()
         ingest_initial(START, url=url)
         for day in DAYS:
@@ -115,7 +117,7 @@ def test_the_bundle_passes_its_checks_and_each_dashboard_is_its_exposure():
     assert bi.check_bundle(bundle) == []
     exposures = bi.exposures()
     slugs = {d["slug"] for d in bundle.dashboards.values()}
-    assert slugs == {"crm", "campaigns", "site"}
+    assert slugs == {"crm", "campaigns", "site", "discounts-loyalty"}
     assert {urlsplit(e["url"]).path for e in exposures.values()} == {bi.dashboard_path(s) for s in slugs}
     uuids = [d["uuid"] for kind in ("datasets", "charts", "dashboards") for d in getattr(bundle, kind).values()]
     assert len(uuids) == len(set(uuids)) == len(bundle.datasets) + len(bundle.charts) + len(bundle.dashboards)
@@ -475,7 +477,7 @@ def test_every_dashboard_renders_in_chromium_with_data_and_nothing_from_outside(
                 page.screenshot(path=str(tmp_path / f"{dash['slug']}.png"), full_page=True)
         finally:
             browser.close()
-    assert set(results) == {"crm", "campaigns", "site"}
+    assert set(results) == {"crm", "campaigns", "site", "discounts-loyalty"}
     for slug, (expected, data, drawn) in results.items():
         assert len(drawn) == expected and all(errors == 0 and marks > 0 for errors, marks, _ in drawn), (slug, drawn)
         assert len(data) >= expected, (slug, len(data), expected)  # a chart may ask twice, never less
