@@ -482,3 +482,17 @@ def test_a_report_address_that_is_not_one_is_refused_without_echoing_it():
     with pytest.raises(ValueError, match="ECRM_REPORT_TO: entry 2 is not an e-mail address") as caught:
         addresses("marketing@shop.test, Jane Doe jane.doe.shop.test", "ECRM_REPORT_TO")
     assert "jane" not in str(caught.value).lower()
+
+
+def test_money_is_labelled_with_the_shops_currency(built, tmp_path, monkeypatch):
+    """ECRM_REPORT_CURRENCY labels every amount, the revenue note and the charts' axes (EUR by default)."""
+    from ecrm.report import write_report
+
+    url, _, _ = built
+    default_html = Path(built[2]["index"]).read_text(encoding="utf-8")
+    assert " EUR" in default_html and " CHF" not in default_html
+    monkeypatch.setenv("ECRM_REPORTS", str(tmp_path))
+    monkeypatch.setenv("ECRM_REPORT_CURRENCY", "CHF")
+    html = Path(write_report(DAY2, url)["index"]).read_text(encoding="utf-8")
+    assert " EUR" not in html and "EUR)" not in html
+    assert re.search(r"[\d,]+\.\d\d CHF", html) and "in CHF." in html and "Revenue (CHF)" in html

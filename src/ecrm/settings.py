@@ -81,6 +81,7 @@ class Settings:
     # placeholders under the reserved .invalid domain (ECRM_REPORT_FROM, ECRM_REPORT_TO); kept out of repr().
     report_from: str = field(default=PLACEHOLDER_REPORT_FROM, repr=False)
     report_to: str = field(default=PLACEHOLDER_REPORT_TO, repr=False)
+    report_currency: str = "EUR"  # the shop's currency as the report writes it (ECRM_REPORT_CURRENCY)
 
     @property
     def dbt_project_dir(self) -> Path:
@@ -118,7 +119,14 @@ def get_settings() -> Settings:
         reports=storage_path(os.environ.get("ECRM_REPORTS") or data_dir / "reports"),
         report_from=os.environ.get("ECRM_REPORT_FROM") or PLACEHOLDER_REPORT_FROM,
         report_to=os.environ.get("ECRM_REPORT_TO") or PLACEHOLDER_REPORT_TO,
+        report_currency=report_currency(),
     )
+
+
+def report_currency() -> str:
+    """The currency code the report prints money in (ECRM_REPORT_CURRENCY, default EUR): a label only,
+    the warehouse does not convert."""
+    return os.environ.get("ECRM_REPORT_CURRENCY") or "EUR"
 
 
 def dbt_env(url: str) -> dict[str, str]:

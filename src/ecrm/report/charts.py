@@ -7,6 +7,7 @@ from datetime import date
 
 import altair as alt
 
+from ..settings import report_currency
 from .data import LIFECYCLE_ORDER, SEGMENT_ORDER, ReportData
 
 WIDTH = 620
@@ -52,7 +53,7 @@ def build(data: ReportData) -> dict[str, dict]:
                 for channel, column in (("E-mail (last touch)", "attributed_revenue"), ("Organic", "organic_revenue"))]
         charts["revenue"] = _spec(alt.Chart(_values(rows), title="Revenue per day, e-mail vs organic").mark_bar().encode(
             x=alt.X("order_date:T", title=None, axis=alt.Axis(format="%d %b")),
-            y=alt.Y("sum(revenue):Q", title="Revenue (EUR)"),
+            y=alt.Y("sum(revenue):Q", title=f"Revenue ({report_currency()})"),
             color=alt.Color("channel:N", title=None, scale=alt.Scale(range=["#d95f02", "#7570b3"]),
                             legend=alt.Legend(orient="top")),
             tooltip=["order_date:T", "channel:N", alt.Tooltip("revenue:Q", format=",.2f")],
@@ -172,7 +173,7 @@ def build(data: ReportData) -> dict[str, dict]:
                                                       title="Loyalty points outstanding, as money owed").mark_area(
             line=True, opacity=0.3, color="#8856a7").encode(
             x=alt.X("ledger_date:T", title=None, axis=alt.Axis(format="%d %b")),
-            y=alt.Y("outstanding_liability:Q", title="Liability (EUR)"),
+            y=alt.Y("outstanding_liability:Q", title=f"Liability ({report_currency()})"),
             tooltip=["ledger_date:T", alt.Tooltip("outstanding_liability:Q", format=",.2f"),
                      alt.Tooltip("outstanding_points:Q", format=","), alt.Tooltip("members:Q", format=",")],
         ).properties(width=WIDTH, height=180))

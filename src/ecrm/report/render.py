@@ -19,13 +19,12 @@ from pathlib import Path
 import jinja2
 from upath import UPath
 
-from ..settings import PLACEHOLDER_REPORT_FROM, PLACEHOLDER_REPORT_TO, is_local
+from ..settings import PLACEHOLDER_REPORT_FROM, PLACEHOLDER_REPORT_TO, is_local, report_currency
 from . import charts as chart_specs
 from . import mail
 from .data import LIFECYCLE_ORDER, SEGMENT_ORDER, ReportData
 
 TEMPLATES = Path(__file__).parent / "templates"
-CURRENCY = "EUR"
 HOLDOUT_TARGET_LIFT = 0.02  # dbt var holdout_target_lift: what holdout_needed_for_target_lift is computed for
 
 
@@ -37,7 +36,7 @@ def fmt(value, kind: str) -> str:
     if kind == "int":
         return f"{round(value):,}"
     if kind == "money":
-        return f"{value:,.2f} {CURRENCY}"
+        return f"{value:,.2f} {report_currency()}"
     if kind == "pct":
         return f"{value * 100:.1f}%"
     if kind == "num":
@@ -219,7 +218,8 @@ def view(data: ReportData) -> dict:
 
     rewards = _rewards(data)
 
-    return {"day": days["day"], "day_long": d, "prev_day": days["prev_day"], "prev_week": days["prev_week"],
+    return {"day": days["day"], "day_long": d, "currency": report_currency(),
+            "prev_day": days["prev_day"], "prev_week": days["prev_week"],
             "headline": headline, "segments": segments, "segment_total": total,
             "flows": flows, "moved": moved, "moved_before": moved_before,
             "since7": days["day"].toordinal() - 6, "matrix_from": matrix_from, "matrix_to": matrix_to, "cell": cell,
