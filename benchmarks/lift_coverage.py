@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    print(f"{'mix':<46} {'Wald (marts)':>13} {'Agresti-Caffo':>14}   ({args.campaigns:,} campaigns each)")
+    print(f"{'mix':<46} {'Wald (before)':>13} {'Agresti-Caffo':>14}   ({args.campaigns:,} campaigns each)")
     for name, mix in MIXES.items():
         wald, ac = coverage(rng, mix, args.campaigns, False), coverage(rng, mix, args.campaigns, True)
         print(f"{name:<46} {wald:>12.1%} {ac:>14.1%}")
