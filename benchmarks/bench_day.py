@@ -12,8 +12,9 @@ Beside each stage, in the same run, the hand-written limit: a raw COPY of the sa
 into scratch tables (ingest); one SQL statement each for sessionizing the day's page views, scoring
 RFM for every customer and rebuilding the customer facts (build); one counting statement for the
 gate's rules (gate); a plain INSERT ... SELECT of the audiences (publish); a COPY TO of the
-published rows (push). It prints a table (stage, ecrm s, limit s, ratio), the day's total as a ratio
-of the sum of the limits (the issue's goal: <= 3x) and the stage furthest from its limit.
+published rows (push). It prints the build's costliest dbt nodes and the gate's costliest statements,
+then a table (stage, ecrm s, limit s, ratio), the day's total as a ratio of the sum of the limits (the
+issue's goal: <= 3x) and the stage furthest from its limit.
 
 Daily volume per 1M customers (the issue's): 50k orders, 2M web log lines, 500k e-mail events;
 `--orders-per-1k`, `--lines-per-customer`, `--events-per-customer` change it. The gate's volume
@@ -137,6 +138,7 @@ def run_ecrm_day(url: str, day: date) -> dict[str, float]:
     # the build runs the forecast between its two dbt invocations: its own seconds are the predict stage
     seconds["predict"] = result["seconds"].get("predict", 0.0)
     seconds["build"] -= seconds["predict"]
+    print_build_top()
     try:
         total, detail = _timed(pipeline.publish_segments, start, end, url=url)
         for part in ("gate", "publish", "push"):
@@ -150,6 +152,17 @@ def run_ecrm_day(url: str, day: date) -> dict[str, float]:
                 "where run_date = %s", (day,)).fetchone()[0] or 0)
     print_gate_top()
     return seconds
+
+
+def print_build_top(n: int = 8) -> None:
+    """The build's costliest dbt nodes of the run just timed (issue 30 item 6), with their seconds
+    (ecrm.transform.last_node_seconds, both invocations)."""
+    from ecrm import transform
+
+    nodes = transform.last_node_seconds
+    print(f"build: {len(nodes)} nodes, {sum(nodes.values()):.2f} s of node time; top {n}:")
+    for node, t in sorted(nodes.items(), key=lambda x: -x[1])[:n]:
+        print(f"  {t:7.2f} s  {node}")
 
 
 def print_gate_top(n: int = 8) -> None:

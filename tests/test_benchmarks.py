@@ -29,7 +29,8 @@ CASES = {  # name: (arguments, what its result line looks like)
                   r"6/3 days ratio run [\d.]+x, build [\d.]+x"),
     "bench_partitions": (["--customers", "2000", "--days", "5", "--repeat", "1", "--nodes", "3"],
                          r"daily dbt build [\d.]+ -> [\d.]+ s \([\d.]+x\)"),
-    "bench_day": (["--customers", "3000", "--days", "5"], r"\nday +[\d.]+ +[\d.]+ +[\d.]+x"),
+    "bench_day": (["--customers", "3000", "--days", "5"],
+                  r"build: \d+ nodes, [\d.]+ s of node time; top 8:\n +[\d.]+ s  \w+\.ecrm\.(?s:.*)\nday +[\d.]+ +[\d.]+ +[\d.]+x"),
 }
 
 

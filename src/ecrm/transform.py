@@ -124,6 +124,8 @@ def build_lock(url: str, day: date, run_id: str | None = None, action: str = "bu
 
 # The last dbt invocation of this process: how it parsed (partial / full and why) and how long it took.
 last_invocation: dict = {}
+# Each node's execution time in the last build() of this process, over its invocations (bench_day's top nodes).
+last_node_seconds: dict[str, float] = {}
 
 
 def _parse_listener(info: dict):
@@ -294,7 +296,9 @@ def build(day: date, url: str, extra_vars: dict | None = None, select: str | Non
         if load_seeds and not select:
             _remember_seeds(url, checksum)
     counts: dict[str, int] = {}
+    last_node_seconds.clear()
     for result in results:
         for node in result.result.results:
             counts[str(node.status)] = counts.get(str(node.status), 0) + 1
+            last_node_seconds[node.node.unique_id] = round(float(node.execution_time or 0), 3)
     return counts
