@@ -19,7 +19,8 @@ node), which is where to look when the ratio is over budget.
     .venv/bin/python benchmarks/bench_dbt.py --customers 1000000 --keep /data/bench   # reuse it later,
         # after changing models: --keep /data/bench --refresh 'dim_customers+' (rebuilt from scratch)
 
-Daily volume per customer (fixed, whatever the history): 0.6% place an order (2 lines each),
+Daily volume per customer (fixed, whatever the history): 0.6% place an order (2 lines each; the
+orders come from a buying process with per-customer rates, dropout and spend, see fill()),
 2% start a web session of 5 page views + 1 static request, a weekly campaign reaches 10% of the
 customers (delivered; 25% open, 4% click). It runs its own embedded PostgreSQL in a temp folder.
 """
@@ -36,6 +37,10 @@ from pathlib import Path
 import psycopg
 
 RUN_DAY = date(2026, 10, 1)
+# The buying process (fill): first purchases spread over the history and this many days before it, and
+# the mean purchase rate per day before the thinning to the daily volume.
+BIRTH_HORIZON = 730
+MEAN_RATE = 0.03
 # daily runs before the timed day: the web models' lookback (web_lookback_days 3) plus the day
 # itself, so every row a timed run rewrites was last written by a daily run
 WARM_UP_DAYS = 4
@@ -67,18 +72,42 @@ def fill(url: str, customers: int, history_days: int, migrations_dir: Path | Non
                    (%(first)s::date - 30)::timestamp at time zone 'UTC' + (i %% 1440) * interval '1 minute',
                    i %% 10 <> 0, 'bench', i, 0
             from generate_series(1, %(n)s) as i""", params)
-        # order (d, k) belongs to customer ((d * 7919 + k * 104729) mod n) + 1; session k of day d
-        # is the same customer, so the first sessions of a day end on the order confirmation page
+        # Orders come from a buying process, as BG/NBD assumes (issue 30 item 4): each customer has a
+        # gamma-distributed purchase rate (shape 0.5), drops out after any purchase with a
+        # beta-distributed probability (Beta(1, 3)) and made a first purchase at a uniform time over
+        # the history and the BIRTH_HORIZON days before it; the purchases inside the history are then
+        # thinned to `opd` a day on average, so every history length has the same daily volume; each
+        # customer's orders vary around their own mean value. Seeded (setseed): the same shop every run. The k-th order of day d (by time) is
+        # 'o-d-k', so session k < opd of day d still ends on that order's confirmation page.
+        conn.execute("select setseed(0.29)")
+        conn.execute("""
+            create temporary table bench_buyers as
+            select i,
+                   random() * (%(days)s + 1 + %(horizon)s) - %(horizon)s as birth,
+                   %(rate)s * power(sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()), 2) + 1e-9 as rate,
+                   least(greatest(1 - power(1 - random(), 1.0 / 3), 1e-3), 0.999) as p
+            from generate_series(1, %(n)s) as i""", {**params, "horizon": BIRTH_HORIZON, "rate": MEAN_RATE})
+        conn.execute("""
+            create temporary table bench_purchases as
+            select i, birth + sum(gap) over (partition by i order by j) as t
+            from bench_buyers as b,
+                 lateral (select j, case when j = 0 then 0 else -ln(1 - random()) / b.rate end as gap
+                          from generate_series(0, least(60, floor(ln(1 - random()) / ln(1 - b.p)))::int) as j) as g""")
+        in_window = conn.execute("select count(*) from bench_purchases where t >= 0 and t < %(days)s + 1",
+                                 params).fetchone()[0]
+        keep = min(1.0, params["opd"] * (params["days"] + 1) / max(1, in_window))
         conn.execute("""
             create temporary table bench_orders as
-            select 'o-' || d || '-' || k as order_id,
-                   'c-' || lpad((((d::bigint * 7919 + k::bigint * 104729) %% %(n)s) + 1)::text, 7, '0') as customer_id,
-                   (%(first)s::date + d)::timestamp at time zone 'UTC'
-                       + (k * 86400 / %(opd)s) * interval '1 second' + interval '5 minutes' as created_at,
+            select 'o-' || d || '-' || (row_number() over (partition by d order by t, i) - 1) as order_id,
+                   'c-' || lpad(i::text, 7, '0') as customer_id,
+                   (%(first)s::date)::timestamp at time zone 'UTC' + t * interval '1 day' as created_at,
                    case when k %% 5 = 0 then 5.00 else 0 end::numeric(12, 2) as discount_amount,
                    case when k %% 7 = 0 then 'WELCOME10' end as coupon_code,
-                   (((d * 31 + k * 17) %% 20000) / 100.0 + 10)::numeric(12, 2) as total_amount
-            from generate_series(0, %(days)s) as d, generate_series(0, %(opd)s - 1) as k""", params)
+                   -- each customer spends around their own mean (10-160), as Gamma-Gamma assumes
+                   (10 + (abs(hashint4(i)) %% 151) * (0.7 + 0.6 * random()))::numeric(12, 2) as total_amount
+            from (select i, t, floor(t)::int as d, (hashint4(i) # floor(t * 1440)::int) & 65535 as k
+                  from bench_purchases where t >= 0 and t < %(days)s + 1 and random() < %(keep)s) as kept""",
+                     {**params, "keep": keep})
         conn.execute("""
             insert into raw.orders
             select order_id, customer_id, replace(customer_id, 'c-', 'u') || '@example.com', created_at,
