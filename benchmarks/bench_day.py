@@ -25,11 +25,13 @@ so the forecast's fits have something to fit.
     .venv/bin/python benchmarks/bench_day.py                                   # 1M customers, 365 days
     .venv/bin/python benchmarks/bench_day.py --customers 50000 --days 30       # minutes, not an hour
     .venv/bin/python benchmarks/bench_day.py --keep /data/bench                # reuse bench_dbt's databases
+    .venv/bin/python benchmarks/bench_day.py --save day.json                   # + every build node's seconds
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -152,7 +154,13 @@ def print_build_top(n: int = 8) -> None:
     from ecrm import transform
 
     nodes = transform.last_node_seconds
-    print(f"build: {len(nodes)} nodes, {sum(nodes.values()):.2f} s of node time; top {n}:")
+    kinds: dict[str, list[float]] = {}
+    for node, t in nodes.items():
+        kinds.setdefault(node.split(".")[0], []).append(t)
+    per_kind = ", ".join(f"{kind} {len(ts)} / {sum(ts):.2f} s" for kind, ts in sorted(kinds.items()))
+    walls = " + ".join(f"{step['seconds']:.2f}" for step in transform.last_build if step["command"] == "build")
+    print(f"build: dbt invocations {walls} s wall; {len(nodes)} nodes, {sum(nodes.values()):.2f} s of node time "
+          f"({per_kind}); top {n}:")
     for node, t in sorted(nodes.items(), key=lambda x: -x[1])[:n]:
         print(f"  {t:7.2f} s  {node}")
 
@@ -283,6 +291,8 @@ def main() -> None:
     parser.add_argument("--events-per-customer", type=float, default=0.5, help="e-mail events a day per customer")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="bench_dbt.py's kept warehouse (reused; the "
                         "timed day is loaded into it, so a second run needs a fresh copy)")
+    parser.add_argument("--save", type=Path, metavar="FILE", help="write the stages' seconds, the limits and every "
+                        "build node's seconds as JSON (to compare two runs node by node)")
     args = parser.parse_args()
 
     from ecrm.warehouse.embedded import EmbeddedWarehouse
@@ -320,6 +330,11 @@ def main() -> None:
         ecrm = run_ecrm_day(url, DAY)
         limits = run_limits(url, work / "landing", DAY, work / "outbox-limit")
         report(ecrm, limits)
+        if args.save:
+            from ecrm import transform
+
+            args.save.write_text(json.dumps({"customers": args.customers, "days": args.days, "ecrm": ecrm,
+                                             "limits": limits, "build_nodes": transform.last_node_seconds}, indent=1))
     finally:
         warehouse.stop() if args.keep else warehouse.destroy()
         shutil.rmtree(work, ignore_errors=True)

@@ -8,8 +8,8 @@
     )
 }}
 -- One row per order date (UTC) and discount code used on valid orders of that date, as of the
--- end of run_date: orders, customers (new: the order is the customer's first valid order;
--- returning otherwise), gross and net revenue, the discount the code gave, and the average order
+-- end of run_date: orders, customers (new: one of the customer's orders that day with the code is
+-- their first valid order; returning otherwise: new + returning = customers), gross and net revenue, the discount the code gave, and the average order
 -- value with the code beside the day's average of orders with no discount at all (orders whose
 -- discount is unknown count for neither). An order with two codes counts for both: codes do not
 -- add up to the day. Incremental per date like int_attribution_daily: a run re-aggregates only the
@@ -89,8 +89,11 @@ per_code as (
         min(order_codes.discount_type) as discount_type,
         count(distinct order_codes.order_id) as orders,
         count(distinct order_codes.customer_id) as customers,
+        -- a customer whose first valid order is among the day's orders with the code is new, even
+        -- when a second order with the same code follows the same day: each customer counts once
         count(distinct order_codes.customer_id) filter (where first_orders.is_first_order) as new_customers,
-        count(distinct order_codes.customer_id) filter (where not first_orders.is_first_order) as returning_customers,
+        count(distinct order_codes.customer_id)
+        - count(distinct order_codes.customer_id) filter (where first_orders.is_first_order) as returning_customers,
         sum(order_codes.total_amount + coalesce(order_codes.discount_amount, 0)) as gross_revenue,
         sum(order_codes.total_amount) as net_revenue,
         sum(order_codes.code_discount_amount) as discount_given
