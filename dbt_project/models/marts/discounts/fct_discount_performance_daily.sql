@@ -9,9 +9,10 @@
 }}
 -- One row per order date (UTC) and discount code used on valid orders of that date, as of the
 -- end of run_date: orders, customers (new: one of the customer's orders that day with the code is
--- their first valid order; returning otherwise: new + returning = customers), gross and net revenue, the discount the code gave, and the average order
--- value with the code beside the day's average of orders with no discount at all (orders whose
--- discount is unknown count for neither). An order with two codes counts for both: codes do not
+-- their first valid order; returning otherwise: new + returning = customers), gross and net
+-- revenue, the discount the code gave, and the average order value with the code beside the
+-- day's average of orders with no discount at all (orders whose discount is unknown count for
+-- neither). An order with two codes counts for both: codes do not
 -- add up to the day. Incremental per date like int_attribution_daily: a run re-aggregates only the
 -- dates of orders placed, changed or reloaded since run_date - attribution_window_days
 -- (int_order_dates_to_recompute); other dates cannot have changed.
