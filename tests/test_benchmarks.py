@@ -30,7 +30,7 @@ CASES = {  # name: (arguments, what its result line looks like)
     "bench_partitions": (["--customers", "2000", "--days", "5", "--repeat", "1", "--nodes", "3"],
                          r"daily dbt build [\d.]+ -> [\d.]+ s \([\d.]+x\)"),
     "bench_day": (["--customers", "3000", "--days", "5"],
-                  r"build: \d+ nodes, [\d.]+ s of node time; top 8:\n +[\d.]+ s  \w+\.ecrm\.(?s:.*)\nday +[\d.]+ +[\d.]+ +[\d.]+x"),
+                  r"build: dbt invocations [\d. +]+ s wall; \d+ nodes, [\d.]+ s of node time \(.*model \d+ / [\d.]+ s.*\); top 8:\n +[\d.]+ s  \w+\.ecrm\.(?s:.*)\nday +[\d.]+ +[\d.]+ +[\d.]+x"),
 }
 
 
