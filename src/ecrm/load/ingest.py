@@ -830,14 +830,15 @@ def _merge(conn, kind: FileKind, staging: str, load_id: int, display: str) -> in
     # replace_interval: the interval's rows were deleted; ids seen in other intervals are duplicates.
     duplicates = 0
     if kind.key != LINE_KEY:
-        keys = ", ".join(kind.key)
+        # One join of the staged ids with the whole history, whose deleted rows are the quarantine's:
+        # at 1M customers (500k events against 6.8M) the join is ~3 s, and it ran twice before.
         duplicates = conn.execute(
+            f"with duplicate as (delete from {staging} s using raw.{kind.table} r where "
+            + " and ".join(f"s.{k} = r.{k}" for k in kind.key)
+            + f" returning s._file, s._line, s.{kind.key[0]} as key_text, r._file as first_file) "
             "insert into quarantine.rejected_rows (source, _file, _line, reason_code, reason, raw_text, _load_id) "
-            f"select %s, s._file, s._line, 'duplicate_event', 'duplicate of an event already loaded from ' || r._file, "
-            f"s.{kind.key[0]}, %s from {staging} s join raw.{kind.table} r using ({keys})",
-            (kind.name, load_id)).rowcount
-        conn.execute(f"delete from {staging} s using raw.{kind.table} r where "
-                     + " and ".join(f"s.{k} = r.{k}" for k in kind.key))
+            "select %s, _file, _line, 'duplicate_event', 'duplicate of an event already loaded from ' || first_file, "
+            "key_text, %s from duplicate", (kind.name, load_id)).rowcount
     conn.execute(f"insert into raw.{kind.table} ({cols}) select {cols} from {staging}")
     return duplicates
 
