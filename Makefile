@@ -80,8 +80,11 @@ superset-venv: venv
 superset: venv
 	$(BIN)/ecrm bi deploy
 
+# Two workers (TEST_WORKERS), a whole test file per worker at a time (module fixtures are built once):
+# a serial run left one of the 2 cores idle half of the time. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: venv lint browser postgres15 superset-venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 # dbt docs + Great Expectations Data Docs, served at http://127.0.0.1:8080/
 docs: venv

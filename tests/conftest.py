@@ -4,6 +4,7 @@ a fresh, migrated database per test that needs isolation, and a project-local Ai
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -18,6 +19,15 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ.pop("ECRM_WAREHOUSE_URL", None)  # tests use their own server, never a configured one
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Every test process (`make test` runs two pytest-xdist workers) writes dbt's artifacts and logs and
+# GX's results into folders of its own, never the checkout's: two dbt invocations sharing target/
+# would read each other's partial parse, manifest and run_results.json (lineage reads those).
+_SCRATCH = Path(tempfile.mkdtemp(prefix="ecrm-test-scratch-"))
+os.environ["DBT_TARGET_PATH"] = str(_SCRATCH / "dbt-target")
+os.environ["DBT_LOG_PATH"] = str(_SCRATCH / "dbt-logs")
+shutil.copytree(ROOT / "expectations", _SCRATCH / "expectations", ignore=shutil.ignore_patterns("uncommitted"))
+os.environ["ECRM_GX_PROJECT_DIR"] = str(_SCRATCH / "expectations")
 
 
 @pytest.fixture(scope="session")

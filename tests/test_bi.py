@@ -36,6 +36,7 @@ import yaml
 
 from ecrm import bi
 from ecrm.intervals import day_interval
+from ecrm.settings import dbt_target_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 START = date(2026, 10, 1)
@@ -163,12 +164,13 @@ def test_every_ratio_a_dashboard_shows_is_generated_from_the_semantic_manifest(s
         "fct_web_kpis_daily", "bounce_rate"]
 
 
-def test_a_metric_changed_in_the_semantic_yml_changes_what_deploy_sends(tmp_path, semantic):
+def test_a_metric_changed_in_the_semantic_yml_changes_what_deploy_sends(tmp_path, semantic, monkeypatch):
     project = tmp_path / "dbt_project"
     shutil.copytree(ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
     (project / "target").mkdir()  # dbt's saved parse (the semantic fixture made it): the copy parses partially
-    for saved in (ROOT / "dbt_project" / "target").glob("partial_parse.msgpack"):
+    for saved in dbt_target_dir(ROOT / "dbt_project").glob("partial_parse.msgpack"):
         shutil.copy2(saved, project / "target")
+    monkeypatch.setenv("DBT_TARGET_PATH", "target")  # the copy's own target/, not the repository's parse
 
     def sent(project_dir: Path) -> dict[str, str]:
         bundle = bi.prepared_bundle(project_dir)  # dbt parse + generation + checks, as deploy does

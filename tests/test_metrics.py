@@ -17,10 +17,11 @@ import pytest
 
 from conftest import ROOT
 from ecrm.intervals import day_interval
-from ecrm.settings import dbt_env
+from ecrm.settings import dbt_env, dbt_target_dir
 
 START = date(2026, 10, 1)
 DAY1, DAY2 = START, START + timedelta(days=1)
+MF_PROJECT: dict[str, Path] = {}  # the built fixture's url -> the project copy `mf` runs in
 ENV = ("ECRM_DATA_DIR", "ECRM_LANDING", "ECRM_OUTBOX", "ECRM_GX_PROJECT_DIR", "ECRM_REPORTS")
 pytestmark = pytest.mark.slow
 
@@ -52,6 +53,13 @@ def built(warehouse, tmp_path_factory):
             build_marts(*day_interval(day), url=url)
             if day == DAY1:
                 publish_segments(*day_interval(day), url=url)
+        # MetricFlow reads <project>/target/semantic_manifest.json, whatever DBT_TARGET_PATH says: mf
+        # runs in a copy of the project holding the manifest of this process's last build (this one)
+        project = data / "dbt_project"
+        shutil.copytree(ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+        (project / "target").mkdir()
+        shutil.copy2(dbt_target_dir(ROOT / "dbt_project") / "semantic_manifest.json", project / "target")
+        MF_PROJECT[url] = project
         yield url
     finally:
         for key, value in saved.items():
@@ -63,8 +71,9 @@ def built(warehouse, tmp_path_factory):
 
 def mf(url: str, *args: str) -> subprocess.CompletedProcess:
     """The MetricFlow CLI on the repository's dbt project against `url`."""
-    project = ROOT / "dbt_project"
+    project = MF_PROJECT[url]
     env = {**os.environ, **dbt_env(url), "DBT_PROFILES_DIR": str(project), "DBT_PROJECT_DIR": str(project),
+           "DBT_TARGET_PATH": "target",
            "ECRM_RUN_DATE": DAY2.isoformat(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     return subprocess.run([str(Path(sys.executable).parent / "mf"), *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=600)

@@ -87,7 +87,8 @@ def day_on_s3(s3, warehouse, tmp_path_factory):
     env = {"ECRM_HOME": str(home), "ECRM_DATA_DIR": str(work / "data"), "ECRM_LANDING": f"s3://{BUCKET}/landing",
            "ECRM_OUTBOX": f"s3://{BUCKET}/outbox", "ECRM_REPORTS": f"s3://{BUCKET}/reports",
            "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache")), "ECRM_MAILER": "outbox"}
-    unset = ("ECRM_GX_PROJECT_DIR",)  # GX's own results: scratch in the worker's copy (ECRM_HOME)
+    # GX's results and dbt's artifacts: scratch in the worker's copy (ECRM_HOME)
+    unset = ("ECRM_GX_PROJECT_DIR", "DBT_TARGET_PATH", "DBT_LOG_PATH")
     saved = {k: os.environ.get(k) for k in (*env, *unset)}
     cwd = os.getcwd()
     os.environ.update(env)

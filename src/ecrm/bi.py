@@ -37,7 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from .settings import project_root
+from .settings import dbt_target_dir, project_root
 
 DATABASE_FILE = "databases/ecrm_warehouse.yaml"
 BI_ROLE = "ecrm_bi_reader"  # dbt var bi_reader_role
@@ -265,7 +265,7 @@ def placeholder(expr: str | None) -> str | None:
 
 
 def semantic_manifest_path(project_dir: Path | None = None) -> Path:
-    return Path(project_dir or project_root() / "dbt_project") / "target" / "semantic_manifest.json"
+    return dbt_target_dir(project_dir or project_root() / "dbt_project") / "semantic_manifest.json"
 
 
 def parse_project(project_dir: Path | None = None) -> Path:

@@ -25,6 +25,12 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+def dbt_target_dir(project_dir: str | os.PathLike) -> Path:
+    """Where dbt writes its artifacts for `project_dir`: DBT_TARGET_PATH when set (relative to the
+    project, as dbt reads it), else the project's target/."""
+    return Path(project_dir) / os.environ.get("DBT_TARGET_PATH", "target")
+
+
 def storage_path(value: str | os.PathLike) -> Path | UPath:
     """A folder the pipeline writes to: a local path, or any fsspec URL (s3://bucket/prefix, gs://...,
     memory://...), so workers on different machines share one outbox and one reports folder.

@@ -18,7 +18,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from ..settings import get_settings
+from ..settings import dbt_target_dir, get_settings
 
 INDEX = """<!doctype html>
 <html><head><meta charset="utf-8"><title>ecrm-warehouse docs</title>
@@ -63,7 +63,7 @@ def build_docs(url: str, out_dir: Path | None = None, run_date: date | None = No
     shutil.rmtree(out, ignore_errors=True)
     (out / "dbt").mkdir(parents=True)
     run_dbt(["docs", "generate", "--static", "--vars", json.dumps({"run_date": run_date.isoformat()})], url)
-    shutil.copy(settings.dbt_project_dir / "target" / "static_index.html", out / "dbt" / "index.html")
+    shutil.copy(dbt_target_dir(settings.dbt_project_dir) / "static_index.html", out / "dbt" / "index.html")
 
     context = gx_context()
     sites = context.build_data_docs()  # renders every stored validation result and suite
