@@ -354,3 +354,81 @@ def test_discount_codes_load_as_json_and_missing_discounts_stay_unknown(conn, tm
     assert got["o-4"] == (None, None, None)  # unknown, not zero
     assert conn.execute("select discount_amount from raw.order_lines where order_id = 'o-4'").fetchone() == (None,)
     assert conn.execute("select count(*) from quarantine.rejected_rows").fetchone()[0] == 0
+
+
+EVENT_EDGE_LINES = [
+    '{"sg_event_id":"e-dup","event":"open","event":"click","email":"a@example.com","timestamp":1790000000}',
+    '{"sg_event_id":"e-num","event":"open","email":"a@example.com","timestamp":1790000000,"customer_id":42}',
+    '{"sg_event_id":"e-float","event":"open","email":"a@example.com","timestamp":1790000000.5}',
+    '{"sg_event_id":"e-text-ts","event":"open","email":"a@example.com","timestamp":"1790000000"}',
+    '{"sg_event_id":"e-null-flag","event":"open","email":"a@example.com","timestamp":1790000000,"sg_machine_open":null}',
+    '{"sg_event_id":"e-text-flag","event":"open","email":"a@example.com","timestamp":1790000000,"sg_machine_open":"1"}',
+    '{"sg_event_id":"e-proxy","event":"open","email":"a@example.com","timestamp":1790000000,'
+    '"useragent":"Mozilla/5.0 (via ggpht.com GoogleImageProxy)"}',
+    '{"sg_event_id":"e-flag-false","event":"open","email":"a@example.com","timestamp":1790000000,'
+    '"sg_machine_open":false,"useragent":"GoogleImageProxy"}',
+    '{"sg_event_id":"e-blocked","event":"bounce","type":"blocked","email":"a@example.com","timestamp":1790000000,'
+    '"reason":"421 later"}',
+    '{"sg_event_id":"e-hard","event":"bounce","email":"a@example.com","timestamp":1790000000,"reason":""}',
+    '{"sg_event_id":"","event":"open","email":"a@example.com","timestamp":1790000000}',
+    '{"event":"open","email":"a@example.com","timestamp":1790000000}',
+    '{"sg_event_id":"e-unknown","event":"opened","email":"a@example.com","timestamp":1790000000}',
+    '{"sg_event_id":"e-early","event":"open","email":"a@example.com","timestamp":1700000000}',
+    '{"sg_event_id":"e-late","event":"open","email":"a@example.com","timestamp":1890000000}',
+    '{"sg_event_id":"e-space","event":"open","email":" a@example.com ","timestamp":1790000000}',
+    '{"sg_event_id":"e-nbsp","event":"open","email":"a\u00a0b@example.com","timestamp":1790000000}',
+    '{"sg_event_id":"e-umlaut","event":"open","email":"j\u00fcrgen@example.de","timestamp":1790000000}',
+    '{"sg_event_id":"e-long","event":"open","email":"' + "a" * 250 + '@example.com","timestamp":1790000000}',
+    '{"sg_event_id":"e-noat","event":"open","email":"example.com","timestamp":1790000000}',
+    '{"sg_event_id":"e-nested","event":"open","email":"a@example.com","timestamp":1790000000,"category":["x"]}',
+    '{"sg_event_id":"e-nested-id","event":"open","email":"a@example.com","timestamp":1790000000,"url":{"a":1}}',
+    '{"sg_event_id":"e-nul","event":"open","email":"a@example.com","timestamp":1790000000,"reason":"a\\u0000b"}',
+    '{"sg_event_id":"e-surrogate","event":"open","email":"a@example.com","timestamp":1790000000,"reason":"\\ud800"}',
+    '{"sg_event_id":"e-tab","event":"click","email":"a@example.com","timestamp":1790000000,"url":"https://x/?a\\tb"}',
+    '{"sg_event_id":"e-brace","event":"click","email":"a@example.com","timestamp":1790000000,"url":"https://x/{id}"}',
+    '{"sg_event_id":"e-comma","event":"open","email":"a@example.com","timestamp":1790000000,}',
+    '{"sg_event_id":"e-nan","event":"open","email":"a@example.com","timestamp":NaN}',
+    '{"sg_event_id":"e-big","event":"open","email":"a@example.com","timestamp":1790000000,"x":123456789012345678901234}',
+    '{"sg_event_id":"e-true","event":"open","email":"a@example.com","timestamp":true}',
+    '\ufeff{"sg_event_id":"e-bom","event":"open","email":"a@example.com","timestamp":1790000000}',
+    '[{"sg_event_id":"e-array"}]',
+    '{"sg_event_id":"e-deep40","event":"open","email":"a@example.com","timestamp":1790000000,"x":'
+    + "[" * 40 + "]" * 40 + "}",
+    '{"sg_event_id":"e-deep2000","event":"open","email":"a@example.com","timestamp":1790000000,"x":'
+    + "[" * 2000 + "]" * 2000 + "}",
+    '{"sg_event_id":"e-two","event":"open","email":"a@example.com","timestamp":1790000000} {"sg_event_id":"x"}',
+    '{"sg_event_id":"e-campaign","event":"delivered","email":"a@example.com","timestamp":1790000000,'
+    '"campaign_id":"","customer_id":"c-1"}',
+    "",
+    "   ",
+    "not json",
+]
+
+
+@pytest.mark.parametrize("block_size", [None, 4096])
+def test_email_events_fast_path_equals_line_by_line_parser(tmp_path, copy_values, monkeypatch, block_size):
+    """pyarrow's JSON reader gives the rows and rejects json.loads + the event checks give, line for
+    line, whatever the line: a key twice, a value of another type, a null flag, escapes, nesting."""
+    import json
+    import random
+
+    from ecrm.sources import RowBlock, common, email
+
+    if block_size:  # many small blocks: each with its own mix of read and refused lines
+        real = common.read_blocks
+        monkeypatch.setattr(email, "read_blocks", lambda path, display: real(path, display, block_size))
+    rng = random.Random(5)
+    lines = []
+    for i in range(4000):
+        event = {"sg_event_id": f"ev-{i}", "event": rng.choice(["delivered", "open", "click", "processed"]),
+                 "email": f"u{rng.randrange(500)}@example.com", "timestamp": 1790000000 + rng.randrange(-50000, 30000),
+                 "campaign_id": f"cmp-{rng.randrange(3)}", "customer_id": f"c-{rng.randrange(500)}",
+                 "sg_message_id": f"m.{i}", **rng.choice([{}, {"sg_machine_open": True}, {"useragent": "Mozilla/5.0"}])}
+        lines.append(EVENT_EDGE_LINES[i // 50 % len(EVENT_EDGE_LINES)].replace('"e-', f'"e{i}-') if i % 50 == 0
+                     else json.dumps(event, separators=(",", ":")))
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(("\r\n".join(lines[:1500]) + "\n" + "\n".join(lines[1500:])).encode())
+    interval = (day_interval(date(2026, 9, 21))[0], day_interval(date(2026, 9, 23))[1])
+    fast = list(email.parse_events(path, interval))
+    assert copy_values(fast) == copy_values(email.parse_events(path, interval, fast=False))
+    assert sum(len(b) for b in fast if isinstance(b, RowBlock)) > 2000  # most lines took the fast path

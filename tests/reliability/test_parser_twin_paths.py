@@ -1,4 +1,4 @@
-"""The column-wise fast paths (pyarrow, shop CSV and web logs) give exactly what the line-by-line
+"""The column-wise fast paths (pyarrow: shop CSV, web logs, e-mail events) give exactly what the line-by-line
 parsers give (`fast=False`) on every hostile file of the bad-input corpus and of the line-count
 test: same rows, same rejects, same line numbers."""
 
@@ -10,7 +10,7 @@ from test_line_counts import DAY, FORMATS
 
 from ecrm.intervals import day_interval
 from ecrm.load.ingest import SOURCES
-from ecrm.sources import shop, weblogs
+from ecrm.sources import email, shop, weblogs
 
 
 def _parser(source: str, name: str):
@@ -27,6 +27,9 @@ def _twin(path, source: str, interval) -> tuple:
     if source == "weblogs":
         return (list(weblogs.parse_access_log(path, window(interval))),
                 list(weblogs.parse_access_log(path, window(interval), fast=False)))
+    if source == "email":
+        return (list(email.parse_events(path, window(interval))),
+                list(email.parse_events(path, window(interval), fast=False)))
     spec = shop.SPECS[kind.name]
     return (list(shop.parse_csv(spec, path, window(interval))),
             list(shop.parse_csv(spec, path, window(interval), fast=False)))
@@ -37,9 +40,10 @@ def _constant(content: bytes):
 
 
 TWINS = [(c.id, c.source, c.file, c.body) for c in CASES
-         if not c.fails and (c.source == "weblogs" or (c.source == "shop" and ".csv" in c.file))]
+         if not c.fails and (c.source == "weblogs" or (c.source == "shop" and ".csv" in c.file)
+                             or (c.source == "email" and c.file.startswith("events") and ".csv" not in c.file))]
 for fmt, (source, make) in FORMATS.items():
-    if fmt in ("shop-csv", "web-combined", "web-nginx-json"):
+    if fmt in ("shop-csv", "web-combined", "web-nginx-json", "email-jsonl"):
         TWINS += [(f"{fmt}-{n}", source, name, _constant(content))
                   for n, (name, content, _) in enumerate(make())]
 

@@ -226,21 +226,31 @@ def read_text_lines(path, display: str) -> Iterator[tuple[int, str | Reject]]:
         if isinstance(block, LongLine):
             yield first, block.reject()
             continue
-        for number, line in enumerate(block.split(b"\n"), start=first):
-            data = line.rstrip(b"\r")
-            if data.startswith(BOM):
-                data = data[3:]
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
-                yield number, Reject("not_utf8", "non-UTF-8 bytes", data.decode("utf-8", "replace"))
-                continue
-            if len(text) > MAX_LINE:
-                yield number, Reject("too_long", f"line of {len(text):,} characters, longer than {MAX_LINE:,}", text)
-            elif not text.strip():
-                yield number, Reject("empty_line", "empty line", "")
-            else:
-                yield number, text
+        yield from block_text_lines(first, block)
+
+
+def block_text_lines(first: int, block: bytes) -> Iterator[tuple[int, str | Reject]]:
+    """read_text_lines of one block of whole lines, the first of them numbered `first`."""
+    for number, line in enumerate(block.split(b"\n"), start=first):
+        data = line.rstrip(b"\r")
+        if data.startswith(BOM):
+            data = data[3:]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            yield number, Reject("not_utf8", "non-UTF-8 bytes", data.decode("utf-8", "replace"))
+            continue
+        yield number, checked_text(text)
+
+
+def checked_text(text: str) -> str | Reject:
+    """A decoded line (without its BOM) as the line-by-line parsers take it, or its Reject: longer
+    than MAX_LINE characters, or empty."""
+    if len(text) > MAX_LINE:
+        return Reject("too_long", f"line of {len(text):,} characters, longer than {MAX_LINE:,}", text)
+    if not text.strip():
+        return Reject("empty_line", "empty line", "")
+    return text
 
 
 # JSON: every way json.loads can fail on one line is that line's reject, never the file's error.
