@@ -190,6 +190,7 @@ def test_a_metric_changed_in_the_semantic_yml_changes_what_deploy_sends(tmp_path
     assert after["open_rate"] == "sum(clickers) * 1.0 / nullif(sum(human_openers), 0)"
     assert {k: v for k, v in after.items() if k != "open_rate"} == {k: v for k, v in before.items() if k != "open_rate"}
     # the repository's own manifest is untouched by the copy's parse
+    monkeypatch.undo()  # DBT_TARGET_PATH: this process's target/ again
     assert bi.semantic_manifest(parse=False)["metrics"] == semantic["metrics"]
 
 
