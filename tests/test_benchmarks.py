@@ -22,6 +22,7 @@ CASES = {  # name: (arguments, what its result line looks like)
     "bench_load": (["--rows", "5000", "--repeat", "1"], r"web_realistic copy +[\d,]+"),
     "bench_retention": (["--days", "3", "--rows-per-day", "2000"], r"drop partition [\d.]+ s"),
     "bench_predict": (["--customers", "3000"], r"fit \+ scoring: [\d.]+ s"),
+    "bench_email": (["--events", "3000", "--history", "20000", "--repeat", "1"], r"ecrm ingest email +[\d.]+ +[\d.]+x"),
     "bench_push": (["--customers", "3000", "--repeat", "1"], r"ecrm push \(outbox\) +[\d.]+ +[\d.]+x"),
     "bench_gate": (["--customers", "3000"], r"gate\.enforce \(warm\) [\d.]+ s / counting query"),
     "bench_report": (["--customers", "2000", "--days", "5", "--repeat", "1"], r"write_report end to end +[\d.]+"),
