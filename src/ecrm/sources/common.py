@@ -278,7 +278,17 @@ def load_json(text: str) -> object:
     return value
 
 
-# -- shared by the column-wise fast paths (weblogs, shop CSV) -------------------------------------
+# -- shared by the column-wise fast paths (weblogs, shop CSV, e-mail events) ----------------------
+def arrow_lines(block: bytes) -> pa.Array | None:
+    """A block's lines as a pyarrow string array, trailing carriage returns trimmed; None when the
+    block is not valid UTF-8 somewhere (the caller then reads it line by line)."""
+    try:
+        lines = pc.split_pattern(pa.array([block], pa.binary()).cast(pa.string()), "\n").flatten()
+    except pa.ArrowInvalid:
+        return None
+    return pc.utf8_rtrim(lines, characters="\r") if b"\r" in block else lines
+
+
 def split_fast_slow(candidates: np.ndarray, keep: pa.Array, total: int) -> tuple[np.ndarray, list[int]]:
     """Offsets in the block of the candidate lines `keep` marks, and of every other line (those go
     to the line-by-line parser)."""

@@ -17,6 +17,7 @@ from .common import (
     MAX_EMAIL,
     MAX_FIELD,
     LongLine,
+    arrow_lines,
     block_text_lines,
     check_email,
     checked_text,
@@ -184,14 +185,11 @@ def _event_blocks(path, interval) -> Iterator[tuple[int, tuple | Reject] | RowBl
         if isinstance(block, LongLine):
             yield first, block.reject()
             continue
-        try:
-            lines = pc.split_pattern(pa.array([block], pa.binary()).cast(pa.string()), "\n").flatten()
-        except pa.ArrowInvalid:  # not valid UTF-8 somewhere in the block: line by line
+        lines = arrow_lines(block)
+        if lines is None:  # not valid UTF-8 somewhere in the block: line by line
             for line_no, text in block_text_lines(first, block):
                 yield line_no, text if isinstance(text, Reject) else _event_line(text, interval)
             continue
-        if b"\r" in block:
-            lines = pc.utf8_rtrim(lines, characters="\r")
         rows, slow = _fast_events(lines, first, interval)
         if rows is not None:
             yield rows

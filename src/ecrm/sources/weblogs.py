@@ -22,6 +22,7 @@ from .common import (
     MAX_FIELD,
     MAX_LINE,
     LongLine,
+    arrow_lines,
     check_ts,
     load_json,
     per_distinct,
@@ -195,9 +196,8 @@ def parse_access_log(path, interval: tuple[datetime, datetime], extra_columns=No
         if isinstance(block, LongLine):
             yield first, block.reject()
             continue
-        try:
-            lines = pc.split_pattern(pa.array([block], pa.binary()).cast(pa.string()), "\n").flatten()
-        except pa.ArrowInvalid:  # not valid UTF-8 somewhere in the block: line by line
+        lines = arrow_lines(block)
+        if lines is None:  # not valid UTF-8 somewhere in the block: line by line
             for offset, raw in enumerate(block.split(b"\n")):
                 raw = raw.rstrip(b"\r")
                 try:
@@ -207,8 +207,6 @@ def parse_access_log(path, interval: tuple[datetime, datetime], extra_columns=No
                     continue
                 yield first + offset, _parse_one(text, interval)
             continue
-        if b"\r" in block:
-            lines = pc.utf8_rtrim(lines, characters="\r")
         slow = range(len(lines))
         if fast:
             rows, slow = _fast_rows(lines, first, interval)
